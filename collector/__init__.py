@@ -1,0 +1,1 @@
+"""The headless collector: reads emp:events with a consumer group, writes files and OTLP."""

@@ -1,0 +1,459 @@
+"""The telemetry event and wire format v1: the contract with every emitter, in any language.
+
+One Redis Stream entry is one event. Its fields are strings::
+
+    timestamp  epoch milliseconds            (required)
+    service    emitting service              (required)
+    eventType  "{entity}.{action}"           (required)
+    traceId    32 lowercase hex, W3C         (required; derived from jobId when not given)
+    spanId     16 lowercase hex
+    jobId workerId machineId userId          correlation IDs
+    level      debug | info | warn | error   (default from the event type)
+    data       a JSON object                 (default {})
+    v          schema version, 1
+
+Readers are tolerant: an entry that is missing fields or carries junk decodes to an event
+whose ``malformed`` says what was wrong. Nothing is dropped and nothing raises. This module
+does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+SCHEMA_VERSION: Final = 1
+DEFAULT_STREAM: Final = "emp:events"
+DEFAULT_MAXLEN: Final = 10_000
+
+LEVELS: Final = ("debug", "info", "warn", "error")
+LEVEL_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(LEVELS)}
+_LEVEL_ALIASES: Final[dict[str, str]] = {
+    "warning": "warn",
+    "err": "error",
+    "fatal": "error",
+    "critical": "error",
+    "trace": "debug",
+}
+
+# (wire field, attribute) for the correlation IDs, in wire order.
+ID_FIELDS: Final = (
+    ("jobId", "job_id"),
+    ("workerId", "worker_id"),
+    ("machineId", "machine_id"),
+    ("userId", "user_id"),
+)
+_KNOWN_FIELDS: Final = frozenset(
+    {"timestamp", "service", "eventType", "traceId", "spanId", "level", "data", "v", "id"}
+    | {wire for wire, _ in ID_FIELDS}
+)
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+def default_level(event_type: str) -> str:
+    """The level an event gets when its emitter names none: failures are errors."""
+    if event_type.endswith(("failed", ".error")):
+        return "error"
+    return "info"
+
+
+def normalize_level(level: str) -> str | None:
+    """``level`` as one of LEVELS, or None when it is not a level at all."""
+    lowered = level.strip().lower()
+    lowered = _LEVEL_ALIASES.get(lowered, lowered)
+    return lowered if lowered in LEVEL_RANK else None
+
+
+def trace_id_for_job(job_id: str) -> str:
+    """The trace ID every service derives from a job ID, so one job's events share a trace.
+
+    It is the MD5 digest of the job ID's UTF-8 bytes as 32 lowercase hex digits: any
+    language can compute it (Node: ``createHash('md5').update(jobId).digest('hex')``).
+    """
+    return hashlib.md5(job_id.encode(), usedforsecurity=False).hexdigest()
+
+
+def new_trace_id() -> str:
+    return os.urandom(16).hex()
+
+
+def new_span_id() -> str:
+    return os.urandom(8).hex()
+
+
+def is_hex_id(value: str, length: int) -> bool:
+    return len(value) == length and _HEX.issuperset(value) and value != "0" * length
+
+
+def stream_id_ms(entry_id: str | None) -> int | None:
+    """The millisecond part of a stream entry ID ``<ms>-<seq>``, or None."""
+    if not entry_id:
+        return None
+    ms, _, _ = entry_id.partition("-")
+    return int(ms) if ms.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryEvent:
+    """One event. ``id`` is the stream entry ID when the event was read from a stream;
+    ``malformed`` says what was wrong with the entry it was decoded from (None when nothing).
+    ``data`` belongs to the event: treat it as read-only."""
+
+    timestamp: int
+    service: str
+    event_type: str
+    trace_id: str
+    span_id: str | None = None
+    job_id: str | None = None
+    worker_id: str | None = None
+    machine_id: str | None = None
+    user_id: str | None = None
+    level: str = "info"
+    data: Mapping[str, Any] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+    id: str | None = None
+    malformed: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        service: str,
+        event_type: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        timestamp: int | None = None,
+        job_id: str | None = None,
+        worker_id: str | None = None,
+        machine_id: str | None = None,
+        user_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        level: str | None = None,
+    ) -> TelemetryEvent:
+        """A new event with the defaults of wire format v1 filled in."""
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        if trace_id is None:
+            trace_id = trace_id_for_job(job_id) if job_id else new_trace_id()
+        return cls(
+            timestamp=timestamp,
+            service=service,
+            event_type=event_type,
+            trace_id=trace_id,
+            span_id=span_id,
+            job_id=job_id,
+            worker_id=worker_id,
+            machine_id=machine_id,
+            user_id=user_id,
+            level=(normalize_level(level) or level) if level else default_level(event_type),
+            data=dict(data) if data else {},
+        )
+
+    # -- wire format -------------------------------------------------------------------
+
+    def encode(self) -> dict[str, str]:
+        """The XADD fields of this event."""
+        return encode_fields(
+            self.timestamp,
+            self.service,
+            self.event_type,
+            self.trace_id,
+            self.span_id,
+            self.job_id,
+            self.worker_id,
+            self.machine_id,
+            self.user_id,
+            self.level,
+            orjson.dumps(self.data, default=str).decode(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: wire field names, native types, the stream ``id`` when known."""
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        out["timestamp"] = self.timestamp
+        out["service"] = self.service
+        out["eventType"] = self.event_type
+        out["traceId"] = self.trace_id
+        if self.span_id is not None:
+            out["spanId"] = self.span_id
+        for wire, attr in ID_FIELDS:
+            value = getattr(self, attr)
+            if value is not None:
+                out[wire] = value
+        out["level"] = self.level
+        out["data"] = self.data
+        out["v"] = self.v
+        if self.malformed is not None:
+            out["malformed"] = self.malformed
+        return out
+
+    def to_json_line(self) -> bytes:
+        """One line of a JSON-lines file, newline included."""
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_APPEND_NEWLINE, default=str)
+
+    @classmethod
+    def from_json_line(cls, line: bytes | str) -> TelemetryEvent:
+        """Read a line written by :meth:`to_json_line` (or any JSON object with wire fields).
+
+        Never raises: a line that is not a JSON object becomes a malformed event."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            return _unreadable(None, text.rstrip("\n"), f"line is not JSON: {exc}")
+        if not isinstance(obj, dict):
+            return _unreadable(None, obj, "line is not a JSON object")
+        entry_id = obj.get("id")
+        return _from_mapping(
+            entry_id if isinstance(entry_id, str) else None,
+            obj,
+            [],
+            previous=obj.get("malformed"),
+        )
+
+    @property
+    def time_s(self) -> float:
+        return self.timestamp / 1000.0
+
+
+def encode_fields(
+    timestamp: int,
+    service: str,
+    event_type: str,
+    trace_id: str,
+    span_id: str | None,
+    job_id: str | None,
+    worker_id: str | None,
+    machine_id: str | None,
+    user_id: str | None,
+    level: str,
+    data_json: str,
+) -> dict[str, str]:
+    """XADD fields from already-validated parts (the emitter's hot path)."""
+    fields = {
+        "timestamp": str(timestamp),
+        "service": service,
+        "eventType": event_type,
+        "traceId": trace_id,
+    }
+    if span_id is not None:
+        fields["spanId"] = span_id
+    if job_id is not None:
+        fields["jobId"] = job_id
+    if worker_id is not None:
+        fields["workerId"] = worker_id
+    if machine_id is not None:
+        fields["machineId"] = machine_id
+    if user_id is not None:
+        fields["userId"] = user_id
+    fields["level"] = level
+    fields["data"] = data_json
+    fields["v"] = "1"
+    return fields
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+def decode(entry_id: str | bytes | None, fields: Mapping[Any, Any]) -> TelemetryEvent:
+    """Decode one stream entry (field names and values as bytes or str). Never raises."""
+    problems: list[str] = []
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode("ascii", "replace")
+    strs: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(key, bytes):
+            key = _text(key, problems, "a field name")
+        if isinstance(value, bytes):
+            value = _text(value, problems, key)
+        strs[str(key)] = value
+    if "eventType" not in strs and "service" not in strs and len(strs) == 1:
+        # A whole event sent as one JSON field (e.g. `XADD emp:events * event '{...}'`).
+        ((_only_key, only_value),) = strs.items()
+        inner = _json_object(only_value)
+        if inner is not None:
+            return _from_mapping(entry_id, inner, problems)
+    return _from_mapping(entry_id, strs, problems)
+
+
+def _text(raw: bytes, problems: list[str], what: str) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        problems.append(f"invalid UTF-8 in {what}")
+        return raw.decode("utf-8", "replace")
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, str) or not value.lstrip().startswith("{"):
+        return None
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _unreadable(entry_id: str | None, raw: Any, why: str) -> TelemetryEvent:
+    ms = stream_id_ms(entry_id)
+    return TelemetryEvent(
+        timestamp=ms if ms is not None else 0,
+        service="unknown",
+        event_type="unknown",
+        trace_id="",
+        level="info",
+        data={"_raw": raw},
+        id=entry_id,
+        malformed=why,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _from_mapping(
+    entry_id: str | None,
+    m: Mapping[str, Any],
+    problems: list[str],
+    *,
+    previous: Any = None,
+) -> TelemetryEvent:
+    # data first: correlation IDs found only inside it are lifted to the top.
+    raw_data = m.get("data")
+    data: dict[str, Any]
+    if raw_data is None or raw_data == "":
+        data = {}
+    elif isinstance(raw_data, dict):
+        data = raw_data
+    elif isinstance(raw_data, str):
+        try:
+            parsed = orjson.loads(raw_data)
+        except orjson.JSONDecodeError:
+            problems.append("data is not JSON")
+            data = {"_raw": raw_data}
+        else:
+            if isinstance(parsed, dict):
+                data = parsed
+            else:
+                problems.append("data is not a JSON object")
+                data = {"_value": parsed}
+    else:
+        problems.append("data is not a JSON object")
+        data = {"_value": raw_data}
+
+    extra = [key for key in m if key not in _KNOWN_FIELDS and key != "malformed"]
+    if extra:
+        # Unknown top-level fields are kept, inside data, so that nothing is hidden.
+        data = dict(data)
+        for key in extra:
+            data.setdefault(key, m[key])
+
+    timestamp = _timestamp(m.get("timestamp"), entry_id, problems)
+
+    service = _str_or_none(m.get("service"))
+    if service is None:
+        problems.append("service missing")
+        service = "unknown"
+    event_type = _str_or_none(m.get("eventType"))
+    if event_type is None:
+        problems.append("eventType missing")
+        event_type = "unknown"
+
+    ids: dict[str, str | None] = {}
+    for wire, attr in ID_FIELDS:
+        value = _str_or_none(m.get(wire))
+        if value is None and data:
+            value = _str_or_none(data.get(wire))
+        ids[attr] = value
+
+    trace_id = _str_or_none(m.get("traceId"))
+    if trace_id is None and data:
+        trace_id = _str_or_none(data.get("traceId"))
+    if trace_id is None:
+        job_id = ids["job_id"]
+        trace_id = trace_id_for_job(job_id) if job_id else ""
+        problems.append("traceId missing")
+    elif not is_hex_id(trace_id, 32):
+        lowered = trace_id.lower()
+        if is_hex_id(lowered, 32):
+            trace_id = lowered
+        else:
+            problems.append("traceId is not 32 hex digits")
+
+    span_id = _str_or_none(m.get("spanId"))
+    if span_id is not None and not is_hex_id(span_id.lower(), 16):
+        problems.append("spanId is not 16 hex digits")
+
+    raw_level = m.get("level")
+    if raw_level is None or raw_level == "":
+        level = default_level(event_type)
+    else:
+        text_level = str(raw_level)
+        level = normalize_level(text_level) or text_level
+        if level not in LEVEL_RANK:
+            problems.append(f"unknown level {text_level!r}")
+
+    raw_v = m.get("v")
+    v = SCHEMA_VERSION
+    if raw_v is not None and raw_v != "":
+        try:
+            v = int(raw_v)
+        except (TypeError, ValueError):
+            problems.append("v is not an integer")
+
+    if isinstance(previous, str) and previous:
+        problems.insert(0, previous)
+    return TelemetryEvent(
+        timestamp=timestamp,
+        service=service,
+        event_type=event_type,
+        trace_id=trace_id,
+        span_id=span_id,
+        job_id=ids["job_id"],
+        worker_id=ids["worker_id"],
+        machine_id=ids["machine_id"],
+        user_id=ids["user_id"],
+        level=level,
+        data=data,
+        v=v,
+        id=entry_id,
+        malformed="; ".join(dict.fromkeys(problems)) if problems else None,
+    )
+
+
+def _timestamp(raw: Any, entry_id: str | None, problems: list[str]) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, float) and math.isfinite(raw):
+        return int(raw)
+    if isinstance(raw, str) and raw:
+        if raw.isdigit():
+            return int(raw)
+        try:
+            return int(float(raw))
+        except (ValueError, OverflowError):
+            pass
+        problems.append(f"timestamp {raw[:40]!r} is not epoch milliseconds")
+    else:
+        problems.append("timestamp missing")
+    # Fall back on the time the stream gave the entry: still ordered, still findable.
+    ms = stream_id_ms(entry_id)
+    return ms if ms is not None else 0

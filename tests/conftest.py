@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from redisproc import RedisProcess
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisProcess]:
+    """One redis-server for the whole session; tests that share it get a flushed database."""
+    with RedisProcess() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_session: RedisProcess) -> Iterator[str]:
+    """URL of a clean database on the shared server."""
+    redis_session.start()  # a previous test may have stopped it
+    with redis_session.client() as client:
+        client.flushall()
+    yield redis_session.url
+
+
+@pytest.fixture
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_proc() -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, to kill and restart at will."""
+    with RedisProcess() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see none of the machine's telemetry or Redis settings."""
+    for name in (
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "REDIS_DB",
+        "EMP_EVENTS_STREAM",
+        "EMP_TELEMETRY_ENABLED",
+        "EMP_TELEMETRY_LEVEL",
+        "EMP_TELEMETRY_SAMPLE",
+    ):
+        monkeypatch.delenv(name, raising=False)

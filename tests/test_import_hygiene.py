@@ -1,0 +1,26 @@
+"""Textual stays inside the app: the core, the emitter and the collector never load it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+# Every module that must import without Textual (and without Rich, for the emitter).
+CORE_MODULES = [
+    "emp_tui.events",
+    "emp_tui.telemetry",
+    "emp_tui.config",
+]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_module_does_not_import_textual(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"{module} loaded {done.stdout.strip()}"
