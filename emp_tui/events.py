@@ -225,6 +225,45 @@ class TelemetryEvent:
         return self.timestamp / 1000.0
 
 
+def flat_fields(
+    timestamp: int,
+    service: str,
+    event_type: str,
+    trace_id: str,
+    span_id: str | None,
+    job_id: str | None,
+    worker_id: str | None,
+    machine_id: str | None,
+    user_id: str | None,
+    level: str,
+    data_json: str,
+) -> list[str]:
+    """The XADD field/value list from already-validated parts (the emitter's hot path):
+    ``[name, value, name, value, ...]`` in wire order."""
+    out = [
+        "timestamp",
+        str(timestamp),
+        "service",
+        service,
+        "eventType",
+        event_type,
+        "traceId",
+        trace_id,
+    ]
+    if span_id is not None:
+        out += ("spanId", span_id)
+    if job_id is not None:
+        out += ("jobId", job_id)
+    if worker_id is not None:
+        out += ("workerId", worker_id)
+    if machine_id is not None:
+        out += ("machineId", machine_id)
+    if user_id is not None:
+        out += ("userId", user_id)
+    out += ("level", level, "data", data_json, "v", "1")
+    return out
+
+
 def encode_fields(
     timestamp: int,
     service: str,
@@ -238,27 +277,21 @@ def encode_fields(
     level: str,
     data_json: str,
 ) -> dict[str, str]:
-    """XADD fields from already-validated parts (the emitter's hot path)."""
-    fields = {
-        "timestamp": str(timestamp),
-        "service": service,
-        "eventType": event_type,
-        "traceId": trace_id,
-    }
-    if span_id is not None:
-        fields["spanId"] = span_id
-    if job_id is not None:
-        fields["jobId"] = job_id
-    if worker_id is not None:
-        fields["workerId"] = worker_id
-    if machine_id is not None:
-        fields["machineId"] = machine_id
-    if user_id is not None:
-        fields["userId"] = user_id
-    fields["level"] = level
-    fields["data"] = data_json
-    fields["v"] = "1"
-    return fields
+    """XADD fields as a mapping (see :func:`flat_fields`)."""
+    flat = flat_fields(
+        timestamp,
+        service,
+        event_type,
+        trace_id,
+        span_id,
+        job_id,
+        worker_id,
+        machine_id,
+        user_id,
+        level,
+        data_json,
+    )
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # -- decoding ------------------------------------------------------------------------------

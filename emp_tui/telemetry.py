@@ -25,25 +25,35 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 import redis
+from redis.connection import Connection
 
 from emp_tui.config import env_flag, redacted_url, redis_url_from_env, stream_from_env
 from emp_tui.events import (
     DEFAULT_MAXLEN,
     LEVEL_RANK,
     default_level,
-    encode_fields,
+    flat_fields,
     new_span_id,
     new_trace_id,
     normalize_level,
     trace_id_for_job,
 )
+
+_PackCommand = Callable[[tuple[str, ...]], bytes]
+_hiredis_pack: _PackCommand | None
+try:
+    import hiredis
+
+    _hiredis_pack = cast(_PackCommand, hiredis.pack_command)
+except ImportError:  # hiredis is a declared dependency; stay correct without it
+    _hiredis_pack = None
 
 __all__ = [
     "ClientStats",
@@ -449,21 +459,36 @@ class EventClient:
             self._inflight = []
 
     def _send(self, batch: list[_Item]) -> None:
+        """Pipeline one XADD per event on one connection and read every reply.
+
+        The commands are packed by hiredis in C and written in one go: the flusher shares the
+        GIL with the service's own threads, so its cost per event is the service's cost."""
         client = self._connect()
-        pipe = client.pipeline(transaction=False)
-        stream, maxlen, service = self.stream, self.maxlen, self.service
-        for ts, etype, data_json, job, worker, machine, user, trace, span, level in batch:
-            if trace is None:
-                trace = trace_id_for_job(job) if job else new_trace_id()
-            fields = encode_fields(
-                ts, service, etype, trace, span, job, worker, machine, user, level, data_json
-            )
-            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-        results = pipe.execute(raise_on_error=False)
-        errors = [r for r in results if isinstance(r, Exception)]
-        for err in errors:
-            if isinstance(err, redis.ConnectionError | redis.TimeoutError):
-                raise err
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            head = ("XADD", self.stream, "MAXLEN", "~", str(self.maxlen), "*")
+            service = self.service
+            packed: list[bytes] = []
+            for ts, etype, data_json, job, worker, machine, user, trace, span, level in batch:
+                if trace is None:
+                    trace = trace_id_for_job(job) if job else new_trace_id()
+                args = flat_fields(
+                    ts, service, etype, trace, span, job, worker, machine, user, level, data_json
+                )
+                packed.append(_pack_command((*head, *args), conn))
+            conn.send_packed_command([b"".join(packed)])  # type: ignore[no-untyped-call]
+            errors: list[redis.ResponseError] = []
+            for _ in batch:
+                try:
+                    conn.read_response()
+                except redis.ResponseError as exc:
+                    errors.append(exc)
+        except BaseException:
+            conn.disconnect()  # type: ignore[no-untyped-call]  # half-read replies: unusable
+            raise
+        finally:
+            pool.release(conn)
         self._connected = True
         with self._lock:
             self._sent += len(batch) - len(errors)
@@ -493,6 +518,12 @@ class EventClient:
             with self._lock:
                 self._dropped_unreported += count
             raise
+
+
+def _pack_command(args: tuple[str, ...], conn: Connection) -> bytes:
+    if _hiredis_pack is not None:
+        return _hiredis_pack(args)
+    return b"".join(conn.pack_command(*args))  # type: ignore[no-untyped-call]
 
 
 class Operation:

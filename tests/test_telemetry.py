@@ -332,3 +332,28 @@ def test_exit_with_redis_down_does_not_hang(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 15
+
+
+def test_refused_commands_are_counted_and_the_connection_stays_usable(
+    make_client, redis_url: str
+) -> None:
+    with redis.Redis.from_url(redis_url) as r:
+        r.set("not:a:stream", "x")  # XADD on it answers WRONGTYPE
+    bad = make_client(stream="not:a:stream")
+    for _ in range(10):
+        bad.event("job.created")
+    assert bad.flush(5)
+    assert (bad.stats.sent, bad.stats.failed) == (0, 10)
+    bad.event("job.created")  # the replies were all read: the next batch still works
+    assert bad.flush(5) and bad.stats.failed == 11
+
+
+def test_without_hiredis_packing(make_client, redis_url: str, monkeypatch) -> None:
+    import emp_tui.telemetry as telemetry
+
+    monkeypatch.setattr(telemetry, "_hiredis_pack", None)
+    client = make_client()
+    client.job_event("job_1", "job.created", {"a": "ü"})
+    assert client.flush(5)
+    (event,) = read_all(redis_url)
+    assert event.data == {"a": "ü"} and event.job_id == "job_1" and event.malformed is None
