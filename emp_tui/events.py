@@ -453,7 +453,8 @@ def _from_mapping(
             problems.append("v is not an integer")
 
     if isinstance(previous, str) and previous:
-        problems.insert(0, previous)
+        # Read back from a file: keep the reasons found when the entry was first decoded.
+        problems[:0] = previous.split("; ")
     return TelemetryEvent(
         timestamp=timestamp,
         service=service,
