@@ -30,8 +30,9 @@ object is counted in :class:`FileStats`, reported (``stats.problems``) and skipp
 
 from __future__ import annotations
 
-import asyncio
 import gzip
+import io
+import mmap
 import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -219,6 +220,8 @@ class RedisTail:
         return self
 
     async def __anext__(self) -> list[TelemetryEvent]:
+        import asyncio
+
         import redis
         import redis.asyncio
 
@@ -381,7 +384,7 @@ def _chunks(stream: BinaryIO, path: Path) -> Iterator[bytes]:
         rest = block[cut + 1 :]
 
 
-def _candidate_lines(chunk: bytes, literals: frozenset[bytes]) -> Iterator[bytes]:
+def _candidate_lines(chunk: bytes | mmap.mmap, literals: frozenset[bytes]) -> Iterator[bytes]:
     """The lines of ``chunk`` that contain one of ``literals``, in order, each once."""
     starts: set[int] = set()
     for literal in literals:
@@ -417,29 +420,46 @@ def read_file(
         if head.lstrip()[:1] == b"[":
             yield from _read_json_array(path, stream, query, stats)
             return
-        line_no = 0
-        for chunk in _chunks(stream, path):
-            if first is None:
-                lines: Iterable[bytes] = chunk.splitlines()
-                numbered = True
-            else:
-                lines = _candidate_lines(chunk, first)
-                numbered = False
-            for line in lines:
-                line_no += 1
-                if others and not all(any(lit in line for lit in group) for group in others):
-                    continue
-                if not line.strip():
-                    continue
-                stats.lines += 1
-                event = TelemetryEvent.from_json_line(line)
-                if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
-                    where = f"{path}:{line_no}" if numbered else str(path)
-                    stats.problem(f"{where}: {event.malformed}")
-                    continue
-                if query is None or query.matches(event):
-                    stats.events += 1
-                    yield event
+        # With a literal to look for, a plain file is searched in place without copying.
+        mapped = _map(stream) if first is not None else None
+        blocks: Iterable[Any] = (mapped,) if mapped is not None else _chunks(stream, path)
+        try:
+            line_no = 0
+            for block in blocks:
+                if first is None:
+                    lines: Iterable[bytes] = block.splitlines()
+                    numbered = True
+                else:
+                    lines = _candidate_lines(block, first)
+                    numbered = False
+                for line in lines:
+                    line_no += 1
+                    if others and not all(any(lit in line for lit in group) for group in others):
+                        continue
+                    if not line.strip():
+                        continue
+                    stats.lines += 1
+                    event = TelemetryEvent.from_json_line(line)
+                    if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
+                        where = f"{path}:{line_no}" if numbered else str(path)
+                        stats.problem(f"{where}: {event.malformed}")
+                        continue
+                    if query is None or query.matches(event):
+                        stats.events += 1
+                        yield event
+        finally:
+            if mapped is not None:
+                mapped.close()
+
+
+def _map(stream: BinaryIO) -> mmap.mmap | None:
+    """The plain file behind ``stream`` mapped read-only, or None (gzip, empty, a pipe)."""
+    if not isinstance(stream, io.BufferedReader):
+        return None
+    try:
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty file, or one that cannot be mapped: read it instead
+        return None
 
 
 def _read_json_array(

@@ -292,10 +292,14 @@ def test_prefilter_works_across_chunks(tmp_path: Path, monkeypatch: pytest.Monke
     import emp_tui.sources as sources
 
     monkeypatch.setattr(sources, "CHUNK", 300)
-    path = tmp_path / "events.log"
-    write_lines(path, [with_id(event(n, f"job_{n % 5}"), n) for n in range(200)])
+    lines = [with_id(event(n, f"job_{n % 5}"), n) for n in range(200)]
+    plain, packed = tmp_path / "events.log", tmp_path / "events.log.1.gz"
+    write_lines(plain, lines)  # searched in place (mmap)
+    write_lines(packed, lines, gz=True)  # searched chunk by chunk
     q = parse_query("job:job_3")
-    assert [e.data["n"] for e in read_file(path, q)] == list(range(3, 200, 5))
+    for path in (plain, packed):
+        assert [e.data["n"] for e in read_file(path, q)] == list(range(3, 200, 5))
+        assert [e.data["n"] for e in read_file(path)] == list(range(200))
 
 
 def test_json_array_exports_are_read(tmp_path: Path) -> None:
