@@ -350,13 +350,20 @@ class Output:
     def __init__(self, json_lines: bool) -> None:
         self.json = json_lines
         self._console: Console | None = None
+        # Without colour, a line is plain text: written directly, it costs far less than
+        # through Rich (which matters for a search that prints thousands of lines).
+        self.plain = not sys.stdout.isatty() or bool(os.environ.get("NO_COLOR"))
 
     @property
     def console(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+            # Piped output is not cut to 80 columns: tables keep their full width.
+            width = None if sys.stdout.isatty() else 250
+            self._console = Console(
+                highlight=False, soft_wrap=True, emoji=False, markup=False, width=width
+            )
         return self._console
 
     def record(self, obj: dict[str, Any]) -> None:
@@ -365,7 +372,13 @@ class Output:
         sys.stdout.buffer.write(orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
     def line(self, *parts: str | tuple[str, str]) -> None:
-        self.console.print(self.text(*parts))
+        if self.plain:
+            joined = "".join(part[0] if isinstance(part, tuple) else part for part in parts)
+            sys.stdout.write(clean(joined).rstrip() + "\n")
+            return
+        text = self.text(*parts)
+        text.rstrip()
+        self.console.print(text)
 
     def text(self, *parts: str | tuple[str, str]) -> Text:
         from rich.text import Text
@@ -674,7 +687,7 @@ def cmd_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
         f" ({len(related)}; workers and machines within {_ms(window_ms)} of the job)",
     )
     for by, key, event in related:
-        _event_line(out, event, prefix=((f"  {by}:{key[:12]:<12} ", "dim"),))
+        _event_line(out, event, prefix=((f"  {by + ':' + key[:16]:<24} ", "dim"),))
     return EXIT_FOUND
 
 
@@ -718,7 +731,7 @@ def cmd_perf(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         ("max", "right"),
         ("services", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for s in stats:
         table.add_row(
             out.text((s.event_type, "bold")),
@@ -919,6 +932,7 @@ def _now_ms() -> int:
 
 
 def _say(message: str) -> None:
+    sys.stdout.flush()  # keep stdout and stderr in order on a terminal
     print(f"emp-tui: {clean(message)}", file=sys.stderr)
 
 
