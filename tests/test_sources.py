@@ -286,6 +286,17 @@ def test_prefilter_never_drops_what_the_matcher_accepts(tmp_path: Path) -> None:
     q3 = parse_query("job:job_150,job_151,job_42")
     assert list(read_file(path, q3)) == [e for e in read_file(path) if q3.matches(e)]
     assert len(list(read_file(path, q3))) == 5
+    # An ID that an encoder may escape (Go writes < as \u003c) is never pre-filtered.
+    escaped = tmp_path / "escaped.log"
+    write_lines(
+        escaped,
+        [
+            b'{"timestamp": 1, "service": "worker", "eventType": "x.y", '
+            b'"traceId": "' + b"ab" * 16 + b'", "jobId": "a\\u003cb"}'
+        ],
+    )
+    (hit,) = read_file(escaped, parse_query("job:a<b"))
+    assert hit.job_id == "a<b"
 
 
 def test_prefilter_works_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
