@@ -516,3 +516,37 @@ def test_app_and_demo_missing_give_one_line(tmp_path: Path) -> None:
         assert_clean_failure(run("demo"), 2, "'demo' is not available")
         assert_clean_failure(run("--redis-url", "redis://x", "sim", "--fault", "x"), 2, "'sim'")
     assert_clean_failure(run("--filter", "level:nope"), 2, "unknown level")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "x"],
+        ["timeline", "job_bad"],
+        ["correlate", "job_bad"],
+        ["perf"],
+        ["export", "x", "-o", "{tmp}/out.jsonl"],
+    ],
+)
+def test_unreadable_file_exits_3_for_every_reader(command: list[str], tmp_path: Path) -> None:
+    broken = tmp_path / "events.log.gz"
+    broken.write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    assert_clean_failure(run("--file", broken, *args), 3, "cannot read")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["search"], ["perf"], ["stream"], ["export", "-o", "out.jsonl"]]
+)
+def test_bad_query_exits_2_for_every_command(command: list[str], log_file: Path) -> None:
+    done = run(
+        "--file",
+        log_file,
+        "--redis-url",
+        "unix:///nonexistent.sock",
+        *command,
+        "type:job.* bogus:1",
+    )
+    assert_clean_failure(done, 2, "unknown field 'bogus'")
+    assert done.stderr.splitlines()[2] == " " * 11 + "^~~~~"
