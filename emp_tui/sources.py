@@ -6,6 +6,11 @@ Redis, synchronous (the CLI)::
     for event in read_range(client, stream, start, end, reverse=False, page=1000): ...
     for event in read_query(client, stream, query, limit=None): ...   # seeks by the query's
                                                                        # time bounds
+Redis, asynchronous (the app)::
+
+    events = await backfill(url, stream, limit=10_000, query=None)   # newest, oldest first
+    async for event in aread_range(async_client, stream, start, end): ...
+
 Redis, live (the app, ``emp-tui stream``)::
 
     tail = RedisTail(url, stream, start_id="$")     # or the last ID already shown
@@ -51,6 +56,8 @@ __all__ = [
     "FileStats",
     "RedisTail",
     "SourceError",
+    "aread_range",
+    "backfill",
     "connect",
     "expand_paths",
     "merge",
@@ -170,6 +177,85 @@ def read_query(
             found.append(event)
             if len(found) >= limit:
                 break
+    found.reverse()
+    return found
+
+
+# -- Redis, asynchronous range reads (the app's backfill) -----------------------------------
+
+
+async def aread_range(
+    client: redis.asyncio.Redis,
+    stream: str,
+    start: str = "-",
+    end: str = "+",
+    *,
+    reverse: bool = False,
+    page: int = PAGE,
+) -> AsyncIterator[TelemetryEvent]:
+    """:func:`read_range` for a ``redis.asyncio`` client. Raises SourceError."""
+    import redis
+
+    low, high = start, end
+    while True:
+        entries: Any
+        try:
+            if reverse:
+                entries = await client.xrevrange(stream, high, low, count=page)
+            else:
+                entries = await client.xrange(stream, low, high, count=page)
+        except redis.ResponseError as exc:
+            raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
+        for entry_id, fields in entries:
+            yield decode(entry_id, fields or {})
+        if len(entries) < page:
+            return
+        last = _text(entries[-1][0])
+        if reverse:
+            if last == "0-0":
+                return
+            high = _previous_id(last)
+        else:
+            low = _next_id(last)
+
+
+async def backfill(
+    url: str,
+    stream: str,
+    *,
+    limit: int = 10_000,
+    query: Query | None = None,
+    page: int = PAGE,
+) -> list[TelemetryEvent]:
+    """The newest ``limit`` events (matching ``query``, within its time bounds), oldest first.
+    Start a :class:`RedisTail` at the last one's ID to follow on without a gap. Raises
+    SourceError when Redis cannot be reached or read."""
+    import redis
+    import redis.asyncio
+
+    from emp_tui.config import redacted_url
+
+    start, end = query.stream_range() if query is not None else ("-", "+")
+    found: list[TelemetryEvent] = []
+    try:
+        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
+    except ValueError as exc:
+        raise SourceError(f"bad Redis URL {redacted_url(url)}: {exc}") from None
+    try:
+        try:
+            await client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
+        if limit > 0:
+            async for event in aread_range(client, stream, start, end, reverse=True, page=page):
+                if query is None or query.matches(event):
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+    finally:
+        await client.aclose()
     found.reverse()
     return found
 

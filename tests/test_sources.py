@@ -18,6 +18,8 @@ from emp_tui.sources import (
     FileStats,
     RedisTail,
     SourceError,
+    aread_range,
+    backfill,
     connect,
     expand_paths,
     merge,
@@ -330,3 +332,39 @@ def test_merge_orders_and_deduplicates_by_stream_id() -> None:
     loose = event(5)  # no stream ID: placed by its own timestamp
     merged = merge(a, b, [loose])
     assert [e.data["n"] for e in merged] == [0, 1, 2, 3, 4, 5]
+
+
+async def test_backfill_then_tail_without_a_gap(redis_url: str) -> None:
+    client = connect(redis_url)
+    ids = fill(client, 30, jobs=3)
+    got = await backfill(redis_url, STREAM, limit=8, page=3)
+    assert [e.id for e in got] == ids[-8:]
+    only = await backfill(redis_url, STREAM, limit=100, query=parse_query("job:job_1"), page=4)
+    assert [e.data["n"] for e in only] == list(range(1, 30, 3))
+    assert await backfill(redis_url, "emp:empty") == []
+    tail = RedisTail(redis_url, STREAM, start_id=got[-1].id or "$", block_ms=100)
+    try:
+        await next_batch(tail, want_state="connected")
+        client.xadd(STREAM, event(99).encode())
+        (new,) = await next_batch(tail)
+        assert new.data["n"] == 99
+    finally:
+        await tail.aclose()
+
+
+async def test_aread_range_pages(redis_url: str) -> None:
+    import redis.asyncio
+
+    ids = fill(connect(redis_url), 20)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        forward = [e.id async for e in aread_range(client, STREAM, page=6)]
+        backward = [e.id async for e in aread_range(client, STREAM, reverse=True, page=6)]
+    finally:
+        await client.aclose()
+    assert forward == ids and backward == ids[::-1]
+
+
+async def test_backfill_unreachable(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot reach Redis"):
+        await backfill(f"unix://{tmp_path}/none.sock", STREAM)
