@@ -512,6 +512,13 @@ def _job_events(settings: Settings, job_id: str) -> Loaded:
     """Everything at hand (the other jobs too: they tell what "usual" is)."""
     from emp_tui.query import parse_query
 
+    if settings.files and not settings.use_redis:
+        # Decoding every line of large logs takes a while: first make sure the job is there,
+        # which the pre-filter answers quickly.
+        own = _load(settings, parse_query(f"job:{_quote(job_id)}"))
+        if not own.events:
+            _notes(own.notes)
+            raise CliError(f"no events for job {job_id!r}", EXIT_NOTHING)
     loaded = _load(settings, parse_query(""))
     if not any(event.job_id == job_id for event in loaded.events):
         _notes(loaded.notes)
