@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from redisproc import RedisProcess
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
 
@@ -550,3 +551,34 @@ def test_bad_query_exits_2_for_every_command(command: list[str], log_file: Path)
     )
     assert_clean_failure(done, 2, "unknown field 'bogus'")
     assert done.stderr.splitlines()[2] == " " * 11 + "^~~~~"
+
+
+def test_stream_survives_a_redis_restart(redis_proc: RedisProcess) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emp_tui.cli", "--redis-url", redis_proc.url, "stream", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        said = [proc.stderr.readline() for _ in range(2)]
+        assert "connected" in said[1]
+        redis_proc.stop(kill=True)
+        assert "reconnecting" in proc.stderr.readline()
+        redis_proc.start()
+        line = proc.stderr.readline()
+        while "reconnecting" in line:  # it may retry a few times before the server is up
+            line = proc.stderr.readline()
+        assert "connected" in line
+        with redis_proc.client() as client:
+            client.xadd(STREAM, TelemetryEvent.create("worker", "job.claimed").encode())
+        assert orjson.loads(proc.stdout.readline())["eventType"] == "job.claimed"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
