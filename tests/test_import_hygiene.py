@@ -12,6 +12,12 @@ CORE_MODULES = [
     "emp_tui.events",
     "emp_tui.telemetry",
     "emp_tui.config",
+    "emp_tui.query",
+    "emp_tui.store",
+    "emp_tui.analysis",
+    "emp_tui.sources",
+    "emp_tui.export",
+    "emp_tui.cli",
 ]
 
 
