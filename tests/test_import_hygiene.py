@@ -12,6 +12,17 @@ CORE_MODULES = [
     "emp_tui.events",
     "emp_tui.telemetry",
     "emp_tui.config",
+    "collector",
+    "collector.__main__",
+    "collector.config",
+    "collector.pipeline",
+    "collector.reader",
+    "collector.health",
+    "collector.otel",
+    "collector.http",
+    "collector.spool",
+    "collector.sinks.file",
+    "collector.sinks.otlp",
 ]
 
 
