@@ -301,10 +301,17 @@ class Receiver:
             return [r for r in self.received if 200 <= r.status < 300]
 
     def accepted_ids(self) -> list[str]:
+        """Stream IDs in the order of the requests (within a request, records are grouped
+        by service, so they are put back in stream order)."""
         ids: list[str] = []
         for r in self.accepted():
-            ids.extend(stream_ids(r.request))
+            ids.extend(sorted(stream_ids(r.request), key=id_key))
         return ids
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
 
 
 def stream_ids(request: ExportLogsServiceRequest | None) -> Iterable[str]:

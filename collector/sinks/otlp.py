@@ -127,6 +127,7 @@ class OtlpSink:
         self._room.set()
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
+        self._input_done = False  # set once close() has queued the last events
         self._next_try = 0.0
         self._replay_attempt = 0
         self._failing_since: float | None = None
@@ -208,7 +209,7 @@ class OtlpSink:
     async def _wait(self, timeout: float | None) -> None:
         """Until an export is queued, the sink is closing, or ``timeout`` passes."""
         self._wake.clear()
-        if self._exports or self._closing.is_set():
+        if self._exports or self._input_done:
             return
         try:
             await asyncio.wait_for(self._wake.wait(), timeout)
@@ -224,7 +225,7 @@ class OtlpSink:
                 continue
             export = self._pop()
             if export is None:
-                if self._closing.is_set():
+                if self._input_done:
                     return
                 await self._wait(None)
                 continue
@@ -252,7 +253,10 @@ class OtlpSink:
             assert export is not None
             self._to_spool(export)
         if self._closing.is_set():
-            return False
+            if self._exports or self._input_done:
+                return False  # all spooled, or no room left: the rest stays unacked
+            await self._wait(None)  # for the last events close() queues
+            return True
         if now < self._next_try:
             await self._wait(self._next_try - now)
             return True
@@ -403,10 +407,12 @@ class OtlpSink:
 
     async def close(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        self._closing.set()
+        self._closing.set()  # no more long retries: what cannot be sent now is spooled
         self._wake.set()
         try:
             await asyncio.wait_for(self._cut(), max(0.0, deadline - loop.time()))
+            self._input_done = True
+            self._wake.set()
             sender = self._tasks[0] if self._tasks else None
             if sender is not None:
                 await asyncio.wait_for(asyncio.shield(sender), max(0.0, deadline - loop.time()))
