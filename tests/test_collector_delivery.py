@@ -25,6 +25,8 @@ from collector_helpers import (
 )
 from redisproc import RedisProcess
 
+from emp_tui.events import decode
+
 pytestmark = pytest.mark.redis
 
 
@@ -243,3 +245,22 @@ def test_sigterm_flushes_acks_and_exits_zero(
     assert line_ids(log_path) == written
     assert rclient.exists("emp:collector:c1") == 0  # a stopped collector is no longer live
     assert "stopped: read 500, written 500" in proc.output()
+
+
+async def test_a_line_a_crash_cut_short_is_cut_off_and_its_batch_written_again(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    settings = settings_for(redis_url, tmp_path)
+    rclient.xgroup_create(STREAM, "emp-collector", id="0", mkstream=True)
+    written = emit(rclient, 5)
+    # The state a crash mid-write leaves: the batch read (pending, unacked), half written.
+    entries = rclient.xreadgroup("emp-collector", "c1", {STREAM: ">"}, count=5)[0][1]
+    lines = b"".join(decode(i, f).to_json_line() for i, f in entries)
+    settings.log_path.parent.mkdir(parents=True)
+    cut = lines.index(b"\n", lines.index(b"\n") + 1) + 1 + 40  # two lines and a bit
+    settings.log_path.write_bytes(lines[:cut])
+    async with running(settings) as collector:
+        await until(lambda: collector.health.written == 5)
+        await until(lambda: pending_count(rclient) == 0)
+    ids = line_ids(settings.log_path)  # would fail on a broken line
+    assert ids == written[:2] + written  # duplicates carry the same id
