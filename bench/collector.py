@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from redisproc import RedisProcess  # noqa: E402
 
-from emp_tui.events import TelemetryEvent  # noqa: E402
+from emp_tui.events import TelemetryEvent, decode  # noqa: E402
 from emp_tui.telemetry import EventClient  # noqa: E402
 
 STREAM = "bench:events"
@@ -74,6 +74,16 @@ async def raw_loop(url: str, count: int) -> float:
     elapsed = time.perf_counter() - started
     await client.aclose()
     return count / elapsed
+
+
+def decode_ceiling(client: redis.Redis, count: int = 20_000) -> float:
+    """Events/s of emp_tui.events.decode + to_json_line alone (one core, no I/O): the part
+    of the collector's work per event that the raw loop does not do."""
+    entries = client.xrange(STREAM, count=count)
+    started = time.perf_counter()
+    for entry_id, fields in entries:
+        decode(entry_id, fields).to_json_line()
+    return len(entries) / (time.perf_counter() - started)
 
 
 def proc_memory(pid: int) -> tuple[int, int]:
@@ -239,6 +249,7 @@ def latency_run(url: str, workdir: Path, rate: int, seconds: float) -> dict[str,
         if time.perf_counter() >= next_sample:
             rss_samples.append(proc_memory(proc.pid)[0])
             next_sample += 0.5
+    achieved = total / (time.perf_counter() - started)
     emitter.flush(5)
     deadline = time.monotonic() + 20
     while len(latencies) < total and time.monotonic() < deadline:
@@ -252,7 +263,7 @@ def latency_run(url: str, workdir: Path, rate: int, seconds: float) -> dict[str,
     return {
         "events": total,
         "seen": len(latencies),
-        "achieved_rate": total / (time.perf_counter() - started),
+        "achieved_rate": achieved,
         "p50_ms": statistics.median(latencies) if latencies else float("nan"),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
         "max_ms": latencies[-1] if latencies else float("nan"),
@@ -304,6 +315,7 @@ def main() -> int:
         print(f"filling {STREAM} with {args.events} events ...", flush=True)
         fill(client, args.events)
         raw_before = asyncio.run(raw_loop(server.url, args.events))
+        ceiling = decode_ceiling(client)
 
         proc = start_collector(server.url, workdir, "bench-file")
         file_rate, file_peak = timed_drain(client, proc, "bench-file", args.events)
@@ -331,6 +343,7 @@ def main() -> int:
           f"(runs: {raw_before:,.0f}, {raw_after:,.0f})")  # fmt: skip
     print(f"collector -> file, acked:  {file_rate:,.0f} events/s = {file_rate / raw:.2f}x raw "
           f"(targets >= 0.5x and >= 40,000/s)   peak RSS {mb(file_peak)}")  # fmt: skip
+    print(f"decode + to_json_line alone (no I/O): {ceiling:,.0f} events/s")
     print(f"collector -> OTLP, acked:  {otlp_rate:,.0f} events/s = {otlp_rate / raw:.2f}x raw "
           f"({receiver.requests} requests)   peak RSS {mb(otlp_peak)}")  # fmt: skip
     lat = latency

@@ -74,6 +74,8 @@ class Collector:
         self._room.set()
         self._to_ack: list[str] = []
         self._fatal: str | None = None
+        self._prefetch: asyncio.Task[list[Entry]] | None = None
+        self._ack_task: asyncio.Task[None] | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class Collector:
                 if not group_ready:
                     await self.reader.ensure_group()
                     group_ready = True
-                await self._flush_acks()
+                self._ack_in_background()
                 if len(self._inflight) >= s.max_inflight:
                     self._room.clear()
                     await self._room.wait()
@@ -176,8 +178,15 @@ class Collector:
                         log.info("claimed %d entries another consumer left pending", len(fresh))
                         await self._dispatch(fresh, source="claimed")
                 else:
-                    block = 0 if self._stop.is_set() else s.block_ms
-                    entries = await self.reader.read_new(s.read_count, block)
+                    if self._prefetch is not None:
+                        prefetch, self._prefetch = self._prefetch, None
+                        entries = await prefetch
+                    else:
+                        block = 0 if self._stop.is_set() else s.block_ms
+                        entries = await self.reader.read_new(s.read_count, block)
+                    if len(entries) == s.read_count and not self._stop.is_set():
+                        # Busy: let Redis prepare the next batch while this one is written.
+                        self._prefetch = asyncio.create_task(self.reader.read_new(s.read_count, 0))
                     if entries:
                         await self._dispatch(entries, source="new")
                 if failures:
@@ -251,6 +260,7 @@ class Collector:
                     if self._stop.is_set():
                         return  # never released: the entries stay pending, read again later
                     await self._pause(min(10.0, 0.2 * 2**failures))
+        batch.events = []  # every sink has what it needs: hold only the IDs from here on
         batch.release()
 
     def _on_done(self, batch: Batch) -> None:
@@ -258,6 +268,18 @@ class Collector:
         self._inflight.difference_update(batch.ids)
         if len(self._inflight) < self.settings.max_inflight:
             self._room.set()
+
+    def _ack_in_background(self) -> None:
+        """Ack what is done while the next batch is read and written. A failed ack is
+        raised here, in the read loop, whose handlers reconnect; its IDs are kept."""
+        task = self._ack_task
+        if task is not None:
+            if not task.done():
+                return
+            self._ack_task = None
+            task.result()
+        if self._to_ack:
+            self._ack_task = asyncio.create_task(self._flush_acks(), name="ack")
 
     async def _flush_acks(self) -> None:
         while self._to_ack:
@@ -292,11 +314,24 @@ class Collector:
     async def _shutdown(self, health_task: asyncio.Task[None]) -> int:
         loop = asyncio.get_running_loop()
         self.health.state = "stopping"
+        if self._prefetch is not None:
+            # Entries read ahead are delivered too (else they wait, pending, for the next start).
+            prefetch, self._prefetch = self._prefetch, None
+            try:
+                entries = await asyncio.wait_for(prefetch, 2.0)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("read-ahead lost at shutdown (%s); those entries stay pending", exc)
+            else:
+                if entries and self._fatal is None:
+                    await self._dispatch(entries, source="new")
         deadline = loop.time() + SHUTDOWN_BUDGET_S
         for sink in self.sinks:
             await sink.close(deadline)
         health_task.cancel()
         await asyncio.gather(health_task, return_exceptions=True)
+        if self._ack_task is not None:
+            # Its IDs stay in the list when it failed: the flush below tries them again.
+            await asyncio.gather(asyncio.wait_for(self._ack_task, 1.5), return_exceptions=True)
         try:
             await asyncio.wait_for(self._flush_acks(), 1.5)
         except (RedisError, OSError, TimeoutError) as exc:
