@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
             "to JSON-lines files and/or an OTLP backend (Dash0 or any other). Every setting "
             "comes from a flag, else its environment variable, else its default."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s [--print-config | --health [--json]] [--SETTING VALUE ...]",
         epilog="Redis: REDIS_URL, else REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB.",
     )
     actions = parser.add_argument_group("actions (instead of running)")

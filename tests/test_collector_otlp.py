@@ -4,6 +4,7 @@ dead letters, partial success, shutdown flush."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import signal
 import time
@@ -27,6 +28,7 @@ from collector_helpers import (
     wait_until,
 )
 
+from collector.http import HttpClient
 from collector.otel import export_request, flatten, log_record
 from collector.sinks.otlp import retry_after
 from emp_tui.events import TelemetryEvent, decode
@@ -334,3 +336,75 @@ def test_sigterm_flushes_a_partial_otlp_batch_and_the_file(
         proc.stop_quietly()
     assert sorted(receiver.accepted_ids()) == sorted(written)
     assert pending_count(rclient) == 0
+
+
+async def test_a_full_spool_pauses_reading_and_loses_nothing(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_RETRY_WINDOW="0.2",
+        EMP_COLLECTOR_BATCH_SIZE="10",
+        EMP_COLLECTOR_READ_COUNT="10",
+        EMP_COLLECTOR_SPOOL_MAX_BYTES="6k",  # room for a few gzipped batches of 10
+    )
+    written = emit(rclient, 400)
+    receiver = Receiver(port=port)
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.spooled > 0, what="spooling")
+            spool_bytes = lambda: sum(p.stat().st_size for p in settings.spool_dir.iterdir())  # noqa: E731
+            await asyncio.sleep(1.0)  # give it time to overfill, were it to
+            assert spool_bytes() <= 6 * 1024
+            assert collector.health.spooled < 400
+            assert pending_count(rclient) > 0  # what did not fit stays unacked in Redis
+            receiver.start()
+            await until(lambda: collector.health.exported == 400, timeout=60, what="all")
+            await until(lambda: pending_count(rclient) == 0, what="acked")
+        assert sorted(receiver.accepted_ids()) == sorted(written)
+        assert len(set(receiver.accepted_ids())) == 400
+    finally:
+        receiver.stop()
+
+
+async def test_the_http_client_reads_chunked_and_closing_answers() -> None:
+    answers = [
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n',
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nConnection: close\r\n\r\nbusy",
+    ]
+    bodies: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not answers:  # later connections: hang up without an answer
+            writer.close()
+            return
+        while answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            bodies.append(await reader.readexactly(length))
+            answer = answers.pop(0)
+            writer.write(answer)
+            await writer.drain()
+            if b"close" in answer:
+                writer.close()
+                return
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient(f"http://127.0.0.1:{port}/v1/logs", timeout=5)
+    try:
+        first = await client.post(b"one", {"Content-Type": "application/json"})
+        assert (first.status, first.body) == (200, b'{"a":1}')
+        second = await client.post(b"two", {})  # same kept-alive connection
+        assert second.status == 503 and second.body == b"busy"
+        assert retry_after(second.headers["retry-after"]) == 7.0
+        assert bodies == [b"one", b"two"]
+        with pytest.raises(OSError, match="closed the connection|reset by peer"):
+            await client.post(b"three", {})  # a new connection, hung up on
+    finally:
+        await client.close()
+        server.close()
