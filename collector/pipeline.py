@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
+import sys
+import threading
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -33,6 +36,7 @@ from emp_tui.events import decode
 log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 8.0  # sinks' share of the 10 s a stop may take
+STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
 _ACK_CHUNK: Final = 5000
 _MALFORMED_LOGGED: Final = 10
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -76,14 +80,30 @@ class Collector:
         self._fatal: str | None = None
         self._prefetch: asyncio.Task[list[Entry]] | None = None
         self._ack_task: asyncio.Task[None] | None = None
+        self._watchdog_s: float | None = None  # set by run(install_signals=True)
+        self._watchdog: threading.Timer | None = None
 
     # -- control -------------------------------------------------------------------------
 
     def stop(self) -> None:
         if not self._stop.is_set():
             log.info("stopping: no more reads; delivering what was read")
+            if self._watchdog_s is not None:
+                self._watchdog = threading.Timer(self._watchdog_s, self._overdue)
+                self._watchdog.daemon = True
+                self._watchdog.start()
         self._stop.set()
         self._room.set()
+
+    def _overdue(self) -> None:
+        """Last resort (a thread, so it fires even if the event loop is stuck): a stop
+        must not hang a deployment. Nothing is lost: unacked entries stay pending."""
+        log.error(
+            "shutdown took over %.1f s; exiting without finishing (unacked entries are read "
+            "again at the next start)",
+            self._watchdog_s,
+        )
+        os._exit(1)
 
     @property
     def stopping(self) -> bool:
@@ -101,6 +121,8 @@ class Collector:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+            loop.add_signal_handler(signal.SIGUSR1, self._dump_tasks)
+            self._watchdog_s = STOP_LIMIT_S
         s = self.settings
         log.info(
             "collector %s reading %s (group %s) from %s into %s",
@@ -125,6 +147,14 @@ class Collector:
         finally:
             code = await self._shutdown(health_task)
         return code
+
+    def _dump_tasks(self) -> None:
+        """SIGUSR1: write what every task is waiting on to stderr (for a collector that
+        seems stuck)."""
+        for task in asyncio.all_tasks():
+            print(f"--- task {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        sys.stderr.flush()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set():
@@ -166,6 +196,9 @@ class Collector:
                     pending_after = entries[-1][0].decode()
                     await self._dispatch(entries, source="pending")
                 elif loop.time() >= next_claim:
+                    # Ack first: entries of ours counted as lost must not be counted again
+                    # when XAUTOCLAIM reports them deleted.
+                    await self._settle_acks()
                     claim_start, claimed, deleted = await self.reader.claim(
                         claim_start, s.read_count, s.claim_idle_ms
                     )
@@ -281,6 +314,12 @@ class Collector:
         if self._to_ack:
             self._ack_task = asyncio.create_task(self._flush_acks(), name="ack")
 
+    async def _settle_acks(self) -> None:
+        task, self._ack_task = self._ack_task, None
+        if task is not None:
+            await task
+        await self._flush_acks()
+
     async def _flush_acks(self) -> None:
         while self._to_ack:
             chunk = self._to_ack[:_ACK_CHUNK]
@@ -291,7 +330,7 @@ class Collector:
 
     async def _health_loop(self) -> None:
         ttl = max(health_mod.TTL_S, int(self.settings.health_interval * 3))
-        while True:
+        while not self._stop.is_set():
             for sink in self.sinks:
                 if sink.error is not None and self._fatal is None:
                     self._fatal = f"the {sink.name} sink broke: {sink.error}"
@@ -300,7 +339,7 @@ class Collector:
                 await self._publish(ttl)
             except (RedisError, OSError) as exc:
                 log.debug("health not published: %s", _one_line(exc))
-            await asyncio.sleep(self.settings.health_interval)
+            await self._pause(self.settings.health_interval)
 
     async def _publish(self, ttl: int) -> None:
         try:
@@ -327,7 +366,11 @@ class Collector:
         deadline = loop.time() + SHUTDOWN_BUDGET_S
         for sink in self.sinks:
             await sink.close(deadline)
-        health_task.cancel()
+        # The health loop ends on its own after its current write (cancelling a Redis
+        # command half-way gains nothing); cancelled only if that write hangs.
+        done, _ = await asyncio.wait({health_task}, timeout=2.0)
+        if not done:
+            health_task.cancel()
         await asyncio.gather(health_task, return_exceptions=True)
         if self._ack_task is not None:
             # Its IDs stay in the list when it failed: the flush below tries them again.
@@ -344,6 +387,8 @@ class Collector:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(health_mod.remove(self.client, self.settings.consumer), 1.0)
         await self._close_client()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         h = self.health
         log.info(
             "stopped: read %d, written %d, exported %d, spooled %d, dead-lettered %d, "
@@ -360,8 +405,8 @@ class Collector:
 
     async def _close_client(self) -> None:
         try:
-            await self.client.aclose()
-        except (RedisError, OSError) as exc:
+            await asyncio.wait_for(self.client.aclose(), 2.0)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.debug("closing the Redis client: %s", exc)
 
 
