@@ -264,3 +264,17 @@ async def test_a_line_a_crash_cut_short_is_cut_off_and_its_batch_written_again(
         await until(lambda: pending_count(rclient) == 0)
     ids = line_ids(settings.log_path)  # would fail on a broken line
     assert ids == written[:2] + written  # duplicates carry the same id
+
+
+async def test_entries_a_dead_consumer_left_pending_are_claimed_and_delivered(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    rclient.xgroup_create(STREAM, "emp-collector", id="0", mkstream=True)
+    written = emit(rclient, 30)
+    rclient.xreadgroup("emp-collector", "dead", {STREAM: ">"}, count=12)  # never acked
+    settings = settings_for(redis_url, tmp_path, EMP_COLLECTOR_CLAIM_IDLE_MS="200")
+    async with running(settings) as collector:
+        await until(lambda: collector.health.written == 30, what="claimed ones too")
+        await until(lambda: pending_count(rclient) == 0, what="acked")
+    assert sorted(line_ids(settings.log_path)) == sorted(written)
+    assert rclient.xpending(STREAM, "emp-collector")["consumers"] == []
