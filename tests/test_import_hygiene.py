@@ -18,6 +18,17 @@ CORE_MODULES = [
     "emp_tui.sources",
     "emp_tui.export",
     "emp_tui.cli",
+    "collector",
+    "collector.__main__",
+    "collector.config",
+    "collector.pipeline",
+    "collector.reader",
+    "collector.health",
+    "collector.otel",
+    "collector.http",
+    "collector.spool",
+    "collector.sinks.file",
+    "collector.sinks.otlp",
 ]
 
 

@@ -1,0 +1,368 @@
+"""Benchmark of the collector (a real subprocess, as deployed) against its own redis-server.
+
+Prints, each beside a baseline measured in the same run over the same stream:
+  * events/s from the stream into the file sink, with acks   vs  a raw XREAD + orjson loop
+  * events/s from the stream into a local OTLP receiver      vs  the same raw loop
+  * end-to-end latency, emit (EventClient) -> line in the file, p50/p99 at a steady rate
+  * the collector's RSS: steady and peak, and where the memory goes (RSS after each import)
+
+Targets (issue 3): >= 0.5x the raw loop and >= 40k events/s into files; p99 <= 1 s at
+5k events/s; RSS <= 40 MB steady.
+
+    .venv/bin/python bench/collector.py [--events 200000] [--rate 5000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from redisproc import RedisProcess  # noqa: E402
+
+from emp_tui.events import TelemetryEvent, decode  # noqa: E402
+from emp_tui.telemetry import EventClient  # noqa: E402
+
+STREAM = "bench:events"
+
+
+def fill(client: redis.Redis, count: int, stream: str = STREAM) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        event = TelemetryEvent.create(
+            ("api-server", "worker", "machine")[i % 3],
+            "job.progress_updated",
+            {"progress": i % 100, "step": "sampling", "model": {"name": "sdxl", "steps": 30}},
+            job_id=f"job_{i // 20}",
+            worker_id=f"w-{i % 7}",
+            machine_id=f"m-{i % 3}",
+        )
+        pipe.xadd(stream, event.encode())  # type: ignore[arg-type]
+        if len(pipe) >= 2000:
+            pipe.execute()
+    pipe.execute()
+
+
+async def raw_loop(url: str, count: int) -> float:
+    """The ceiling: XREAD batches of 1000 and parse each entry's data with orjson."""
+    client = aioredis.from_url(url)
+    last: bytes | str = "0"
+    seen = 0
+    started = time.perf_counter()
+    while seen < count:
+        reply = await client.xread({STREAM: last}, count=1000)
+        entries = reply[0][1]
+        for entry_id, fields in entries:
+            orjson.loads(fields[b"data"])
+            last = entry_id
+        seen += len(entries)
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return count / elapsed
+
+
+def decode_ceiling(client: redis.Redis, count: int = 20_000) -> float:
+    """Events/s of emp_tui.events.decode + to_json_line alone (one core, no I/O): the part
+    of the collector's work per event that the raw loop does not do."""
+    entries = client.xrange(STREAM, count=count)
+    started = time.perf_counter()
+    for entry_id, fields in entries:
+        decode(entry_id, fields).to_json_line()
+    return len(entries) / (time.perf_counter() - started)
+
+
+def proc_memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process, in bytes."""
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    return rss, hwm
+
+
+def start_collector(url: str, workdir: Path, group: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "OTEL_", "DASH0"))},
+        "REDIS_URL": url,
+        "EMP_EVENTS_STREAM": STREAM,
+        "EMP_COLLECTOR_GROUP": group,
+        "EMP_COLLECTOR_CONSUMER": group,
+        "EMP_COLLECTOR_LOG_PATH": str(workdir / group / "events.log"),
+        "EMP_COLLECTOR_LOG_MAX_BYTES": "1G",
+        "EMP_COLLECTOR_LOG_LEVEL": "warning",
+        **extra,
+    }
+    with open(workdir / f"{group}.err", "wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "collector"], env=env, cwd=ROOT, stderr=err)
+
+
+def group_progress(client: redis.Redis, group: str) -> tuple[int, int]:
+    """(entries delivered to the group, entries pending) — 0s before the group exists."""
+    try:
+        groups = client.xinfo_groups(STREAM)
+    except redis.ResponseError:
+        return 0, 0
+    for g in groups:
+        if g["name"] in (group, group.encode()):
+            return int(g["entries-read"] or 0), int(g["pending"])
+    return 0, 0
+
+
+def timed_drain(
+    client: redis.Redis, proc: subprocess.Popen[bytes], group: str, count: int
+) -> tuple[float, int]:
+    """Events/s from the first delivery to the group until all ``count`` are acked, and
+    the collector's peak RSS so far."""
+    first = None
+    while True:
+        read, pending = group_progress(client, group)
+        now = time.perf_counter()
+        if first is None and read > 0:
+            first = now
+        if read >= count and pending == 0:
+            break
+        if proc.poll() is not None:
+            raise SystemExit(f"the collector exited early ({proc.returncode})")
+        time.sleep(0.003)
+    assert first is not None
+    _, peak = proc_memory(proc.pid)
+    return count / (now - first), peak
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(15)
+
+
+class Receiver:
+    """A minimal OTLP/HTTP receiver: reads each request and answers 200, counting events
+    only by request (the collector's throughput is what is measured)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.port = 0
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                return  # the collector closed the connection
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            self.requests += 1
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+            )
+            await writer.drain()
+
+
+def latency_run(url: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+    """Emit at ``rate`` events/s through EventClient; time each line's arrival in the file."""
+    client = redis.Redis.from_url(url)
+    client.delete(STREAM)
+    proc = start_collector(url, workdir, "bench-latency")
+    log_path = workdir / "bench-latency" / "events.log"
+    while group_progress(client, "bench-latency") == (0, 0) and not client.exists(
+        "emp:collector:bench-latency"
+    ):
+        time.sleep(0.05)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def tail() -> None:
+        while not log_path.exists():
+            time.sleep(0.005)
+        with open(log_path, "rb") as f:
+            buffer = b""
+            while not done.is_set() or buffer:
+                chunk = f.read()
+                now = time.time_ns()
+                if not chunk:
+                    if done.is_set():
+                        break
+                    time.sleep(0.002)
+                    continue
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    sent = orjson.loads(line)["data"]["emit_ns"]
+                    latencies.append((now - sent) / 1e6)
+
+    tailer = threading.Thread(target=tail, daemon=True)
+    tailer.start()
+    emitter = EventClient("bench", redis_url=url, stream=STREAM, maxlen=100_000)
+    rss_samples: list[int] = []
+    total = int(rate * seconds)
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    started = time.perf_counter()
+    sent = 0
+    next_sample = started + 1.0
+    while sent < total:
+        target = started + (sent // per_tick) * tick
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        for _ in range(per_tick):
+            emitter.event(
+                "job.progress_updated",
+                {"emit_ns": time.time_ns(), "progress": sent % 100},
+                job_id=f"job_{sent // 20}",
+            )
+            sent += 1
+        if time.perf_counter() >= next_sample:
+            rss_samples.append(proc_memory(proc.pid)[0])
+            next_sample += 0.5
+    achieved = total / (time.perf_counter() - started)
+    emitter.flush(5)
+    deadline = time.monotonic() + 20
+    while len(latencies) < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done.set()
+    tailer.join(5)
+    _, peak = proc_memory(proc.pid)
+    stop(proc)
+    emitter.close()
+    latencies.sort()
+    return {
+        "events": total,
+        "seen": len(latencies),
+        "achieved_rate": achieved,
+        "p50_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
+        "max_ms": latencies[-1] if latencies else float("nan"),
+        "rss_steady": statistics.median(rss_samples[len(rss_samples) // 2 :]) if rss_samples else 0,
+        "rss_peak": peak,
+    }
+
+
+MEMORY_STEPS = """
+import os, sys
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+steps = [("python interpreter", None), ("+ orjson", "orjson"), ("+ asyncio", "asyncio"),
+         ("+ redis.asyncio (hiredis)", "redis.asyncio"), ("+ emp_tui.events", "emp_tui.events"),
+         ("+ collector (pipeline, file sink)", "collector.pipeline"),
+         ("+ OTLP sink (ssl, gzip, http)", "collector.sinks.otlp")]
+import importlib
+for label, module in steps:
+    if module:
+        importlib.import_module(module)
+    print(f"{label}\\t{rss()}")
+"""
+
+
+def memory_steps() -> list[tuple[str, int]]:
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_STEPS], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return [(label, int(value)) for label, value in (line.split("\t") for line in out.splitlines())]
+
+
+def mb(n: float) -> str:
+    return f"{n / (1 << 20):.1f} MB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with RedisProcess() as server, tempfile.TemporaryDirectory(prefix="emp-bench-") as tmp:
+        workdir = Path(tmp)
+        client = server.client()
+        print(f"filling {STREAM} with {args.events} events ...", flush=True)
+        fill(client, args.events)
+        raw_before = asyncio.run(raw_loop(server.url, args.events))
+        ceiling = decode_ceiling(client)
+
+        proc = start_collector(server.url, workdir, "bench-file")
+        file_rate, file_peak = timed_drain(client, proc, "bench-file", args.events)
+        stop(proc)
+        with open(workdir / "bench-file" / "events.log", "rb") as written:
+            lines = sum(1 for _ in written)
+        assert lines == args.events, f"{lines} lines for {args.events} events"
+
+        receiver = Receiver()
+        proc = start_collector(
+            server.url, workdir, "bench-otlp",
+            EMP_COLLECTOR_FILE="false", OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
+        )  # fmt: skip
+        otlp_rate, otlp_peak = timed_drain(client, proc, "bench-otlp", args.events)
+        stop(proc)
+        raw_after = asyncio.run(raw_loop(server.url, args.events))
+        raw = max(raw_before, raw_after)
+
+        latency = latency_run(server.url, workdir, args.rate, args.seconds)
+        steps = memory_steps()
+
+    print()
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {args.events} events")
+    print(f"raw XREAD + orjson loop (baseline): {raw:,.0f} events/s "
+          f"(runs: {raw_before:,.0f}, {raw_after:,.0f})")  # fmt: skip
+    print(f"collector -> file, acked:  {file_rate:,.0f} events/s = {file_rate / raw:.2f}x raw "
+          f"(targets >= 0.5x and >= 40,000/s)   peak RSS {mb(file_peak)}")  # fmt: skip
+    print(f"decode + to_json_line alone (no I/O): {ceiling:,.0f} events/s")
+    print(f"collector -> OTLP, acked:  {otlp_rate:,.0f} events/s = {otlp_rate / raw:.2f}x raw "
+          f"({receiver.requests} requests)   peak RSS {mb(otlp_peak)}")  # fmt: skip
+    lat = latency
+    print(
+        f"latency emit -> line at {lat['achieved_rate']:,.0f} events/s for {args.seconds:g} s: "
+        f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms "
+        f"({lat['seen']}/{lat['events']} lines; target p99 <= 1000 ms)"
+    )
+    print(
+        f"collector RSS at {args.rate}/s: steady {mb(lat['rss_steady'])}, "
+        f"peak {mb(lat['rss_peak'])} (target <= 40 MB steady)"
+    )
+    print("where the memory goes (RSS of a fresh interpreter after each import):")
+    previous = 0
+    for label, value in steps:
+        print(f"  {label:<36} {mb(value):>9}  (+{mb(value - previous)})")
+        previous = value
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""The OTLP sink against a real HTTP receiver that parses every body with the official
+opentelemetry-proto definitions: mapping, retries, Retry-After, spool and replay,
+dead letters, partial success, shutdown flush."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import signal
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from collector_helpers import (
+    STREAM,
+    CollectorProcess,
+    Receiver,
+    base_env,
+    emit,
+    free_port,
+    pending_count,
+    running,
+    settings_for,
+    until,
+    validate_otlp,
+    wait_until,
+)
+
+from collector.http import HttpClient
+from collector.otel import export_request, flatten, log_record
+from collector.sinks.otlp import retry_after
+from emp_tui.events import TelemetryEvent, decode
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    server = Receiver().start()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+# -- the mapping (no I/O) ----------------------------------------------------------------------
+
+
+def test_an_event_becomes_one_log_record_that_the_official_schema_accepts() -> None:
+    event = TelemetryEvent.create(
+        "worker",
+        "connector.processing_failed",
+        {
+            "error": "boom",
+            "model": {"name": "sdxl", "steps": 30},
+            "ok": False,
+            "ratio": 0.5,
+            "tags": ["a", 1],
+            "big": 2**63 + 5,
+            "none": None,
+        },
+        job_id="job_1",
+        worker_id="w-1",
+        machine_id="m-1",
+        user_id="u-1",
+        span_id="00f067aa0ba902b7",
+        timestamp=1732700000123,
+    )
+    event = decode("1732700000123-0", event.encode())
+    request = export_request([event], {"deployment.environment": "dev"}, observed_ns=5)
+    message, _ = validate_otlp(orjson.dumps(request))
+    (rl,) = message.resource_logs
+    assert {kv.key: kv.value.string_value for kv in rl.resource.attributes} == {
+        "service.name": "worker",
+        "deployment.environment": "dev",
+    }
+    (record,) = rl.scope_logs[0].log_records
+    assert record.event_name == "connector.processing_failed"
+    assert record.time_unix_nano == 1732700000123 * 1_000_000
+    assert record.observed_time_unix_nano == 5
+    assert (record.severity_number, record.severity_text) == (17, "ERROR")
+    assert record.trace_id.hex() == event.trace_id
+    assert record.span_id.hex() == "00f067aa0ba902b7"
+    attrs = {kv.key: kv.value for kv in record.attributes}
+    assert attrs["job.id"].string_value == "job_1"
+    assert attrs["worker.id"].string_value == "w-1"
+    assert attrs["machine.id"].string_value == "m-1"
+    assert attrs["user.id"].string_value == "u-1"
+    assert attrs["emp.stream.id"].string_value == "1732700000123-0"
+    assert attrs["model.name"].string_value == "sdxl"
+    assert attrs["model.steps"].int_value == 30
+    assert attrs["ok"].bool_value is False
+    assert attrs["ratio"].double_value == 0.5
+    assert [v.string_value or v.int_value for v in attrs["tags"].array_value.values] == ["a", 1]
+    assert attrs["big"].string_value == str(2**63 + 5)  # beyond int64: kept as text
+    # OTLP/JSON: 64-bit integers as strings, enums as integers
+    raw = log_record(event, 5)
+    assert raw["timeUnixNano"] == "1732700000123000000"
+    assert raw["severityNumber"] == 17
+    assert {"key": "model.steps", "value": {"intValue": "30"}} in raw["attributes"]
+
+
+def test_levels_map_to_severity_numbers_and_bad_ids_are_left_out() -> None:
+    numbers = {}
+    for level in ("debug", "info", "warn", "error"):
+        record = log_record(TelemetryEvent.create("api", "x.y", level=level), 0)
+        numbers[level] = (record["severityNumber"], record["severityText"])
+    assert numbers == {
+        "debug": (5, "DEBUG"),
+        "info": (9, "INFO"),
+        "warn": (13, "WARN"),
+        "error": (17, "ERROR"),
+    }
+    broken = decode("1-0", {"service": "api", "eventType": "a.b", "traceId": "nothex"})
+    record = log_record(broken, 0)
+    assert "traceId" not in record and "spanId" not in record
+    assert {"key": "emp.malformed", "value": {"stringValue": broken.malformed}} in record[
+        "attributes"
+    ]
+    validate_otlp(orjson.dumps(export_request([broken])))
+
+
+def test_flatten_uses_dotted_keys_and_keeps_lists() -> None:
+    assert list(flatten({"a": {"b": {"c": 1}}, "d": [1, {"e": 2}], "f": {}})) == [
+        ("a.b.c", 1),
+        ("d", [1, {"e": 2}]),
+        ("f", {}),
+    ]
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert retry_after("3") == 3.0
+    assert retry_after(" 0 ") == 0.0
+    assert retry_after(None) is None and retry_after("soon") is None
+    now = time.time()
+    date = email.utils.formatdate(now + 120, usegmt=True)
+    assert 115 <= (retry_after(date, now=now) or 0) <= 121
+    assert retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
+
+
+# -- the sink against a receiver ---------------------------------------------------------------
+
+
+async def test_events_arrive_as_valid_otlp_batches_with_auth_headers(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    written = emit(rclient, 250)
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        DASH0_ENABLED="true",
+        DASH0_OTEL_ENDPOINT=receiver.url,
+        DASH0_API_KEY="secret-key",
+        DASH0_DATASET="emp-dev",
+        EMP_COLLECTOR_FILE="false",
+    )
+    assert settings.sinks == ["otlp"]
+    async with running(settings) as collector:
+        await until(lambda: collector.health.exported == 250, what="250 exported")
+        await until(lambda: pending_count(rclient) == 0, what="acked")
+    assert receiver.errors == []
+    assert sorted(receiver.accepted_ids()) == sorted(written)
+    sizes = [
+        sum(len(sl.log_records) for rl in r.request.resource_logs for sl in rl.scope_logs)
+        for r in receiver.accepted()
+        if r.request
+    ]
+    assert max(sizes) == 100 and sum(sizes) == 250  # batches of 100, the rest on the timer
+    first = receiver.accepted()[0]
+    assert first.headers["authorization"] == "Bearer secret-key"
+    assert first.headers["dash0-dataset"] == "emp-dev"
+    assert first.headers["content-encoding"] == "gzip"
+    assert first.headers["content-type"] == "application/json"
+    services = {
+        kv.value.string_value
+        for r in receiver.accepted()
+        if r.request
+        for rl in r.request.resource_logs
+        for kv in rl.resource.attributes
+        if kv.key == "service.name"
+    }
+    assert services == {"api-server", "worker"}
+
+
+async def test_503_with_retry_after_is_honoured_then_everything_arrives(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script = [(503, {"Retry-After": "1"}, b"busy"), (429, {"Retry-After": "1"}, b"")]
+    written = emit(rclient, 40)
+    settings = settings_for(
+        redis_url, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, EMP_COLLECTOR_FILE="false"
+    )
+    async with running(settings) as collector:
+        await until(lambda: collector.health.exported == 40, what="exported")
+        assert collector.health.retried == 2
+        assert collector.health.spooled == 0
+    attempts = receiver.received
+    assert [a.status for a in attempts] == [503, 429, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0  # the waits asked for were honoured
+    assert attempts[2].at - attempts[1].at >= 1.0
+    assert sorted(receiver.accepted_ids()) == sorted(written)
+
+
+async def test_backend_down_for_the_whole_run_spools_acks_then_replays_in_order(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens there: connections are refused
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_RETRY_WINDOW="0.3",
+        EMP_COLLECTOR_BATCH_SIZE="50",
+    )
+    first = emit(rclient, 300)
+    async with running(settings) as collector:
+        await until(lambda: collector.health.spooled == 300, what="spooled")
+        await until(lambda: pending_count(rclient) == 0, what="acked while down")
+    spooled = sorted(settings.spool_dir.iterdir())
+    assert len(spooled) == 6 and collector.health.exported == 0
+
+    # Trimming can no longer eat them; and the next run, with the backend back, replays.
+    rclient.xtrim(STREAM, maxlen=0, approximate=False)
+    second = emit(rclient, 100, start=300)
+    receiver = Receiver(port=port).start()
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.exported == 400, what="replayed and new")
+        assert receiver.errors == []
+        assert receiver.accepted_ids() == first + second  # spool first, in order
+        assert list(settings.spool_dir.iterdir()) == []
+    finally:
+        receiver.stop()
+
+
+async def test_backend_back_during_the_run_replays_the_spool(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_RETRY_WINDOW="0.2",
+    )
+    first = emit(rclient, 150)
+    receiver = Receiver(port=port)
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.spooled == 150, what="spooled")
+            receiver.start()
+            second = emit(rclient, 50, start=150)
+            await until(lambda: collector.health.exported == 200, timeout=40, what="replayed")
+        assert receiver.accepted_ids() == first + second
+    finally:
+        receiver.stop()
+
+
+async def test_a_400_puts_the_batch_in_the_dead_letter_file_and_goes_on(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script = [(400, {}, b'{"message":"bad attribute"}')]
+    written = emit(rclient, 30)
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_BATCH_SIZE="20",
+    )
+    async with running(settings) as collector:
+        await until(lambda: collector.health.dead_lettered == 20, what="dead-lettered")
+        await until(lambda: collector.health.exported == 10, what="the next batch")
+        await until(lambda: pending_count(rclient) == 0, what="acked")
+        assert collector.health.retried == 0
+    (line,) = settings.dead_letter_path.read_bytes().splitlines()
+    dead = orjson.loads(line)
+    assert dead["status"] == 400 and dead["events"] == 20
+    assert "bad attribute" in dead["response"]
+    validate_otlp(orjson.dumps(dead["request"]))
+    records = [
+        r
+        for rl in dead["request"]["resourceLogs"]
+        for sl in rl["scopeLogs"]
+        for r in sl["logRecords"]
+    ]
+    dead_ids = [
+        a["value"]["stringValue"]
+        for r in records
+        for a in r["attributes"]
+        if a["key"] == "emp.stream.id"
+    ]
+    assert sorted(dead_ids + receiver.accepted_ids()) == sorted(written)
+
+
+async def test_partial_success_is_logged_not_retried(
+    redis_url: str,
+    rclient: redis.Redis,
+    tmp_path: Path,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answer = b'{"partialSuccess":{"rejectedLogRecords":"2","errorMessage":"too old"}}'
+    receiver.script = [(200, {}, answer)]
+    emit(rclient, 5)
+    settings = settings_for(
+        redis_url, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, EMP_COLLECTOR_FILE="false"
+    )
+    async with running(settings) as collector:
+        await until(lambda: collector.health.exported == 5)
+    assert len(receiver.received) == 1
+    assert "rejected 2 log records: too old" in caplog.text
+
+
+def test_sigterm_flushes_a_partial_otlp_batch_and_the_file(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    env = base_env(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_BATCH_INTERVAL="60",  # only a flush at shutdown sends them
+    )
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        written = emit(rclient, 42)
+        wait_until(lambda: rclient.exists("emp:collector:c1") == 1, what="running")
+        wait_until(lambda: rclient.hget("emp:collector:c1", "written") == "42", what="file written")
+        assert receiver.received == []
+        assert pending_count(rclient) == 42  # the file has them, OTLP not yet: no ack
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.stop_quietly()
+    assert sorted(receiver.accepted_ids()) == sorted(written)
+    assert pending_count(rclient) == 0
+
+
+async def test_a_full_spool_pauses_reading_and_loses_nothing(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_RETRY_WINDOW="0.2",
+        EMP_COLLECTOR_BATCH_SIZE="10",
+        EMP_COLLECTOR_READ_COUNT="10",
+        EMP_COLLECTOR_SPOOL_MAX_BYTES="6k",  # room for a few gzipped batches of 10
+    )
+    written = emit(rclient, 400)
+    receiver = Receiver(port=port)
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.spooled > 0, what="spooling")
+            spool_bytes = lambda: sum(p.stat().st_size for p in settings.spool_dir.iterdir())  # noqa: E731
+            await asyncio.sleep(1.0)  # give it time to overfill, were it to
+            assert spool_bytes() <= 6 * 1024
+            assert collector.health.spooled < 400
+            assert pending_count(rclient) > 0  # what did not fit stays unacked in Redis
+            receiver.start()
+            await until(lambda: collector.health.exported == 400, timeout=60, what="all")
+            await until(lambda: pending_count(rclient) == 0, what="acked")
+        assert sorted(receiver.accepted_ids()) == sorted(written)
+        assert len(set(receiver.accepted_ids())) == 400
+    finally:
+        receiver.stop()
+
+
+async def test_the_http_client_reads_chunked_and_closing_answers() -> None:
+    answers = [
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n2\r\n1}\r\n0\r\n\r\n',
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nConnection: close\r\n\r\nbusy",
+    ]
+    bodies: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not answers:  # later connections: hang up without an answer
+            writer.close()
+            return
+        while answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            bodies.append(await reader.readexactly(length))
+            answer = answers.pop(0)
+            writer.write(answer)
+            await writer.drain()
+            if b"close" in answer:
+                writer.close()
+                return
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = HttpClient(f"http://127.0.0.1:{port}/v1/logs", timeout=5)
+    try:
+        first = await client.post(b"one", {"Content-Type": "application/json"})
+        assert (first.status, first.body) == (200, b'{"a":1}')
+        second = await client.post(b"two", {})  # same kept-alive connection
+        assert second.status == 503 and second.body == b"busy"
+        assert retry_after(second.headers["retry-after"]) == 7.0
+        assert bodies == [b"one", b"two"]
+        with pytest.raises(OSError, match=r"closed the connection|reset by peer"):
+            await client.post(b"three", {})  # a new connection, hung up on
+    finally:
+        await client.close()
+        server.close()
