@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,6 +213,9 @@ class TelemetryEvent:
             return _unreadable(None, text.rstrip("\n"), f"line is not JSON: {exc}")
         if not isinstance(obj, dict):
             return _unreadable(None, obj, "line is not a JSON object")
+        fast = _from_well_formed_dict(obj)
+        if fast is not None:
+            return fast
         entry_id = obj.get("id")
         return _from_mapping(
             entry_id if isinstance(entry_id, str) else None,
@@ -299,6 +303,9 @@ def encode_fields(
 
 def decode(entry_id: str | bytes | None, fields: Mapping[Any, Any]) -> TelemetryEvent:
     """Decode one stream entry (field names and values as bytes or str). Never raises."""
+    fast = _decode_well_formed(entry_id, fields)
+    if fast is not None:
+        return fast
     problems: list[str] = []
     if isinstance(entry_id, bytes):
         entry_id = entry_id.decode("ascii", "replace")
@@ -316,6 +323,164 @@ def decode(entry_id: str | bytes | None, fields: Mapping[Any, Any]) -> Telemetry
         if inner is not None:
             return _from_mapping(entry_id, inner, problems)
     return _from_mapping(entry_id, strs, problems)
+
+
+# -- fast paths --------------------------------------------------------------------------
+# Nearly every entry is well formed. These read such an entry with a handful of checks and
+# return None at the first sign of anything unusual, leaving it to the general (tolerant,
+# slower) path; both give the same event for a well-formed entry (the tests check this).
+
+_TRACE_RE: Final = re.compile(r"[0-9a-f]{32}")
+_SPAN_RE: Final = re.compile(r"[0-9a-f]{16}")
+_ZERO_TRACE: Final = "0" * 32
+_ZERO_SPAN: Final = "0" * 16
+_WIRE_KEYS_B: Final = frozenset(k.encode() for k in _KNOWN_FIELDS if k != "id")
+_JSON_KEYS: Final = _KNOWN_FIELDS
+_LEVEL_BYTES: Final = {name.encode(): name for name in LEVELS}
+
+
+def _ids_to_lift(
+    data: dict[str, Any],
+    job_id: str | None,
+    worker_id: str | None,
+    machine_id: str | None,
+    user_id: str | None,
+) -> bool:
+    return (
+        (job_id is None and "jobId" in data)
+        or (worker_id is None and "workerId" in data)
+        or (machine_id is None and "machineId" in data)
+        or (user_id is None and "userId" in data)
+    )
+
+
+def _decode_well_formed(
+    entry_id: str | bytes | None, fields: Mapping[Any, Any]
+) -> TelemetryEvent | None:
+    try:
+        if not _WIRE_KEYS_B.issuperset(fields):
+            return None  # str keys, unknown fields: the general path
+        raw_ts = fields[b"timestamp"]
+        if not raw_ts.isdigit():
+            return None
+        service = fields[b"service"].decode()
+        event_type = fields[b"eventType"].decode()
+        trace_id = fields[b"traceId"].decode()
+        if (
+            not service
+            or not event_type
+            or _TRACE_RE.fullmatch(trace_id) is None
+            or trace_id == _ZERO_TRACE
+        ):
+            return None
+        get = fields.get
+        raw_data = get(b"data")
+        data = orjson.loads(raw_data) if raw_data else {}
+        if type(data) is not dict:
+            return None
+        raw = get(b"jobId")
+        job_id = raw.decode() if raw else None
+        raw = get(b"workerId")
+        worker_id = raw.decode() if raw else None
+        raw = get(b"machineId")
+        machine_id = raw.decode() if raw else None
+        raw = get(b"userId")
+        user_id = raw.decode() if raw else None
+        if data and _ids_to_lift(data, job_id, worker_id, machine_id, user_id):
+            return None
+        raw = get(b"spanId")
+        span_id = raw.decode() if raw else None
+        if span_id is not None and (_SPAN_RE.fullmatch(span_id) is None or span_id == _ZERO_SPAN):
+            return None
+        raw = get(b"level")
+        if raw:
+            level = _LEVEL_BYTES.get(raw)
+            if level is None:
+                return None
+        else:
+            level = default_level(event_type)
+        raw = get(b"v")
+        if raw and raw != b"1":
+            return None
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode("ascii")
+        return TelemetryEvent(
+            timestamp=int(raw_ts),
+            service=service,
+            event_type=event_type,
+            trace_id=trace_id,
+            span_id=span_id,
+            job_id=job_id,
+            worker_id=worker_id,
+            machine_id=machine_id,
+            user_id=user_id,
+            level=level,
+            data=data,
+            id=entry_id,
+        )
+    except (UnicodeDecodeError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
+        return None
+
+
+def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
+    if not _JSON_KEYS.issuperset(obj):
+        return None  # unknown fields, or a `malformed` flag to carry: the general path
+    get = obj.get
+    timestamp = get("timestamp")
+    service = get("service")
+    event_type = get("eventType")
+    trace_id = get("traceId")
+    if (
+        type(timestamp) is not int
+        or type(service) is not str
+        or type(event_type) is not str
+        or type(trace_id) is not str
+        or not service
+        or not event_type
+        or _TRACE_RE.fullmatch(trace_id) is None
+        or trace_id == _ZERO_TRACE
+    ):
+        return None
+    data = get("data")
+    if data is None:
+        data = {}
+    elif type(data) is not dict:
+        return None
+    job_id = get("jobId")
+    worker_id = get("workerId")
+    machine_id = get("machineId")
+    user_id = get("userId")
+    span_id = get("spanId")
+    entry_id = get("id")
+    for value in (job_id, worker_id, machine_id, user_id, span_id, entry_id):
+        if value is not None and (type(value) is not str or not value):
+            return None
+    if data and _ids_to_lift(data, job_id, worker_id, machine_id, user_id):
+        return None
+    if span_id is not None and (_SPAN_RE.fullmatch(span_id) is None or span_id == _ZERO_SPAN):
+        return None
+    level = get("level")
+    if level is None or level == "":
+        level = default_level(event_type)
+    elif level not in LEVEL_RANK:
+        return None
+    v = get("v", SCHEMA_VERSION)
+    if v != SCHEMA_VERSION or type(v) is not int:
+        return None
+    return TelemetryEvent(
+        timestamp=timestamp,
+        service=service,
+        event_type=event_type,
+        trace_id=trace_id,
+        span_id=span_id,
+        job_id=job_id,
+        worker_id=worker_id,
+        machine_id=machine_id,
+        user_id=user_id,
+        level=level,
+        data=data,
+        id=entry_id,
+    )
 
 
 def _text(raw: bytes, problems: list[str], what: str) -> str:

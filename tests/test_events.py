@@ -289,3 +289,50 @@ def test_default_level(event_type: str, level: str) -> None:
 def test_stream_id_ms() -> None:
     assert stream_id_ms("1732700000123-4") == 1732700000123
     assert stream_id_ms(None) is None and stream_id_ms("junk") is None
+
+
+def _variants() -> list[dict[str, str]]:
+    good = make().encode()
+    out = [good, make(span_id=None, user_id=None, data={}).encode()]
+    changes: list[dict[str, str | None]] = [
+        {"level": "WARNING"},
+        {"level": ""},
+        {"level": None},
+        {"traceId": TRACE.upper()},
+        {"traceId": "0" * 32},
+        {"spanId": "xyz"},
+        {"spanId": "0" * 16},
+        {"data": "null"},
+        {"data": ""},
+        {"data": None},
+        {"data": '{"jobId": "lifted", "workerId": "w-9"}', "jobId": None, "workerId": None},
+        {"data": '{"jobId": "not lifted"}'},
+        {"timestamp": "12.5"},
+        {"timestamp": ""},
+        {"service": ""},
+        {"eventType": None},
+        {"v": "2"},
+        {"v": "x"},
+        {"jobId": ""},
+        {"extra": "kept"},
+    ]
+    for change in changes:
+        fields: dict[str, str] = dict(good)
+        for key, value in change.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+        out.append(fields)
+    return out
+
+
+@pytest.mark.parametrize("fields", _variants())
+def test_fast_and_general_paths_agree(fields: dict[str, str]) -> None:
+    """Bytes entries from Redis take a fast path when well formed; str entries always take
+    the general path. Both must read every entry the same way."""
+    as_bytes = {k.encode(): v.encode() for k, v in fields.items()}
+    assert decode(b"17-3", as_bytes) == decode("17-3", fields)
+    # and the JSON-lines reader agrees with itself through both of its paths
+    event = decode("17-3", fields)
+    assert TelemetryEvent.from_json_line(event.to_json_line()) == event
