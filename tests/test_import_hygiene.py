@@ -12,6 +12,10 @@ CORE_MODULES = [
     "emp_tui.events",
     "emp_tui.telemetry",
     "emp_tui.config",
+    "emp_tui.demo",
+    "emp_tui.demo.sim",
+    "emp_tui.demo.queue",
+    "emp_tui.demo.embedded",
 ]
 
 
