@@ -242,6 +242,7 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
         )
         if history_ms:
             sim.run(until_ms=sim.start_ms + history_ms)
+            sim.flush(timeout=10.0)  # the app opens on the whole history
             if sim.error:
                 _say(f"emp-tui demo: {sim.error}", sys.stderr)
                 return 1
