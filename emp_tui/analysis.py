@@ -1,0 +1,672 @@
+"""Analysis of events: timelines, gaps, handoffs, durations, stats, anomalies, correlation.
+
+Pure functions over :class:`~emp_tui.events.TelemetryEvent` values: no I/O, no clock unless
+one is passed in (``now_ms``), no Textual. The app, the CLI and export share them.
+
+Vocabulary:
+
+* a job's **timeline** is its events in time order, each a :class:`Step` with its time from
+  the job's first event and from the previous step;
+* a **gap** is a step whose delta is over an absolute threshold (``gap_ms``, default 5 s) or
+  "slower than usual": well above the p95 of the same step (same pair of event types, else
+  the same pair of services) across the other jobs at hand;
+* a **handoff** is a step where the service changes; aggregated over jobs they are the edges
+  of the service graph;
+* a **duration** comes from a start event paired with its end (``*_started``/``*.starting``/
+  ``*.executing`` with the next ``*_completed``/``*.completed``/``*.ready``/``*_failed`` of the
+  same operation and correlation key), or from an explicit ``durationMs``/``*TimeMs`` in data
+  (an explicit ``durationMs`` on the end event wins over the difference of timestamps).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from emp_tui.events import TelemetryEvent, stream_id_ms
+
+__all__ = [
+    "Anomaly",
+    "Correlation",
+    "Duration",
+    "Gap",
+    "Handoff",
+    "HandoffEdge",
+    "Step",
+    "Timeline",
+    "TypeStats",
+    "anomalies",
+    "correlate",
+    "durations",
+    "event_type_stats",
+    "handoffs",
+    "job_handoffs",
+    "job_status",
+    "job_timeline",
+    "percentile",
+    "sort_events",
+]
+
+DEFAULT_GAP_MS: Final = 5_000
+DEFAULT_STALL_MS: Final = 5 * 60_000
+DEFAULT_SILENT_MS: Final = 2 * 60_000
+DEFAULT_SKEW_MS: Final = 60_000
+DEFAULT_WINDOW_MS: Final = 5_000
+# "Slower than usual": above SLOW_FACTOR x the usual p95 and at least SLOW_MIN_EXCESS_MS over
+# it, judged only when the other jobs give at least SLOW_MIN_SAMPLES of the same step.
+SLOW_FACTOR: Final = 2.0
+SLOW_MIN_EXCESS_MS: Final = 250
+SLOW_MIN_SAMPLES: Final = 3
+
+JOB_COMPLETED_TYPES: Final = frozenset({"job.completed", "job.succeeded", "job.finished"})
+JOB_FAILED_TYPES: Final = frozenset(
+    {"job.failed", "job.cancelled", "job.canceled", "job.timed_out", "job.timeout", "job.error"}
+)
+
+Status = Literal["completed", "failed", "running", "stalled", "unknown"]
+
+
+# -- basics ---------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0..100) with linear interpolation between closest ranks.
+    Raises ValueError for no values."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= p <= 100:
+        raise ValueError("p must be between 0 and 100")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+
+
+def _order_key(event: TelemetryEvent) -> tuple[int, int, int]:
+    ms = stream_id_ms(event.id)
+    seq = 0
+    if event.id is not None and ms is not None:
+        _, _, tail = event.id.partition("-")
+        seq = int(tail) if tail.isdigit() else 0
+    return event.timestamp, ms if ms is not None else event.timestamp, seq
+
+
+def sort_events(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
+    """Events by their own timestamp, ties broken by stream ID."""
+    return sorted(events, key=_order_key)
+
+
+def _by_job(events: Iterable[TelemetryEvent]) -> dict[str, list[TelemetryEvent]]:
+    jobs: dict[str, list[TelemetryEvent]] = defaultdict(list)
+    for event in events:
+        if event.job_id:
+            jobs[event.job_id].append(event)
+    return {job: sort_events(evs) for job, evs in jobs.items()}
+
+
+def job_status(
+    events: Sequence[TelemetryEvent],
+    *,
+    now_ms: int | None = None,
+    stall_ms: int = DEFAULT_STALL_MS,
+) -> Status:
+    """completed/failed by the job's latest terminal event; else running, or stalled when
+    ``now_ms`` is over ``stall_ms`` past its last event; unknown with no events."""
+    if not events:
+        return "unknown"
+    for event in reversed(events):
+        if event.event_type in JOB_COMPLETED_TYPES:
+            return "completed"
+        if event.event_type in JOB_FAILED_TYPES:
+            return "failed"
+    if now_ms is not None and now_ms - max(e.timestamp for e in events) > stall_ms:
+        return "stalled"
+    return "running"
+
+
+# -- timelines and gaps ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gap:
+    after_index: int  # index in the timeline of the step the gap ends at
+    start_ms: int
+    end_ms: int
+    duration_ms: int
+    kind: Literal["threshold", "slower_than_usual"]
+    usual_p95_ms: float | None
+    from_service: str
+    to_service: str
+    from_type: str
+    to_type: str
+
+
+@dataclass(frozen=True)
+class Step:
+    event: TelemetryEvent
+    offset_ms: int  # from the job's first event
+    delta_ms: int  # from the previous step (0 for the first)
+    service_changed: bool
+    gap: Gap | None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    job_id: str
+    steps: list[Step]
+    gaps: list[Gap]
+    start_ms: int
+    end_ms: int
+    duration_ms: int
+    services: list[str]  # in order of first appearance
+    status: Status
+
+    @property
+    def events(self) -> list[TelemetryEvent]:
+        return [step.event for step in self.steps]
+
+
+class _UsualSteps:
+    """The step durations seen in other jobs, by (from_type, to_type) and by service pair."""
+
+    def __init__(self, jobs: Mapping[str, list[TelemetryEvent]]) -> None:
+        by_types: dict[tuple[str, str], list[float]] = defaultdict(list)
+        by_services: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for evs in jobs.values():
+            for prev, cur in itertools.pairwise(evs):
+                delta = float(cur.timestamp - prev.timestamp)
+                by_types[(prev.event_type, cur.event_type)].append(delta)
+                if prev.service != cur.service:
+                    by_services[(prev.service, cur.service)].append(delta)
+        self._types = by_types
+        self._services = by_services
+        self._cache: dict[tuple[str, str, str], float | None] = {}
+
+    def p95(self, prev: TelemetryEvent, cur: TelemetryEvent) -> float | None:
+        key = ("t", prev.event_type, cur.event_type)
+        if key not in self._cache:
+            self._cache[key] = self._p95(self._types.get((prev.event_type, cur.event_type)))
+        usual = self._cache[key]
+        if usual is None and prev.service != cur.service:
+            skey = ("s", prev.service, cur.service)
+            if skey not in self._cache:
+                self._cache[skey] = self._p95(self._services.get((prev.service, cur.service)))
+            usual = self._cache[skey]
+        return usual
+
+    @staticmethod
+    def _p95(values: list[float] | None) -> float | None:
+        if not values or len(values) < SLOW_MIN_SAMPLES:
+            return None
+        return percentile(values, 95)
+
+
+def _is_slow(delta: int, usual: float | None) -> bool:
+    return usual is not None and delta > usual * SLOW_FACTOR and delta - usual >= SLOW_MIN_EXCESS_MS
+
+
+def job_timeline(
+    events: Iterable[TelemetryEvent],
+    job_id: str,
+    *,
+    gap_ms: int = DEFAULT_GAP_MS,
+    reference: Iterable[TelemetryEvent] | None = None,
+    now_ms: int | None = None,
+    stall_ms: int = DEFAULT_STALL_MS,
+) -> Timeline:
+    """The timeline of ``job_id`` among ``events`` (other jobs' events are ignored).
+
+    ``reference`` holds the other jobs at hand, for "slower than usual"; by default the other
+    jobs in ``events`` are used. A step over ``gap_ms`` is a ``threshold`` gap; one under it
+    but well above the usual p95 of the same step is ``slower_than_usual``."""
+    events = list(events)
+    own = sort_events(e for e in events if e.job_id == job_id)
+    others = _by_job(e for e in (events if reference is None else reference) if e.job_id != job_id)
+    usual = _UsualSteps(others)
+
+    steps: list[Step] = []
+    gaps: list[Gap] = []
+    services: dict[str, None] = {}
+    start = own[0].timestamp if own else 0
+    prev: TelemetryEvent | None = None
+    for index, event in enumerate(own):
+        services.setdefault(event.service, None)
+        gap: Gap | None = None
+        if prev is None:
+            delta, changed = 0, False
+        else:
+            delta = event.timestamp - prev.timestamp
+            changed = event.service != prev.service
+            p95 = usual.p95(prev, event)
+            kind: Literal["threshold", "slower_than_usual"] | None = None
+            if delta > gap_ms:
+                kind = "threshold"
+            elif _is_slow(delta, p95):
+                kind = "slower_than_usual"
+            if kind is not None:
+                gap = Gap(
+                    after_index=index,
+                    start_ms=prev.timestamp,
+                    end_ms=event.timestamp,
+                    duration_ms=delta,
+                    kind=kind,
+                    usual_p95_ms=p95,
+                    from_service=prev.service,
+                    to_service=event.service,
+                    from_type=prev.event_type,
+                    to_type=event.event_type,
+                )
+                gaps.append(gap)
+        steps.append(Step(event, event.timestamp - start, delta, changed, gap))
+        prev = event
+    end = own[-1].timestamp if own else 0
+    return Timeline(
+        job_id=job_id,
+        steps=steps,
+        gaps=gaps,
+        start_ms=start,
+        end_ms=end,
+        duration_ms=end - start,
+        services=list(services),
+        status=job_status(own, now_ms=now_ms, stall_ms=stall_ms),
+    )
+
+
+# -- handoffs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """One change of service within a job."""
+
+    job_id: str
+    from_service: str
+    to_service: str
+    from_type: str
+    to_type: str
+    start_ms: int
+    end_ms: int
+    duration_ms: int
+    error: bool  # either side of the handoff is an error-level event
+
+
+@dataclass(frozen=True)
+class HandoffEdge:
+    source: str
+    target: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    error_share: float  # 0..1, share of these handoffs with an error-level event on a side
+
+
+def job_handoffs(events: Iterable[TelemetryEvent], job_id: str | None = None) -> list[Handoff]:
+    """The handoffs of every job in ``events`` (or of ``job_id`` only), in time order per job."""
+    out: list[Handoff] = []
+    for job, evs in _by_job(events).items():
+        if job_id is not None and job != job_id:
+            continue
+        for prev, cur in itertools.pairwise(evs):
+            if prev.service != cur.service:
+                out.append(
+                    Handoff(
+                        job_id=job,
+                        from_service=prev.service,
+                        to_service=cur.service,
+                        from_type=prev.event_type,
+                        to_type=cur.event_type,
+                        start_ms=prev.timestamp,
+                        end_ms=cur.timestamp,
+                        duration_ms=cur.timestamp - prev.timestamp,
+                        error=prev.level == "error" or cur.level == "error",
+                    )
+                )
+    return out
+
+
+def handoffs(events: Iterable[TelemetryEvent]) -> list[HandoffEdge]:
+    """Handoffs of all jobs aggregated into service-graph edges, the busiest first."""
+    grouped: dict[tuple[str, str], list[Handoff]] = defaultdict(list)
+    for handoff in job_handoffs(events):
+        grouped[(handoff.from_service, handoff.to_service)].append(handoff)
+    edges = []
+    for (source, target), items in grouped.items():
+        times = [float(h.duration_ms) for h in items]
+        edges.append(
+            HandoffEdge(
+                source=source,
+                target=target,
+                count=len(items),
+                p50_ms=percentile(times, 50),
+                p95_ms=percentile(times, 95),
+                max_ms=max(times),
+                error_share=sum(h.error for h in items) / len(items),
+            )
+        )
+    edges.sort(key=lambda e: (-e.count, e.source, e.target))
+    return edges
+
+
+# -- durations ------------------------------------------------------------------------------
+
+_START_SUFFIXES: Final = ("_started",)
+_ENTITY_STARTS: Final = (".starting", ".executing")
+_END_SUFFIXES: Final = ("_completed", "_failed")
+_ENTITY_ENDS: Final = (".completed", ".ready", ".failed")
+
+
+def _start_operation(event_type: str) -> str | None:
+    for suffix in _START_SUFFIXES:
+        if event_type.endswith(suffix) and len(event_type) > len(suffix):
+            return event_type[: -len(suffix)]
+    for suffix in _ENTITY_STARTS:
+        if event_type.endswith(suffix) and len(event_type) > len(suffix):
+            return event_type[: -len(suffix)]
+    return None
+
+
+def _end_operation(event_type: str) -> str | None:
+    for suffix in (*_END_SUFFIXES, *_ENTITY_ENDS):
+        if event_type.endswith(suffix) and len(event_type) > len(suffix):
+            return event_type[: -len(suffix)]
+    return None
+
+
+def _correlation_key(event: TelemetryEvent) -> str:
+    return event.job_id or event.machine_id or event.worker_id or event.trace_id or event.service
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) and number >= 0 else None
+    return None
+
+
+@dataclass(frozen=True)
+class Duration:
+    """How long something took. ``name`` is the operation (``connector.processing``) for a
+    start/end pair or ``durationMs``, or ``<eventType>:<field>`` for another ``*TimeMs``."""
+
+    name: str
+    key: str  # the correlation key: jobId, else machineId, workerId, traceId
+    duration_ms: float
+    end: TelemetryEvent
+    start: TelemetryEvent | None = None
+    source: Literal["paired", "explicit"] = "paired"
+    outcome: Literal["completed", "failed"] | None = None
+    field: str | None = None  # the data field an explicit duration came from
+
+    @property
+    def event_type(self) -> str:
+        return self.end.event_type
+
+
+def durations(events: Iterable[TelemetryEvent]) -> list[Duration]:
+    """Durations from start/end pairs and from explicit ``durationMs``/``*TimeMs`` fields."""
+    pending: dict[tuple[str, str], list[TelemetryEvent]] = defaultdict(list)
+    out: list[Duration] = []
+    for event in sort_events(events):
+        key = _correlation_key(event)
+        start_op = _start_operation(event.event_type)
+        if start_op is not None:
+            pending[(start_op, key)].append(event)
+        end_op = _end_operation(event.event_type)
+        explicit = _number(event.data.get("durationMs")) if event.data else None
+        outcome: Literal["completed", "failed"] | None = None
+        if end_op is not None:
+            outcome = "failed" if event.event_type.endswith("failed") else "completed"
+            queue = pending.get((end_op, key))
+            start = queue.pop(0) if queue else None
+            if explicit is not None:
+                out.append(
+                    Duration(end_op, key, explicit, event, start, "explicit", outcome, "durationMs")
+                )
+            elif start is not None:
+                elapsed = float(event.timestamp - start.timestamp)
+                out.append(Duration(end_op, key, elapsed, event, start, "paired", outcome))
+        elif explicit is not None:
+            name = start_op or event.event_type
+            out.append(Duration(name, key, explicit, event, None, "explicit", None, "durationMs"))
+        for data_key, value in (event.data or {}).items():
+            if isinstance(data_key, str) and data_key.endswith("TimeMs"):
+                number = _number(value)
+                if number is not None:
+                    out.append(
+                        Duration(
+                            f"{event.event_type}:{data_key}",
+                            key,
+                            number,
+                            event,
+                            None,
+                            "explicit",
+                            outcome,
+                            data_key,
+                        )
+                    )
+    return out
+
+
+# -- per-type stats -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeStats:
+    event_type: str
+    count: int
+    errors: int  # error-level events
+    timed: int  # events that carried a duration
+    avg_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    max_ms: float | None
+    services: list[str] = field(default_factory=list)
+
+
+def event_type_stats(events: Iterable[TelemetryEvent]) -> list[TypeStats]:
+    """Per event type: how many, how many errors, and the durations that end with that type
+    (paired, or an explicit ``durationMs``). The most frequent first."""
+    events = list(events)
+    counts: dict[str, int] = defaultdict(int)
+    errors: dict[str, int] = defaultdict(int)
+    services: dict[str, dict[str, None]] = defaultdict(dict)
+    for event in events:
+        counts[event.event_type] += 1
+        if event.level == "error":
+            errors[event.event_type] += 1
+        services[event.event_type].setdefault(event.service, None)
+    times: dict[str, list[float]] = defaultdict(list)
+    for duration in durations(events):
+        if duration.field in (None, "durationMs"):
+            times[duration.event_type].append(duration.duration_ms)
+    stats = []
+    for event_type, count in counts.items():
+        values = times.get(event_type, [])
+        stats.append(
+            TypeStats(
+                event_type=event_type,
+                count=count,
+                errors=errors[event_type],
+                timed=len(values),
+                avg_ms=sum(values) / len(values) if values else None,
+                p50_ms=percentile(values, 50) if values else None,
+                p95_ms=percentile(values, 95) if values else None,
+                max_ms=max(values) if values else None,
+                services=list(services[event_type]),
+            )
+        )
+    stats.sort(key=lambda s: (-s.count, s.event_type))
+    return stats
+
+
+# -- anomalies ------------------------------------------------------------------------------
+
+AnomalyKind = Literal["stalled_job", "failed_job", "silent_service", "clock_skew"]
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: AnomalyKind
+    subject: str  # the job ID or the service
+    message: str
+    at_ms: int
+    event: TelemetryEvent | None = None
+
+
+def anomalies(
+    events: Iterable[TelemetryEvent],
+    *,
+    now_ms: int | None = None,
+    stall_ms: int = DEFAULT_STALL_MS,
+    silent_ms: int = DEFAULT_SILENT_MS,
+    skew_ms: int = DEFAULT_SKEW_MS,
+) -> list[Anomaly]:
+    """What looks wrong: jobs with no terminal event ``stall_ms`` after their last event,
+    failed jobs, services silent for ``silent_ms``, events whose own timestamp is more than
+    ``skew_ms`` from the time the stream gave them (one per service, the worst). "Now" is
+    ``now_ms``, else the newest event's timestamp."""
+    events = list(events)
+    if not events:
+        return []
+    now = now_ms if now_ms is not None else max(e.timestamp for e in events)
+    found: list[Anomaly] = []
+    for job, evs in _by_job(events).items():
+        status = job_status(evs, now_ms=now, stall_ms=stall_ms)
+        last = evs[-1]
+        if status == "stalled":
+            idle = now - last.timestamp
+            found.append(
+                Anomaly(
+                    "stalled_job",
+                    job,
+                    f"no terminal event for {idle / 1000:.0f}s after {last.event_type}",
+                    last.timestamp,
+                    last,
+                )
+            )
+        elif status == "failed":
+            terminal = next(e for e in reversed(evs) if e.event_type in JOB_FAILED_TYPES)
+            reason = terminal.data.get("error") if terminal.data else None
+            detail = f": {reason}" if isinstance(reason, str) and reason else ""
+            found.append(
+                Anomaly(
+                    "failed_job",
+                    job,
+                    f"{terminal.event_type}{detail}",
+                    terminal.timestamp,
+                    terminal,
+                )
+            )
+    last_by_service: dict[str, TelemetryEvent] = {}
+    for event in events:
+        seen = last_by_service.get(event.service)
+        if seen is None or event.timestamp > seen.timestamp:
+            last_by_service[event.service] = event
+    for service, last in sorted(last_by_service.items()):
+        if now - last.timestamp > silent_ms:
+            found.append(
+                Anomaly(
+                    "silent_service",
+                    service,
+                    f"silent for {(now - last.timestamp) / 1000:.0f}s",
+                    last.timestamp,
+                    last,
+                )
+            )
+    worst: dict[str, tuple[int, int, TelemetryEvent]] = {}
+    for event in events:
+        ms = stream_id_ms(event.id)
+        if ms is None:
+            continue
+        skew = event.timestamp - ms
+        if abs(skew) > skew_ms:
+            count, worst_skew, worst_event = worst.get(event.service, (0, 0, event))
+            if abs(skew) >= abs(worst_skew):
+                worst_skew, worst_event = skew, event
+            worst[event.service] = (count + 1, worst_skew, worst_event)
+    for service, (count, skew, event) in sorted(worst.items()):
+        direction = "ahead of" if skew > 0 else "behind"
+        found.append(
+            Anomaly(
+                "clock_skew",
+                service,
+                f"{count} event(s) with timestamps up to {abs(skew) / 1000:.1f}s {direction} "
+                "the stream's clock",
+                event.timestamp,
+                event,
+            )
+        )
+    return found
+
+
+# -- correlation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Correlation:
+    job_id: str
+    timeline: Timeline
+    handoffs: list[Handoff]
+    trace_ids: list[str]
+    by_trace: list[TelemetryEvent]  # other events (not this job's) sharing its trace
+    by_worker: dict[str, list[TelemetryEvent]]  # other events of its workers, in its window
+    by_machine: dict[str, list[TelemetryEvent]]  # other events of its machines, in its window
+    window_start_ms: int
+    window_end_ms: int
+
+
+def correlate(
+    events: Iterable[TelemetryEvent],
+    job_id: str,
+    *,
+    gap_ms: int = DEFAULT_GAP_MS,
+    window_ms: int = DEFAULT_WINDOW_MS,
+    now_ms: int | None = None,
+) -> Correlation:
+    """``job_id``'s timeline and handoffs, and the other events that share its trace (any
+    time) or its workers or machines (within its time window widened by ``window_ms``)."""
+    events = list(events)
+    timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms)
+    own = timeline.events
+    traces = list(dict.fromkeys(e.trace_id for e in own if e.trace_id))
+    workers = set(e.worker_id for e in own if e.worker_id)
+    machines = set(e.machine_id for e in own if e.machine_id)
+    lo, hi = timeline.start_ms - window_ms, timeline.end_ms + window_ms
+    trace_set = set(traces)
+    by_trace: list[TelemetryEvent] = []
+    by_worker: dict[str, list[TelemetryEvent]] = defaultdict(list)
+    by_machine: dict[str, list[TelemetryEvent]] = defaultdict(list)
+    for event in sort_events(events):
+        if event.job_id == job_id:
+            continue
+        if event.trace_id in trace_set:
+            by_trace.append(event)
+        if own and lo <= event.timestamp <= hi:
+            if event.worker_id in workers:
+                by_worker[event.worker_id].append(event)
+            if event.machine_id in machines:
+                by_machine[event.machine_id].append(event)
+    return Correlation(
+        job_id=job_id,
+        timeline=timeline,
+        handoffs=job_handoffs(own, job_id),
+        trace_ids=traces,
+        by_trace=by_trace,
+        by_worker=dict(by_worker),
+        by_machine=dict(by_machine),
+        window_start_ms=lo,
+        window_end_ms=hi,
+    )

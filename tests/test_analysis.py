@@ -1,0 +1,367 @@
+"""Analysis on hand-made sequences: timelines, gaps, handoffs, percentiles, durations,
+per-type stats, anomalies and correlation."""
+
+from __future__ import annotations
+
+import pytest
+
+from emp_tui.analysis import (
+    anomalies,
+    correlate,
+    durations,
+    event_type_stats,
+    handoffs,
+    job_handoffs,
+    job_timeline,
+    percentile,
+)
+from emp_tui.events import TelemetryEvent, default_level, trace_id_for_job
+
+T0 = 1_700_000_000_000
+
+
+def e(
+    at: int,
+    service: str,
+    event_type: str,
+    job: str | None = "job_1",
+    *,
+    stream_at: int | None = None,
+    seq: int = 0,
+    **kw: object,
+) -> TelemetryEvent:
+    """An event ``at`` ms after T0; its stream ID time is ``stream_at`` (default: the same)."""
+    return TelemetryEvent(
+        timestamp=T0 + at,
+        service=service,
+        event_type=event_type,
+        trace_id=str(kw.pop("trace_id", trace_id_for_job(job) if job else "cd" * 16)),
+        job_id=job,
+        level=str(kw.pop("level", default_level(event_type))),
+        id=f"{T0 + (at if stream_at is None else stream_at)}-{seq}",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def job(job_id: str, steps: list[tuple[int, str, str]], **kw: object) -> list[TelemetryEvent]:
+    return [e(at, service, etype, job_id, **kw) for at, service, etype in steps]
+
+
+NORMAL = [
+    (0, "api-server", "job.created"),
+    (100, "api-server", "job.queued"),
+    (300, "worker", "job.claimed"),
+    (400, "worker", "connector.processing_started"),
+    (1400, "worker", "connector.processing_completed"),
+    (1500, "api-server", "job.completed"),
+]
+
+
+# -- percentile -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [([5.0], 95, 5.0), ([1, 2, 3, 4], 50, 2.5), ([1, 2, 3, 4, 5], 0, 1.0),
+     ([1, 2, 3, 4, 5], 100, 5.0), ([10, 20], 95, 19.5), (list(range(1, 101)), 95, 95.05),
+     ([3, 1, 2], 50, 2.0)],
+)  # fmt: skip
+def test_percentile(values: list[float], p: float, expected: float) -> None:
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+def test_percentile_rejects_nothing_and_bad_p() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# -- timelines and gaps ---------------------------------------------------------------------
+
+
+def test_timeline_orders_and_measures_steps() -> None:
+    events = job("job_1", NORMAL)
+    noise = job("job_2", [(50, "worker", "job.claimed")])
+    shuffled = [events[3], events[0], *noise, events[5], events[1], events[4], events[2]]
+    tl = job_timeline(shuffled, "job_1")
+    assert [s.event for s in tl.steps] == events
+    assert [s.offset_ms for s in tl.steps] == [0, 100, 300, 400, 1400, 1500]
+    assert [s.delta_ms for s in tl.steps] == [0, 100, 200, 100, 1000, 100]
+    assert [s.service_changed for s in tl.steps] == [False, False, True, False, False, True]
+    assert tl.services == ["api-server", "worker"]
+    assert (tl.start_ms, tl.end_ms, tl.duration_ms) == (T0, T0 + 1500, 1500)
+    assert tl.status == "completed"
+    assert tl.gaps == []
+
+
+def test_ties_in_time_keep_stream_order() -> None:
+    a = e(0, "api-server", "job.created", seq=0)
+    b = e(0, "api-server", "job.queued", seq=1)
+    assert job_timeline([b, a], "job_1").events == [a, b]
+
+
+def test_threshold_gap_default_and_configured() -> None:
+    events = job(
+        "job_1",
+        [(0, "api-server", "job.created"), (7000, "worker", "job.claimed"),
+         (9000, "worker", "job.completed")],
+    )  # fmt: skip
+    tl = job_timeline(events, "job_1")
+    assert len(tl.gaps) == 1
+    gap = tl.gaps[0]
+    assert (gap.after_index, gap.duration_ms, gap.kind) == (1, 7000, "threshold")
+    assert (gap.from_service, gap.to_service) == ("api-server", "worker")
+    assert (gap.from_type, gap.to_type) == ("job.created", "job.claimed")
+    assert (gap.start_ms, gap.end_ms) == (T0, T0 + 7000)
+    assert tl.steps[1].gap is gap and tl.steps[2].gap is None
+    tl2 = job_timeline(events, "job_1", gap_ms=1500)
+    assert [g.duration_ms for g in tl2.gaps] == [7000, 2000]
+    # exactly at the threshold is not over it
+    assert job_timeline(events, "job_1", gap_ms=2000).gaps == tl.gaps
+
+
+def test_slower_than_usual_against_other_jobs() -> None:
+    others = [ev for n in range(5) for ev in job(f"other_{n}", NORMAL)]
+    slow = job(
+        "job_1",
+        [(0, "api-server", "job.created"), (100, "api-server", "job.queued"),
+         (3300, "worker", "job.claimed"), (3400, "worker", "connector.processing_started"),
+         (4400, "worker", "connector.processing_completed"), (4500, "api-server", "job.completed")],
+    )  # fmt: skip
+    tl = job_timeline(slow + others, "job_1")
+    assert len(tl.gaps) == 1
+    gap = tl.gaps[0]
+    assert gap.kind == "slower_than_usual"
+    assert gap.after_index == 2 and gap.duration_ms == 3200
+    assert gap.usual_p95_ms == pytest.approx(200.0)
+    # With an explicit reference of nothing, there is nothing "usual" to compare with.
+    assert job_timeline(slow + others, "job_1", reference=[]).gaps == []
+    # The same job among others just like it is not slow.
+    assert job_timeline(job("job_1", NORMAL) + others, "job_1").gaps == []
+
+
+def test_slower_than_usual_needs_enough_samples_and_a_real_excess() -> None:
+    two_others = [ev for n in range(2) for ev in job(f"o{n}", NORMAL)]
+    slow = job("job_1", [(0, "api-server", "job.queued"), (3000, "worker", "job.claimed")])
+    assert job_timeline(slow + two_others, "job_1").gaps == []  # 2 samples: not judged
+    fast_others = [
+        ev for n in range(5) for ev in job(f"o{n}", [(0, "worker", "a.x"), (10, "worker", "a.y")])
+    ]
+    tiny = job("job_1", [(0, "worker", "a.x"), (100, "worker", "a.y")])
+    assert job_timeline(tiny + fast_others, "job_1").gaps == []  # 10x, but only 90 ms over
+
+
+def test_slower_than_usual_falls_back_on_the_service_pair() -> None:
+    others = [
+        ev
+        for n in range(4)
+        for ev in job(f"o{n}", [(0, "api-server", f"job.q{n}"), (100, "worker", f"job.c{n}")])
+    ]
+    slow = job("job_1", [(0, "api-server", "job.queued"), (1000, "worker", "job.claimed")])
+    (gap,) = job_timeline(slow + others, "job_1").gaps
+    assert gap.kind == "slower_than_usual" and gap.usual_p95_ms == pytest.approx(100.0)
+
+
+def test_timeline_status() -> None:
+    running = job("j", [(0, "api-server", "job.created"), (10, "worker", "job.claimed")])
+    assert job_timeline(running, "j").status == "running"
+    assert job_timeline(running, "j", now_ms=T0 + 10 + 60_000).status == "running"
+    assert job_timeline(running, "j", now_ms=T0 + 10 + 600_000).status == "stalled"
+    failed = [*running, e(20, "worker", "job.failed", "j")]
+    assert job_timeline(failed, "j").status == "failed"
+    retried = [*failed, e(30, "worker", "job.completed", "j")]
+    assert job_timeline(retried, "j").status == "completed"
+    empty = job_timeline([], "nope")
+    assert (empty.status, empty.steps, empty.duration_ms) == ("unknown", [], 0)
+
+
+# -- handoffs -------------------------------------------------------------------------------
+
+
+def test_job_handoffs_and_edges() -> None:
+    a = job("a", NORMAL)
+    b = job(
+        "b",
+        [(0, "api-server", "job.created"), (500, "worker", "job.claimed"),
+         (900, "worker", "connector.processing_failed"), (1000, "api-server", "job.failed")],
+    )  # fmt: skip
+    assert [(h.from_service, h.to_service, h.duration_ms) for h in job_handoffs(a)] == [
+        ("api-server", "worker", 200),
+        ("worker", "api-server", 100),
+    ]
+    assert job_handoffs(a + b, "b")[0].job_id == "b"
+    edges = {(x.source, x.target): x for x in handoffs(a + b)}
+    assert set(edges) == {("api-server", "worker"), ("worker", "api-server")}
+    forward = edges[("api-server", "worker")]
+    assert (forward.count, forward.max_ms, forward.error_share) == (2, 500.0, 0.0)
+    assert forward.p50_ms == pytest.approx(350.0)
+    assert forward.p95_ms == pytest.approx(485.0)
+    back = edges[("worker", "api-server")]
+    assert back.count == 2 and back.error_share == pytest.approx(0.5)
+    # events without a job have no handoffs
+    assert handoffs([e(0, "a", "x.y", None), e(1, "b", "x.y", None)]) == []
+
+
+# -- durations ------------------------------------------------------------------------------
+
+
+def test_paired_durations_by_operation_and_key() -> None:
+    events = [
+        e(0, "worker", "connector.processing_started", "j1"),
+        e(50, "worker", "connector.processing_started", "j2"),
+        e(400, "worker", "connector.processing_completed", "j2"),
+        e(1000, "worker", "connector.processing_failed", "j1"),
+        e(0, "machine", "machine.starting", None, machine_id="m-1"),
+        e(9000, "machine", "machine.ready", None, machine_id="m-1"),
+        e(100, "worker", "job.executing", "j3"),
+        e(700, "worker", "job.completed", "j3"),
+        e(2000, "worker", "connector.processing_completed", "j9"),  # no start: no duration
+    ]
+    got = {(d.name, d.key): d for d in durations(events)}
+    assert set(got) == {
+        ("connector.processing", "j1"),
+        ("connector.processing", "j2"),
+        ("machine", "m-1"),
+        ("job", "j3"),
+    }
+    assert got[("connector.processing", "j1")].duration_ms == 1000
+    assert got[("connector.processing", "j1")].outcome == "failed"
+    assert got[("connector.processing", "j2")].duration_ms == 350
+    assert got[("connector.processing", "j2")].outcome == "completed"
+    assert got[("machine", "m-1")].duration_ms == 9000
+    assert got[("job", "j3")].duration_ms == 600
+    assert all(d.source == "paired" for d in got.values())
+    assert got[("job", "j3")].start is events[6] and got[("job", "j3")].end is events[7]
+
+
+def test_starts_pair_with_the_next_end_in_order() -> None:
+    events = [
+        e(0, "worker", "step_started", "j"),
+        e(100, "worker", "step_started", "j"),
+        e(300, "worker", "step_completed", "j"),
+        e(600, "worker", "step_completed", "j"),
+    ]
+    assert [d.duration_ms for d in durations(events)] == [300, 500]
+
+
+def test_explicit_durations_win_and_time_fields_count() -> None:
+    events = [
+        e(0, "worker", "connector.processing_started", "j"),
+        e(1000, "worker", "connector.processing_completed", "j", data={"durationMs": 987}),
+        e(2000, "api-server", "webhook.delivered", "j", data={"durationMs": "42.5"}),
+        e(3000, "worker", "job.claimed", "j", data={"queueTimeMs": 250, "badTimeMs": "x"}),
+        e(4000, "worker", "job.other", "j", data={"durationMs": True}),
+    ]
+    ds = durations(events)
+    assert [(d.name, d.duration_ms, d.source, d.field) for d in ds] == [
+        ("connector.processing", 987.0, "explicit", "durationMs"),
+        ("webhook.delivered", 42.5, "explicit", "durationMs"),
+        ("job.claimed:queueTimeMs", 250.0, "explicit", "queueTimeMs"),
+    ]
+    assert ds[0].start is events[0]
+
+
+# -- per-type stats -------------------------------------------------------------------------
+
+
+def test_event_type_stats() -> None:
+    events = []
+    for n, ms in enumerate([100, 200, 300, 400]):
+        jid = f"j{n}"
+        events += [
+            e(0, "worker", "connector.processing_started", jid),
+            e(ms, "worker", "connector.processing_completed", jid),
+        ]
+    events.append(e(5, "worker", "connector.processing_failed", "jx", level="error"))
+    stats = {s.event_type: s for s in event_type_stats(events)}
+    done = stats["connector.processing_completed"]
+    assert (done.count, done.timed, done.errors) == (4, 4, 0)
+    assert done.avg_ms == pytest.approx(250.0)
+    assert done.p50_ms == pytest.approx(250.0)
+    assert done.p95_ms == pytest.approx(385.0)
+    assert done.max_ms == 400.0
+    started = stats["connector.processing_started"]
+    assert (started.count, started.timed, started.avg_ms, started.p95_ms) == (4, 0, None, None)
+    failed = stats["connector.processing_failed"]
+    assert (failed.count, failed.errors, failed.timed) == (1, 1, 0)
+    assert failed.services == ["worker"]
+    assert next(iter(stats)) in ("connector.processing_started", "connector.processing_completed")
+
+
+# -- anomalies ------------------------------------------------------------------------------
+
+
+def test_anomalies_stalled_failed_silent_and_skew() -> None:
+    now = T0 + 10 * 60_000
+    events = [
+        *job("done", NORMAL),
+        e(0, "api-server", "job.created", "stuck"),
+        e(1000, "worker", "job.claimed", "stuck"),
+        e(0, "api-server", "job.created", "bad"),
+        e(500, "worker", "job.failed", "bad", data={"error": "CUDA out of memory"}),
+        e(now - T0 - 1000, "monitor", "monitor.heartbeat", None),
+        # two events stamped 120 s and 90 s ahead of the time the stream gave them
+        e(now - T0 - 2000, "webhook-service", "webhook.sent", None, stream_at=now - T0 - 122_000),
+        e(now - T0 - 3000, "webhook-service", "webhook.sent", None, stream_at=now - T0 - 93_000),
+    ]
+    found = anomalies(events, now_ms=now)
+    kinds = {(a.kind, a.subject) for a in found}
+    assert ("stalled_job", "stuck") in kinds
+    assert ("failed_job", "bad") in kinds
+    assert ("stalled_job", "done") not in kinds and ("failed_job", "done") not in kinds
+    assert ("silent_service", "api-server") in kinds and ("silent_service", "worker") in kinds
+    assert ("silent_service", "monitor") not in kinds
+    assert ("silent_service", "webhook-service") not in kinds
+    (skew,) = [a for a in found if a.kind == "clock_skew"]
+    assert skew.subject == "webhook-service"
+    assert skew.event is events[-2]  # the worst of the two
+    assert "2 event(s)" in skew.message and "120.0s ahead of" in skew.message
+    (failed,) = [a for a in found if a.kind == "failed_job"]
+    assert "CUDA out of memory" in failed.message
+
+
+def test_anomalies_default_now_is_newest_event_and_thresholds_apply() -> None:
+    events = [e(0, "api-server", "job.created", "j"), e(60_000, "monitor", "x.y", None)]
+    assert anomalies(events) == []
+    found = anomalies(events, stall_ms=30_000, silent_ms=30_000)
+    assert {(a.kind, a.subject) for a in found} == {
+        ("stalled_job", "j"),
+        ("silent_service", "api-server"),
+    }
+    assert anomalies([]) == []
+
+
+# -- correlation ----------------------------------------------------------------------------
+
+
+def test_correlate_by_trace_worker_and_machine_in_window() -> None:
+    trace = trace_id_for_job("j")
+    own = [
+        e(0, "api-server", "job.created", "j"),
+        e(100, "worker", "job.claimed", "j", worker_id="w-1", machine_id="m-1"),
+        e(9000, "worker", "job.completed", "j", worker_id="w-1", machine_id="m-1"),
+    ]
+    same_trace = e(50, "webhook-service", "webhook.sent", None, trace_id=trace)
+    same_trace_late = e(500_000, "webhook-service", "webhook.retried", None, trace_id=trace)
+    worker_near = e(9500, "worker", "worker.heartbeat", None, worker_id="w-1")
+    worker_far = e(60_000, "worker", "worker.heartbeat", None, worker_id="w-1")
+    machine_near = e(-2000, "machine", "machine.gpu_warning", None, machine_id="m-1")
+    other_machine = e(200, "machine", "machine.gpu_warning", None, machine_id="m-2")
+    other_job = e(300, "worker", "job.claimed", "k", worker_id="w-1")
+    events = [*own, same_trace, same_trace_late, worker_near, worker_far, machine_near,
+              other_machine, other_job]  # fmt: skip
+    c = correlate(events, "j")
+    assert c.timeline.events == own
+    assert c.trace_ids == [trace]
+    assert c.by_trace == [same_trace, same_trace_late]
+    assert c.by_worker == {"w-1": [other_job, worker_near]}
+    assert c.by_machine == {"m-1": [machine_near]}
+    assert [(h.from_service, h.to_service) for h in c.handoffs] == [("api-server", "worker")]
+    assert c.timeline.gaps[0].duration_ms == 8900
+    assert (c.window_start_ms, c.window_end_ms) == (T0 - 5000, T0 + 14_000)
+
+
+def test_correlate_unknown_job_is_empty() -> None:
+    c = correlate([e(0, "worker", "x.y", "other", worker_id="w")], "nope")
+    assert c.timeline.steps == [] and c.by_trace == [] and c.by_worker == {}
