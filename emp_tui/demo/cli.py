@@ -262,7 +262,10 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
                     "showing a live summary instead"
                 )
         if run_app is not None:
-            return int(run_app(redis_url=url, stream=stream, files=[], job_id=None, query=None))
+            code = int(run_app(redis_url=url, stream=stream, files=[], job_id=None, query=None))
+            if sim.error:
+                _say(f"emp-tui demo: {sim.error}", sys.stderr)
+            return code
         _story_lines(sim)
         _say("emp-tui demo: running; Ctrl+C stops it")
         _watch(sim, live)

@@ -5,7 +5,7 @@ Keys, under a namespace (``emp:demo`` by default)::
     {ns}:pending      sorted set of job IDs, scored by priority then creation time
     {ns}:active       set of claimed job IDs that have not finished
     {ns}:job:{id}     hash: id, connector, priority, userId, createdAt, status, workerId,
-                      claimedAt, finishedAt, attempts
+                      claimedAt, progress, progressAt, finishedAt, attempts
 
 The API side creates a job with one script (``createJob``: validate, store, enqueue, return the
 queue position); a worker takes one with another (``findMatchingJob``: the oldest job of the
@@ -148,6 +148,27 @@ class JobQueue:
         pipe.srem(f"{self.ns}:active", job_id)
         pipe.expire(key, keep_s)
         pipe.execute()
+
+    def progress(self, job_id: str, progress: int, now_ms: int) -> None:
+        """Record a claimed job's progress; the monitor reads ``progressAt`` to spot stalls."""
+        self.client.hset(self.job_key(job_id), mapping={"progress": progress, "progressAt": now_ms})
+
+    def stalled(self, now_ms: int, quiet_ms: int) -> list[tuple[str, int]]:
+        """Claimed jobs with no progress for more than ``quiet_ms``: (job ID, quiet ms),
+        the quietest first."""
+        active = sorted(_text(v) for v in self.client.smembers(f"{self.ns}:active"))
+        if not active:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in active:
+            pipe.hmget(self.job_key(job_id), "progressAt", "claimedAt")
+        found = []
+        for job_id, (progress_at, claimed_at) in zip(active, pipe.execute(), strict=True):
+            last = progress_at or claimed_at
+            if last is not None and now_ms - int(last) > quiet_ms:
+                found.append((job_id, now_ms - int(last)))
+        found.sort(key=lambda item: (-item[1], item[0]))
+        return found
 
     def status(self, job_id: str) -> str | None:
         value = self.client.hget(self.job_key(job_id), "status")

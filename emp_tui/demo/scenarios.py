@@ -35,10 +35,11 @@ def _stalled_job(sim: Simulation, at: int) -> None:
     )
 
 
-def _failing_connector(sim: Simulation, at: int) -> None:
-    sim.plant_outage("openai", at, at + 90_000, OUTAGE_ERROR)
+def _failing_connector(sim: Simulation, at: int, duration_ms: int = 90_000) -> None:
+    sim.plant_outage("openai", at, at + duration_ms, OUTAGE_ERROR)
     sim.stories.append(
-        f"failing-connector: every openai job fails for 90 s from +{at // 1000} s ({OUTAGE_ERROR})"
+        f"failing-connector: every openai job fails for {duration_ms // 1000} s from "
+        f"+{at // 1000} s ({OUTAGE_ERROR})"
     )
 
 
@@ -89,15 +90,27 @@ def _service_failure(sim: Simulation, at: int) -> None:
     )
 
 
+MIXED_CYCLE_MS: Final = 300_000
+MIXED_CYCLES: Final = 12
+
+
 def _mixed(sim: Simulation, at: int) -> None:
-    _stalled_job(sim, at + 5_000)
-    _never_claimed(sim, at + 15_000)
-    _worker_crash(sim, at + 30_000)
-    _failing_connector(sim, at + 50_000)
-    _traffic_burst(sim, at + 100_000)
+    # The stories start early (so a short history already holds them) and come back every
+    # five minutes for an hour, so a demo left running keeps having trouble to find.
     gpu = [p for p in sim.machine_plans if p.kind == "gpu"]
     gpu[-1].failing_service = "a1111"
+    for cycle in range(MIXED_CYCLES):
+        start = at + cycle * MIXED_CYCLE_MS
+        told = len(sim.stories)
+        _stalled_job(sim, start)
+        _never_claimed(sim, start + 4_000)
+        _worker_crash(sim, start + 8_000)
+        _failing_connector(sim, start + 15_000, 60_000)
+        _traffic_burst(sim, start + 120_000)
+        if cycle:
+            del sim.stories[told:]
     sim.stories.append(f"service-failure: a1111 fails to start on {gpu[-1].id}")
+    sim.stories.append(f"... and the same stories again every {MIXED_CYCLE_MS // 60_000} minutes")
 
 
 SCENARIOS: Final[dict[str, Scenario]] = {

@@ -47,7 +47,8 @@ SERVICES: Final = (API, WORKER, MACHINE, WEBHOOK, MONITOR)
 EVENTS_PER_JOB: Final = 12.5
 # Events/s of everything that is not a job: health checks, websockets, stray API errors.
 BACKGROUND_RATE: Final = 0.6
-JOBS_START_MS: Final = 16_000  # the API takes jobs once the first machines are up
+JOBS_START_MS: Final = 12_000  # the API takes jobs once the first machines are up
+MONITOR_STALL_MS: Final = 20_000  # a claimed job this long without progress is "stalled"
 
 # A recorded event: (service, eventType, jobId, data).
 Record = tuple[str, str, str | None, dict[str, Any]]
@@ -502,7 +503,7 @@ class Simulation:
             setattr(job, name, value)
         job.story = story
         self._planted.append((at_ms, job))
-        self.story_jobs[story] = job.id
+        self.story_jobs.setdefault(story, job.id)
         return job
 
     def plant_outage(self, connector: str, start_ms: int, end_ms: int, error: str) -> None:
@@ -859,6 +860,7 @@ class Simulation:
                 self._fault("stall")
                 yield job.stall[1]
             progress = round(100 * step / (steps + 1))
+            self.queue.progress(job.id, progress, self.now)
             self.emit(
                 WORKER,
                 "job.progress_updated",
@@ -971,7 +973,10 @@ class Simulation:
             stats = self.queue.stats()
             ready = sum(1 for w in self.workers.values() if w.state in ("idle", "busy"))
             oldest = None if stats.oldest_pending_ms is None else self.now - stats.oldest_pending_ms
-            degraded = (oldest or 0) > 30_000 or (ready > 0 and stats.pending > 3 * ready)
+            stalled = self.queue.stalled(self.now, MONITOR_STALL_MS)
+            degraded = (
+                (oldest or 0) > 30_000 or (ready > 0 and stats.pending > 3 * ready) or stalled
+            )
             self.emit(
                 MONITOR,
                 "health_check.performed",
@@ -982,6 +987,8 @@ class Simulation:
                     "activeJobs": stats.active,
                     "oldestPendingMs": oldest,
                     "workersReady": ready,
+                    # Claimed jobs without progress for a while: the first five, quietest first.
+                    "stalledJobs": [job_id for job_id, _ in stalled[:5]],
                 },
                 level="warn" if degraded else None,
             )

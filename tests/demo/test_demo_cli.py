@@ -218,3 +218,23 @@ def test_the_app_being_unavailable_is_reported_not_raised(monkeypatch) -> None:
     run_app, why = cli._load_app()
     assert run_app is None
     assert "emp_tui.app" in why
+
+
+def test_demo_opens_the_app_on_the_embedded_redis_with_the_history_in_it(monkeypatch) -> None:
+    seen: dict = {}
+
+    def run_app(**kwargs: object) -> int:
+        seen.update(kwargs)
+        url = str(kwargs["redis_url"])
+        with redis.Redis.from_url(url) as client:
+            seen["history"] = client.xlen(str(kwargs["stream"]))
+            seen["dir"] = Path(url.removeprefix("unix://")).parent
+        return 3
+
+    monkeypatch.setattr(cli, "_load_app", lambda: (run_app, ""))
+    assert main(["demo", "--history", "30", "--seed", "9"]) == 3
+    assert seen["stream"] == "emp:events"
+    assert (seen["files"], seen["job_id"], seen["query"]) == ([], None, None)
+    assert str(seen["redis_url"]).startswith("unix://")
+    assert seen["history"] > 500
+    assert not seen["dir"].exists()  # stopped and removed once the app returned

@@ -108,3 +108,16 @@ def test_finish_records_the_end_and_clear_removes_the_namespace(queue: JobQueue)
     assert queue.clear() == 1
     assert queue.client.keys(f"{NS}:*") == []
     assert queue.client.get("other:key") == b"kept"
+
+
+def test_stalled_lists_claimed_jobs_without_recent_progress(queue: JobQueue) -> None:
+    for job_id in ("a", "b", "c"):
+        create(queue, job_id)
+        assert queue.claim("w1", ["comfyui"], 1_000) is not None
+    queue.progress("a", 40, 9_000)  # recent
+    queue.progress("b", 20, 2_000)  # quiet for 8 s
+    queue.finish("c", "completed", 3_000)  # done: not active
+    create(queue, "d")  # queued, not claimed
+    assert queue.stalled(10_000, 5_000) == [("b", 8_000)]
+    assert queue.stalled(10_000, 500) == [("b", 8_000), ("a", 1_000)]
+    assert queue.client.hget(queue.job_key("a"), "progress") == b"40"

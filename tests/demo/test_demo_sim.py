@@ -79,9 +79,9 @@ def test_rate_sets_the_event_rate(redis_url: str) -> None:
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
     fast = run_sim(redis_url, 120, seed=3, rate=80.0)
-    # After the 16 s start-up, events per virtual second are near the target.
-    assert 5 < slow.events / 104 < 15
-    assert 60 < fast.events / 104 < 100
+    # After the 12 s start-up, events per virtual second are near the target.
+    assert 5 < slow.events / 108 < 15
+    assert 60 < fast.events / 108 < 100
     assert len(fast.workers) > len(slow.workers)
 
 
@@ -192,3 +192,14 @@ def test_every_scenario_runs(redis_url: str) -> None:
             client.flushall()
         sim = run_sim(redis_url, 40, seed=2, scenario=name)
         assert sim.stories, name
+
+
+def test_the_monitor_names_jobs_without_progress(redis_url: str) -> None:
+    sim, events = scenario_run(redis_url, "stalled-job", 120)
+    job_id = sim.story_jobs["stalled-job"]
+    checks = [e for e in events if e.service == "monitor"]
+    flagged = [e for e in checks if e.data["stalledJobs"]]
+    assert flagged and all(e.data["stalledJobs"] == [job_id] for e in flagged)
+    assert all(e.level == "warn" and e.data["status"] == "degraded" for e in flagged)
+    # ... only while it is stuck: it completes, and the checks after that are healthy.
+    assert checks[-1].data["stalledJobs"] == [] and checks[-1].level == "info"
