@@ -116,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--history",
         type=float,
-        default=180.0,
+        default=45.0,
         metavar="SECONDS",
-        help="simulate this much of the past first, so there is something to see (default: 180)",
+        help="simulate this much of the past first, so there is something to see (default: 45)",
     )
     sim.add_argument(
         "--duration",
@@ -173,6 +173,8 @@ def _stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl+C too, even when started with SIGINT ignored (a background job of a script).
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

@@ -155,7 +155,7 @@ class JobQueue:
 
     def stalled(self, now_ms: int, quiet_ms: int) -> list[tuple[str, int]]:
         """Claimed jobs with no progress for more than ``quiet_ms``: (job ID, quiet ms),
-        the quietest first."""
+        the most recently stuck first."""
         active = sorted(_text(v) for v in self.client.smembers(f"{self.ns}:active"))
         if not active:
             return []
@@ -167,7 +167,7 @@ class JobQueue:
             last = progress_at or claimed_at
             if last is not None and now_ms - int(last) > quiet_ms:
                 found.append((job_id, now_ms - int(last)))
-        found.sort(key=lambda item: (-item[1], item[0]))
+        found.sort(key=lambda item: (item[1], item[0]))
         return found
 
     def status(self, job_id: str) -> str | None:
@@ -175,16 +175,18 @@ class JobQueue:
         return None if value is None else _text(value)
 
     def stats(self) -> QueueStats:
+        pending_key = f"{self.ns}:pending"
         pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(f"{self.ns}:pending")
+        pipe.zcard(pending_key)
         pipe.scard(f"{self.ns}:active")
-        pipe.zrange(f"{self.ns}:pending", 0, 0)
-        pending, active, head = pipe.execute()
-        oldest = None
-        if head:
-            created = self.client.hget(self.job_key(_text(head[0])), "createdAt")
-            oldest = int(created) if created is not None else None
-        return QueueStats(pending=int(pending), active=int(active), oldest_pending_ms=oldest)
+        for rank in range(len(PRIORITIES)):  # the oldest job of each priority
+            low = rank * _PRIORITY_STEP
+            pipe.zrangebyscore(pending_key, low, f"({low + _PRIORITY_STEP}", 0, 1, withscores=True)
+        pending, active, *heads = pipe.execute()
+        ages = [int(score) % _PRIORITY_STEP for head in heads for _, score in head]
+        return QueueStats(
+            pending=int(pending), active=int(active), oldest_pending_ms=min(ages, default=None)
+        )
 
     def clear(self) -> int:
         """Delete every key of this namespace; how many there were."""

@@ -77,9 +77,9 @@ def _never_claimed(sim: Simulation, at: int) -> None:
     )
 
 
-def _traffic_burst(sim: Simulation, at: int) -> None:
-    sim.plant_burst(at, 15_000, 3.0)
-    sim.stories.append(f"traffic-burst: three times the traffic for 15 s from +{at // 1000} s")
+def _traffic_burst(sim: Simulation, at: int, factor: float = 3.0) -> None:
+    sim.plant_burst(at, 15_000, factor)
+    sim.stories.append(f"traffic-burst: {factor:g}x the traffic for 15 s from +{at // 1000} s")
 
 
 def _service_failure(sim: Simulation, at: int) -> None:
@@ -106,7 +106,7 @@ def _mixed(sim: Simulation, at: int) -> None:
         _never_claimed(sim, start + 4_000)
         _worker_crash(sim, start + 8_000)
         _failing_connector(sim, start + 15_000, 60_000)
-        _traffic_burst(sim, start + 120_000)
+        _traffic_burst(sim, start + 120_000, 2.0)
         if cycle:
             del sim.stories[told:]
     sim.stories.append(f"service-failure: a1111 fails to start on {gpu[-1].id}")

@@ -132,9 +132,9 @@ class FaultRates:
     """How often each fault happens: per job, per machine start, or per minute (burst)."""
 
     connector_failure: float = 0.03
-    stall: float = 0.015
+    stall: float = 0.01
     unclaimed: float = 0.005
-    worker_crash: float = 0.005
+    worker_crash: float = 0.001
     service_failure: float = 0.1
     burst: float = 0.1
     bad_request: float = 0.004
@@ -987,7 +987,7 @@ class Simulation:
                     "activeJobs": stats.active,
                     "oldestPendingMs": oldest,
                     "workersReady": ready,
-                    # Claimed jobs without progress for a while: the first five, quietest first.
+                    # Claimed jobs quiet for a while: five, the most recently stuck first.
                     "stalledJobs": [job_id for job_id, _ in stalled[:5]],
                 },
                 level="warn" if degraded else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from redisproc import RedisProcess
 from simhelp import read_events
 
 from emp_tui.demo import cli, main
@@ -27,12 +27,16 @@ STARTED = re.compile(r"started redis-server \(pid (\d+)\) on unix://(\S+)/redis\
 class Running:
     """A demo process whose output is read line by line in the background."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, ignore_sigint: bool = False) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "emp_tui.demo", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # What a shell does to a script's background job.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if ignore_sigint
+            else None,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -87,8 +91,12 @@ def gone(pid: int, timeout: float = 30.0) -> bool:
     return False
 
 
-def start_demo(running: list[Running], *args: str) -> tuple[Running, int, Path]:
-    run = Running("demo", "--no-app", "--history", "20", "--seed", "3", *args)
+def start_demo(
+    running: list[Running], *args: str, ignore_sigint: bool = False
+) -> tuple[Running, int, Path]:
+    run = Running(
+        "demo", "--no-app", "--history", "20", "--seed", "3", *args, ignore_sigint=ignore_sigint
+    )
     running.append(run)
     found = run.wait_for(STARTED.pattern)
     pid, directory = int(found[1]), Path(found[2])
@@ -98,9 +106,13 @@ def start_demo(running: list[Running], *args: str) -> tuple[Running, int, Path]:
     return run, pid, directory
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_the_embedded_redis_is_gone_after_the_demo_stops(running, sig: signal.Signals) -> None:
-    run, pid, directory = start_demo(running)
+@pytest.mark.parametrize(
+    ("sig", "ignored"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)]
+)
+def test_the_embedded_redis_is_gone_after_the_demo_stops(
+    running, sig: signal.Signals, ignored: bool
+) -> None:
+    run, pid, directory = start_demo(running, ignore_sigint=ignored)
     with redis.Redis(unix_socket_path=str(directory / "redis.sock")) as client:
         # The live services are writing into it.
         history = client.xlen("emp:events")
@@ -125,7 +137,7 @@ def test_the_embedded_redis_dies_with_a_killed_demo(running) -> None:
     finally:
         if not gone(pid, 0.1):
             os.kill(pid, signal.SIGKILL)
-        RedisProcess(directory).close()  # the socket dir is all a kill -9 leaves
+        shutil.rmtree(directory)  # the socket's directory is all a kill -9 leaves
 
 
 def test_demo_uses_a_configured_redis_that_answers(running, redis_url: str) -> None:

@@ -79,6 +79,8 @@ def test_claim_takes_priority_then_age_and_only_what_the_worker_runs(queue: JobQ
     # Nobody runs flux-pro: it stays at the head of the queue.
     stats = queue.stats()
     assert (stats.pending, stats.oldest_pending_ms) == (1, 10)
+    create(queue, "newer_high", priority="high", created_ms=700)
+    assert queue.stats().oldest_pending_ms == 10  # the oldest, whatever its priority
     assert queue.status("flux") == "queued"
 
 
@@ -119,5 +121,5 @@ def test_stalled_lists_claimed_jobs_without_recent_progress(queue: JobQueue) -> 
     queue.finish("c", "completed", 3_000)  # done: not active
     create(queue, "d")  # queued, not claimed
     assert queue.stalled(10_000, 5_000) == [("b", 8_000)]
-    assert queue.stalled(10_000, 500) == [("b", 8_000), ("a", 1_000)]
+    assert queue.stalled(10_000, 500) == [("a", 1_000), ("b", 8_000)]
     assert queue.client.hget(queue.job_key("a"), "progress") == b"40"
