@@ -2,16 +2,19 @@
 
 Keys, under a namespace (``emp:demo`` by default)::
 
-    {ns}:pending      sorted set of job IDs, scored by priority then creation time
-    {ns}:active       set of claimed job IDs that have not finished
-    {ns}:job:{id}     hash: id, connector, priority, userId, createdAt, status, workerId,
-                      claimedAt, progress, progressAt, finishedAt, attempts
+    {ns}:queue:{connector}  sorted set of the job IDs waiting for that connector, scored by
+                            priority then creation time
+    {ns}:waiting            sorted set of every waiting job ID, scored by creation time
+    {ns}:active             set of claimed job IDs that have not finished
+    {ns}:job:{id}           hash: id, connector, priority, userId, createdAt, status,
+                            workerId, claimedAt, progress, progressAt, finishedAt, attempts
 
 The API side creates a job with one script (``createJob``: validate, store, enqueue, return the
-queue position); a worker takes one with another (``findMatchingJob``: the oldest job of the
-highest priority whose connector the worker has, removed from the queue and marked claimed in
-one atomic step, so two workers can never take the same job). The scripts compute the job
-hash keys from the namespace they are given, which is fine for one Redis and not for a cluster.
+queue position); a worker takes one with another (``findMatchingJob``: of the jobs at the
+heads of the queues of the connectors it has, the one of highest priority and then the
+oldest, removed from the queue and marked claimed in one atomic step, so two workers can never
+take the same job; its cost does not grow with the backlog). The scripts compute their keys
+from the namespace they are given, which is fine for one Redis and not for a cluster.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 _PRIORITY_STEP: Final = 10**13
 
 _CREATE = """
-local ns, id, connector, priority, user, created, payload, max_payload =
-    ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]),
-    tonumber(ARGV[8])
+local ns, id, connector, priority, user, created, payload, max_payload, score =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]),
+    tonumber(ARGV[8]), ARGV[9]
 if payload > max_payload then
     return redis.error_reply('payload of ' .. payload .. ' bytes exceeds the limit of '
         .. max_payload)
@@ -40,29 +43,33 @@ if redis.call('EXISTS', key) == 1 then
 end
 redis.call('HSET', key, 'id', id, 'connector', connector, 'priority', priority,
     'userId', user, 'createdAt', created, 'status', 'queued', 'attempts', 0)
-redis.call('ZADD', ns .. ':pending', ARGV[9], id)
-return redis.call('ZRANK', ns .. ':pending', id)
+local queue = ns .. ':queue:' .. connector
+redis.call('ZADD', queue, score, id)
+redis.call('ZADD', ns .. ':waiting', created, id)
+return redis.call('ZRANK', queue, id)
 """
 
 _CLAIM = """
-local ns, worker, now, scan = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local can = {}
-for i = 5, #ARGV do can[ARGV[i]] = true end
-local pending = ns .. ':pending'
-for _, id in ipairs(redis.call('ZRANGE', pending, 0, scan - 1)) do
-    local key = ns .. ':job:' .. id
-    local connector = redis.call('HGET', key, 'connector')
-    if connector and can[connector] then
-        redis.call('ZREM', pending, id)
-        redis.call('HSET', key, 'status', 'claimed', 'workerId', worker, 'claimedAt', now)
-        redis.call('HINCRBY', key, 'attempts', 1)
-        redis.call('SADD', ns .. ':active', id)
-        local job = redis.call('HMGET', key, 'connector', 'priority', 'userId', 'createdAt',
-            'attempts')
-        return {id, job[1], job[2], job[3], job[4], job[5]}
+local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]
+local best, best_score, best_queue
+for i = 4, #ARGV do
+    local queue = ns .. ':queue:' .. ARGV[i]
+    local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+    if head[1] and (best_score == nil or tonumber(head[2]) < best_score) then
+        best, best_score, best_queue = head[1], tonumber(head[2]), queue
     end
 end
-return false
+if not best then
+    return false
+end
+redis.call('ZREM', best_queue, best)
+redis.call('ZREM', ns .. ':waiting', best)
+local key = ns .. ':job:' .. best
+redis.call('HSET', key, 'status', 'claimed', 'workerId', worker, 'claimedAt', now)
+redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('SADD', ns .. ':active', best)
+local job = redis.call('HMGET', key, 'connector', 'priority', 'userId', 'createdAt', 'attempts')
+return {best, job[1], job[2], job[3], job[4], job[5]}
 """
 
 
@@ -86,10 +93,9 @@ class QueueStats:
 class JobQueue:
     """A job queue in one Redis. ``client`` must not decode responses."""
 
-    def __init__(self, client: redis.Redis, namespace: str = "emp:demo", *, scan: int = 200):
+    def __init__(self, client: redis.Redis, namespace: str = "emp:demo") -> None:
         self.client = client
         self.ns = namespace
-        self.scan = scan
         self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
 
@@ -127,7 +133,7 @@ class JobQueue:
         """Atomically take the first waiting job this worker can run, or None."""
         if not connectors:
             return None
-        found = self._claim(args=[self.ns, worker_id, now_ms, self.scan, *connectors])
+        found = self._claim(args=[self.ns, worker_id, now_ms, *connectors])
         if not found:
             return None
         job_id, connector, priority, user_id, created, attempts = (_text(v) for v in found)
@@ -175,17 +181,16 @@ class JobQueue:
         return None if value is None else _text(value)
 
     def stats(self) -> QueueStats:
-        pending_key = f"{self.ns}:pending"
+        waiting = f"{self.ns}:waiting"
         pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(pending_key)
+        pipe.zcard(waiting)
         pipe.scard(f"{self.ns}:active")
-        for rank in range(len(PRIORITIES)):  # the oldest job of each priority
-            low = rank * _PRIORITY_STEP
-            pipe.zrangebyscore(pending_key, low, f"({low + _PRIORITY_STEP}", 0, 1, withscores=True)
-        pending, active, *heads = pipe.execute()
-        ages = [int(score) % _PRIORITY_STEP for head in heads for _, score in head]
+        pipe.zrange(waiting, 0, 0, withscores=True)
+        pending, active, head = pipe.execute()
         return QueueStats(
-            pending=int(pending), active=int(active), oldest_pending_ms=min(ages, default=None)
+            pending=int(pending),
+            active=int(active),
+            oldest_pending_ms=int(head[0][1]) if head else None,
         )
 
     def clear(self) -> int:

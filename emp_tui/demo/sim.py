@@ -267,7 +267,7 @@ class Simulation:
         self.start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
         self.now = self.start_ms
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
-        self.queue = JobQueue(self.redis, self.config.namespace, scan=1000)
+        self.queue = JobQueue(self.redis, self.config.namespace)
         self.clients = {
             name: EventClient(
                 name,
@@ -647,7 +647,7 @@ class Simulation:
         self.emit(
             API,
             "job.queued",
-            {"queueName": "default", "position": position, "priority": job.priority},
+            {"queueName": job.connector, "position": position, "priority": job.priority},
             job_id=job.id,
         )
         if job.connector == UNSERVED_CONNECTOR:

@@ -160,7 +160,7 @@ def test_never_claimed_job_waits_in_the_queue(redis_url: str) -> None:
     job_id = sim.story_jobs["never-claimed"]
     assert [e.event_type for e in job_events(events, job_id)][-1] == "job.queued"
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
-        assert client.zscore("emp:demo:pending", job_id) is not None
+        assert client.zscore(f"emp:demo:queue:{UNSERVED_CONNECTOR}", job_id) is not None
         assert client.hget(f"emp:demo:job:{job_id}", "connector") == UNSERVED_CONNECTOR
     health = [e for e in events if e.service == "monitor"]
     assert health[-1].data["status"] == "degraded" and health[-1].level == "warn"
