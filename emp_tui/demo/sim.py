@@ -133,7 +133,7 @@ class FaultRates:
 
     connector_failure: float = 0.03
     stall: float = 0.01
-    unclaimed: float = 0.005
+    unclaimed: float = 0.002
     worker_crash: float = 0.001
     service_failure: float = 0.1
     burst: float = 0.1
@@ -323,10 +323,9 @@ class Simulation:
 
     def slots_needed(self, connectors: Iterable[str]) -> int:
         """Workers needed to keep up with the job rate for these connectors, with headroom."""
+        names = set(connectors)
         busy = sum(
-            self.job_rate * c.share * c.mean_ms / 1000.0
-            for c in CONNECTORS
-            if c.name in set(connectors)
+            self.job_rate * c.share * c.mean_ms / 1000.0 for c in CONNECTORS if c.name in names
         )
         return max(2, math.ceil(busy * 1.6))
 
@@ -347,7 +346,7 @@ class Simulation:
             )
             gpus += count
         api_needed = self.slots_needed(c.name for c in CONNECTORS if c.machine_kind == "api")
-        for n in range(max(1, math.ceil(api_needed / 4))):
+        for n in range(max(2, math.ceil(api_needed / 4))):  # two, so one failure is not an outage
             plans.append(
                 MachinePlan(
                     f"api-{n + 1:02d}",
