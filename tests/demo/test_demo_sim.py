@@ -10,7 +10,14 @@ import redis
 from simhelp import START_MS, in_emission_order, job_events, key, read_events, run_sim
 
 from emp_tui.demo.scenarios import SCENARIOS, STALL_MS
-from emp_tui.demo.sim import SERVICES, UNSERVED_CONNECTOR, FaultRates, SimConfig, Simulation
+from emp_tui.demo.sim import (
+    CONNECTOR_BY_NAME,
+    SERVICES,
+    UNSERVED_CONNECTOR,
+    FaultRates,
+    SimConfig,
+    Simulation,
+)
 
 TERMINAL = {"job.completed", "job.failed"}
 
@@ -203,3 +210,19 @@ def test_the_monitor_names_jobs_without_progress(redis_url: str) -> None:
     assert all(e.level == "warn" and e.data["status"] == "degraded" for e in flagged)
     # ... only while it is stuck: it completes, and the checks after that are healthy.
     assert checks[-1].data["stalledJobs"] == [] and checks[-1].level == "info"
+
+
+@pytest.mark.parametrize("rate", [10.0, 40.0, 2000.0])
+def test_the_fleet_has_room_for_every_connector(redis_url: str, rate: float) -> None:
+    sim = Simulation(redis_url, "s", SimConfig(rate=rate, faults=FaultRates.none()))
+    for connector in ("comfyui", "a1111", "ollama", "openai"):
+        kind = "api" if connector == "openai" else "gpu"
+        slots = sum(p.gpus if kind == "gpu" else 4 for p in sim.machine_plans if p.kind == kind)
+        # Busy slots at this job rate, were every slot of the kind to run only this connector.
+        busy = sim.job_rate * CONNECTOR_BY_NAME[connector].share
+        busy *= CONNECTOR_BY_NAME[connector].mean_ms / 1000
+        assert slots >= 1.5 * busy, connector
+    gpu = ["comfyui", "a1111", "ollama"]
+    assert sum(p.gpus for p in sim.machine_plans if p.kind == "gpu") >= sim.slots_needed(gpu)
+    assert sum(p.kind == "api" for p in sim.machine_plans) >= 2
+    sim.close()
