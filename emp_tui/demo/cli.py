@@ -248,6 +248,7 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
             if sim.error:
                 _say(f"emp-tui demo: {sim.error}", sys.stderr)
                 return 1
+        _story_lines(sim)
         live = threading.Thread(
             target=sim.run,
             kwargs={"speed": args.speed, "stop": stop},
@@ -268,7 +269,6 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
             if sim.error:
                 _say(f"emp-tui demo: {sim.error}", sys.stderr)
             return code
-        _story_lines(sim)
         _say("emp-tui demo: running; Ctrl+C stops it")
         _watch(sim, live)
         if sim.error:
