@@ -127,7 +127,11 @@ SCENARIOS: Final[dict[str, Scenario]] = {
         Scenario("never-claimed", "a job asks for a connector no worker has", _never_claimed),
         Scenario("traffic-burst", "three times the traffic for 15 s", _traffic_burst),
         Scenario("service-failure", "a machine's comfyui service fails to start", _service_failure),
-        Scenario("mixed", "all of the above, on top of random faults (the demo's default)", _mixed),
+        Scenario(
+            "mixed",
+            "the demo's default: all but slow-machine, every 5 min, over random faults",
+            _mixed,
+        ),
     )
 }
 
