@@ -1,6 +1,6 @@
 """The simulated platform's job queue, kept in Redis so the claim path is real.
 
-Keys, under a namespace (``emp:demo`` by default)::
+Keys, under a namespace (the simulation gives each run its own, ``emp:demo:<run ID>``)::
 
     {ns}:queue:{connector}  sorted set of the job IDs waiting for that connector, scored by
                             priority then creation time

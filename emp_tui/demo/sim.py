@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import random
 import threading
 import time
@@ -176,7 +177,7 @@ class SimConfig:
     faults: FaultRates = field(default_factory=FaultRates)
     scenario: str | None = None
     max_jobs: int | None = None  # stop creating jobs after this many
-    namespace: str = "emp:demo"
+    namespace: str | None = None  # the queue's keys; default emp:demo:<a new run ID>
     story_at_ms: int = 20_000  # when a scenario's story starts, from the start of the run
 
 
@@ -267,7 +268,9 @@ class Simulation:
         self.start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
         self.now = self.start_ms
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
-        self.queue = JobQueue(self.redis, self.config.namespace)
+        # Each run's queue has keys of its own, so that several simulations can share a Redis.
+        namespace = self.config.namespace or f"emp:demo:{os.urandom(4).hex()}"
+        self.queue = JobQueue(self.redis, namespace)
         self.clients = {
             name: EventClient(
                 name,
@@ -798,7 +801,7 @@ class Simulation:
         worker.state = "busy"
         del self._idle[worker.id]
         job = self._pending.pop(claimed.job_id, None)
-        if job is None:  # a job of an earlier run of this namespace: just run it
+        if job is None:  # put into this run's queue by someone else: just run it
             job = Job(
                 claimed.job_id,
                 claimed.connector,

@@ -53,7 +53,7 @@ def test_a_job_created_on_the_api_side_is_queued_and_claimed_through_redis(redis
             claimed = next(
                 e for e in events if e.job_id == job.job_id and e.event_type == "job.claimed"
             )
-            stored = client.hgetall(f"emp:demo:job:{job.job_id}")
+            stored = client.hgetall(sim.queue.job_key(job.job_id or ""))
             assert stored["workerId"] == claimed.worker_id
             assert stored["status"] in ("completed", "failed")
     # Every service took part, each through its own emitter.
@@ -132,8 +132,8 @@ def test_worker_crash_leaves_the_job_without_an_end(redis_url: str) -> None:
     restarts = [e for e in events if e.worker_id == worker and e.event_type == "worker.starting"]
     assert len(restarts) == 2 and restarts[1].data["restarts"] == 1
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
-        assert client.hget(f"emp:demo:job:{job_id}", "status") == "claimed"
-        assert client.sismember("emp:demo:active", job_id)
+        assert client.hget(sim.queue.job_key(job_id), "status") == "claimed"
+        assert client.sismember(f"{sim.queue.ns}:active", job_id)
 
 
 def test_failing_connector_fails_its_jobs_and_only_those(redis_url: str) -> None:
@@ -167,8 +167,8 @@ def test_never_claimed_job_waits_in_the_queue(redis_url: str) -> None:
     job_id = sim.story_jobs["never-claimed"]
     assert [e.event_type for e in job_events(events, job_id)][-1] == "job.queued"
     with redis.Redis.from_url(redis_url, decode_responses=True) as client:
-        assert client.zscore(f"emp:demo:queue:{UNSERVED_CONNECTOR}", job_id) is not None
-        assert client.hget(f"emp:demo:job:{job_id}", "connector") == UNSERVED_CONNECTOR
+        assert client.zscore(f"{sim.queue.ns}:queue:{UNSERVED_CONNECTOR}", job_id) is not None
+        assert client.hget(sim.queue.job_key(job_id), "connector") == UNSERVED_CONNECTOR
     health = [e for e in events if e.service == "monitor"]
     assert health[-1].data["status"] == "degraded" and health[-1].level == "warn"
     assert health[-1].data["oldestPendingMs"] > 30_000
@@ -226,3 +226,74 @@ def test_the_fleet_has_room_for_every_connector(redis_url: str, rate: float) -> 
     assert sum(p.gpus for p in sim.machine_plans if p.kind == "gpu") >= sim.slots_needed(gpu)
     assert sum(p.kind == "api" for p in sim.machine_plans) >= 2
     sim.close()
+
+
+PLAN_EVENTS = {
+    "api-server": {
+        "server.starting",
+        "server.ready",
+        "job.created",
+        "job.queued",
+        "job.creation_failed",
+        "redis_function.executing",
+        "redis_function.completed",
+        "redis_function.failed",
+        "websocket.connected",
+        "websocket.subscribed",
+        "websocket.disconnected",
+        "health_check.performed",
+        "api.error",
+    },
+    "worker": {
+        "worker.starting",
+        "worker.ready",
+        "job.claimed",
+        "connector.processing_started",
+        "connector.processing_completed",
+        "connector.processing_failed",
+        "job.progress_updated",
+        "job.completed",
+        "job.failed",
+    },
+    "machine": {
+        "machine.starting",
+        "machine.hardware_detected",
+        "pm2.service_starting",
+        "pm2.service_started",
+        "pm2.service_failed",
+        "machine.services_ready",
+        "machine.ready",
+    },
+    "webhook-service": {"webhook.sent", "webhook.failed"},
+    "monitor": {"health_check.performed"},
+}
+
+
+def test_every_event_the_plan_names_is_emitted_by_its_service(redis_url: str) -> None:
+    faults = FaultRates().updated("bad_request=0.05")
+    sim = run_sim(redis_url, 240, seed=13, scenario="mixed", faults=faults)
+    seen: dict[str, set[str]] = {}
+    for event in read_events(redis_url):
+        seen.setdefault(event.service, set()).add(event.event_type)
+    for service, types in PLAN_EVENTS.items():
+        assert types <= seen[service], (service, types - seen[service])
+    assert set(seen) == set(PLAN_EVENTS)
+    assert sim.jobs_failed > 0 and sim.jobs_completed > 0
+
+
+def test_two_simulations_can_share_one_redis(redis_url: str) -> None:
+    first = Simulation(redis_url, "a", SimConfig(seed=1), start_ms=START_MS, record=True)
+    second = Simulation(redis_url, "b", SimConfig(seed=2), start_ms=START_MS, record=True)
+    for seconds in (20, 40, 60, 80):
+        for sim in (first, second):
+            sim.run(until_ms=START_MS + seconds * 1000)
+    for sim in (first, second):
+        sim.close(timeout=10)
+        assert sim.error is None and sim.queue.ns.startswith("emp:demo:")
+        created = {job for _, kind, job, _ in sim.record or [] if kind == "job.created"}
+        claimed = [job for _, kind, job, _ in sim.record or [] if kind == "job.claimed"]
+        assert claimed and set(claimed) <= created
+        assert len(claimed) == len(set(claimed))
+    assert first.queue.ns != second.queue.ns
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.keys("emp:demo:*") == []  # each removed its own keys
