@@ -250,3 +250,19 @@ def test_demo_opens_the_app_on_the_embedded_redis_with_the_history_in_it(monkeyp
     assert str(seen["redis_url"]).startswith("unix://")
     assert seen["history"] > 500
     assert not seen["dir"].exists()  # stopped and removed once the app returned
+
+
+def test_emp_tui_sim_reaches_the_simulator_through_the_cli(redis_url: str) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "emp_tui.cli", "sim", "--redis-url", redis_url),
+            *("--jobs", "10", "--speed", "max", "--no-faults", "--seed", "5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done:" in done.stdout
+    events = read_events(redis_url)
+    assert sum(e.event_type == "job.claimed" for e in events) == 10
