@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from types import FrameType
 from typing import Any, TextIO
 
@@ -256,16 +257,16 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
             daemon=True,
         )
         live.start()
-        run_app = None
+        open_app = None
         if not args.no_app:
-            run_app, why_not = _load_app()
-            if run_app is None:
+            open_app, why_not = _load_app()
+            if open_app is None:
                 _say(
                     f"emp-tui demo: the app is not available ({why_not}); "
                     "showing a live summary instead"
                 )
-        if run_app is not None:
-            code = int(run_app(redis_url=url, stream=stream, files=[], job_id=None, query=None))
+        if open_app is not None:
+            code = open_app(url, stream)
             if sim.error:
                 _say(f"emp-tui demo: {sim.error}", sys.stderr)
             return code
@@ -326,15 +327,64 @@ def run_sim(args: argparse.Namespace, config: SimConfig) -> int:
     return 0
 
 
-def _load_app() -> tuple[Callable[..., Any] | None, str]:
+AppOpener = Callable[[str, str], int]  # (redis_url, stream) -> exit code
+
+
+def _load_app() -> tuple[AppOpener | None, str]:
+    """How to open the app on a Redis and stream, or None and why it cannot be loaded."""
     try:
         module = importlib.import_module("emp_tui.app")
     except ImportError as exc:
         return None, str(exc)
+    make_app = getattr(module, "make_app", None)
+    if callable(make_app):
+        return partial(_run_app_made_by, make_app), ""
     run_app = getattr(module, "run_app", None)
-    if not callable(run_app):
-        return None, "emp_tui.app has no run_app"
-    return run_app, ""
+    if callable(run_app):
+
+        def open_app(url: str, stream: str) -> int:
+            return int(run_app(redis_url=url, stream=stream, files=[], job_id=None, query=None))
+
+        return open_app, ""
+    return None, "emp_tui.app has neither make_app nor run_app"
+
+
+def _run_app_made_by(make_app: Callable[..., Any], url: str, stream: str) -> int:
+    """Run the app as run_app does, but holding it, so that SIGTERM and SIGHUP can ask it to
+    exit the way its quit key does (restoring the terminal) instead of interrupting it."""
+    try:
+        app = make_app(redis_url=url, stream=stream, files=[], job_id=None, query=None)
+    except ValueError as exc:  # the app's ConfigError: a bad config.toml
+        _say(f"emp-tui demo: {exc}", sys.stderr)
+        return 2
+
+    def exit_app(signum: int, frame: FrameType | None) -> None:
+        # call_from_thread must not run on the app's own thread, which this handler is on.
+        threading.Thread(
+            target=_ask_to_exit, args=(app,), name="emp-demo-exit", daemon=True
+        ).start()
+
+    main = threading.current_thread() is threading.main_thread()
+    hangups = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, exit_app) for sig in hangups} if main else {}
+    try:
+        result = app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return result if isinstance(result, int) else int(getattr(app, "return_code", 0) or 0)
+
+
+def _ask_to_exit(app: Any, patience: float = 5.0) -> None:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            app.call_from_thread(app.exit)
+            return
+        except RuntimeError:  # not running yet, or not any more
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def _summary(sim: Simulation, rate: float) -> str:

@@ -13,7 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import redis
@@ -235,21 +237,85 @@ def test_the_app_being_unavailable_is_reported_not_raised(monkeypatch) -> None:
 def test_demo_opens_the_app_on_the_embedded_redis_with_the_history_in_it(monkeypatch) -> None:
     seen: dict = {}
 
-    def run_app(**kwargs: object) -> int:
-        seen.update(kwargs)
-        url = str(kwargs["redis_url"])
+    def open_app(url: str, stream: str) -> int:
+        seen.update(url=url, stream=stream)
         with redis.Redis.from_url(url) as client:
-            seen["history"] = client.xlen(str(kwargs["stream"]))
-            seen["dir"] = Path(url.removeprefix("unix://")).parent
+            seen["history"] = client.xlen(stream)
         return 3
 
-    monkeypatch.setattr(cli, "_load_app", lambda: (run_app, ""))
+    monkeypatch.setattr(cli, "_load_app", lambda: (open_app, ""))
     assert main(["demo", "--history", "30", "--seed", "9"]) == 3
     assert seen["stream"] == "emp:events"
-    assert (seen["files"], seen["job_id"], seen["query"]) == ([], None, None)
-    assert str(seen["redis_url"]).startswith("unix://")
+    assert seen["url"].startswith("unix://")
     assert seen["history"] > 500
-    assert not seen["dir"].exists()  # stopped and removed once the app returned
+    # Stopped and removed once the app returned.
+    assert not Path(seen["url"].removeprefix("unix://")).parent.exists()
+
+
+class StandInApp:
+    """Just enough of a Textual app for the demo's handling of it: run() blocks until exit()
+    is called from the app's loop (here: any thread, once it runs)."""
+
+    made_with: ClassVar[dict] = {}
+
+    def __init__(self, **kwargs: object) -> None:
+        StandInApp.made_with = kwargs
+        self.running = threading.Event()
+        self.exited = threading.Event()
+        self.return_code: int | None = None
+
+    def run(self) -> None:
+        self.running.set()
+        assert self.exited.wait(60)
+
+    def exit(self, result: object = None, return_code: int = 0) -> None:
+        self.return_code = return_code
+        self.exited.set()
+
+    def call_from_thread(self, callback):  # type: ignore[no-untyped-def]
+        if not self.running.is_set():
+            raise RuntimeError("not running")
+        return callback()
+
+
+def test_sigterm_asks_the_app_to_exit_and_the_demo_cleans_up(monkeypatch) -> None:
+    apps: list[StandInApp] = []
+
+    def make_app(**kwargs: object) -> StandInApp:
+        apps.append(StandInApp(**kwargs))
+        return apps[-1]
+
+    monkeypatch.setattr(cli, "_load_app", lambda: (partial(cli._run_app_made_by, make_app), ""))
+
+    def terminate_once_running() -> None:
+        while not apps:
+            time.sleep(0.01)
+        apps[0].running.wait(30)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=terminate_once_running, daemon=True).start()
+    assert main(["demo", "--history", "5", "--seed", "2"]) == 0
+    assert apps[0].exited.is_set()
+    made = StandInApp.made_with
+    assert (made["files"], made["job_id"], made["query"], made["stream"]) == (
+        [],
+        None,
+        None,
+        "emp:events",
+    )
+    assert not Path(str(made["redis_url"]).removeprefix("unix://")).parent.exists()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_bad_app_config_is_one_line(monkeypatch, capsys) -> None:
+    def make_app(**kwargs: object) -> StandInApp:
+        raise ValueError("config.toml: line 3: gap_threshold_ms must be a number")
+
+    monkeypatch.setattr(cli, "_load_app", lambda: (partial(cli._run_app_made_by, make_app), ""))
+    assert main(["demo", "--history", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["emp-tui demo: config.toml: line 3: gap_threshold_ms must be a number"]
 
 
 def test_emp_tui_sim_reaches_the_simulator_through_the_cli(redis_url: str) -> None:
