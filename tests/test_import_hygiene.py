@@ -29,6 +29,10 @@ CORE_MODULES = [
     "collector.spool",
     "collector.sinks.file",
     "collector.sinks.otlp",
+    "emp_tui.demo",
+    "emp_tui.demo.sim",
+    "emp_tui.demo.queue",
+    "emp_tui.demo.embedded",
 ]
 
 
