@@ -1,0 +1,437 @@
+"""The emp-tui app: the live stream, the filter bar, the detail pane, the job timeline, the
+handoff graph and the status bar, on one screen.
+
+The app holds the state (the store, the filter, the job history) and does no I/O itself: each
+source is a named worker that posts :mod:`emp_tui.app.messages`, and one handler deals with
+any worker that fails. Arriving events are queued and drained into the store and the stream
+at a fixed frame rate, so ten thousand events a second cost a few dozen screen updates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from emp_tui.app.messages import (
+    CollectorHealth,
+    ConnectionChanged,
+    EventSelected,
+    EventsReceived,
+    FilterSubmitted,
+    FollowChanged,
+    JobRequested,
+    SourceDone,
+)
+from emp_tui.app.render import inert
+from emp_tui.app.widgets.detail import DetailPane
+from emp_tui.app.widgets.event_list import EventList
+from emp_tui.app.widgets.filter_bar import FilterBar
+from emp_tui.app.widgets.placeholders import PanePlaceholder
+from emp_tui.app.widgets.status_bar import Status, StatusBar
+from emp_tui.config import AppConfig
+from emp_tui.events import TelemetryEvent
+from emp_tui.query import Query, QueryError, parse_query
+from emp_tui.store import EventStore
+
+FRAME_SECONDS = 1 / 20
+"""How often queued events are drained into the store and the screen."""
+RATE_WINDOW = 30
+"""Seconds of events/s history kept for the sparkline."""
+PANES = ("stream", "detail", "timeline", "graph")
+
+Clock = Callable[[], float]
+
+
+class EmpTuiApp(App[int]):
+    """A terminal debugger for the EMP platform's telemetry events."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "emp-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", id="filter"),
+        Binding("space", "toggle_follow", "Pause", id="pause"),
+        Binding("f", "follow", "Follow", show=False, id="follow"),
+        Binding("j", "jump_to_job", "Job", id="jump"),
+        Binding("n", "next_gap", "Next gap", show=False, id="next_gap"),
+        Binding("N", "previous_gap", "Previous gap", show=False, id="previous_gap"),
+        Binding(
+            "right_square_bracket",
+            "threshold(2)",
+            "Raise the gap threshold",
+            show=False,
+            id="threshold_up",
+        ),
+        Binding(
+            "left_square_bracket",
+            "threshold(0.5)",
+            "Lower the gap threshold",
+            show=False,
+            id="threshold_down",
+        ),
+        Binding("g", "toggle_graph_scope", "Graph scope", show=False, id="graph_scope"),
+        Binding("e", "export", "Export", id="export"),
+        Binding("y", "copy_event", "Copy", id="copy"),
+        Binding("escape", "go_back", "Back", show=False, id="back"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
+        Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
+        Binding("3", "show_pane('timeline')", "Timeline pane", show=False, id="pane_timeline"),
+        Binding("4", "show_pane('graph')", "Graph pane", show=False, id="pane_graph"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    active_pane: reactive[str] = reactive("stream")
+
+    def __init__(
+        self,
+        *,
+        config: AppConfig | None = None,
+        redis_url: str | None = None,
+        stream: str = "emp:events",
+        files: Iterable[Path] = (),
+        job_id: str | None = None,
+        query: str | None = None,
+        clock: Clock = time.time,
+        live: bool = True,
+    ) -> None:
+        self.config = config or AppConfig()
+        super().__init__()
+        self.theme = (
+            self.config.theme if self.config.theme in self.available_themes else ("textual-dark")
+        )
+        self.redis_url = redis_url
+        self.stream_key = stream
+        self.files = list(files)
+        self.start_job = job_id
+        self.start_query = query or ""
+        self.clock = clock
+        self.live = live and redis_url is not None
+        self.store = EventStore(self.config.buffer_size)
+        self.query_: Query = parse_query("")
+        self.gap_ms = self.config.gap_threshold_ms
+        self.job_history: list[str] = []
+        self.graph_scope = "job"
+        self._seq_next = 0
+        self._pending: list[TelemetryEvent] = []
+        self._second_count = 0
+        self._rates: deque[int] = deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW)
+        self._status = Status(
+            state="connecting" if self.live else "offline",
+            source=self._source_label(),
+            capacity=self.store.capacity,
+        )
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield FilterBar(self.start_query, id="filter-bar")
+        yield Static(id="pane-tabs")
+        with Vertical(id="panes"):
+            with Horizontal(id="top", classes="row"):
+                stream = EventList(self._event_at, id="stream", classes="pane")
+                stream.border_title = "1 stream"
+                yield stream
+                detail = DetailPane(id="detail", classes="pane")
+                detail.border_title = "2 detail"
+                yield detail
+            with Horizontal(id="bottom", classes="row"):
+                yield self._timeline_widget()
+                yield self._graph_widget()
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def _timeline_widget(self) -> Widget:
+        pane = PanePlaceholder(
+            "timeline — Enter on an event with a job ID, or j, opens its timeline here",
+            id="timeline",
+            classes="pane",
+        )
+        pane.border_title = "3 timeline"
+        return pane
+
+    def _graph_widget(self) -> Widget:
+        pane = PanePlaceholder("handoff graph", id="graph", classes="pane")
+        pane.border_title = "4 handoffs"
+        return pane
+
+    def on_mount(self) -> None:
+        if self.config.keymap:
+            self.set_keymap(dict(self.config.keymap))
+        self.set_interval(FRAME_SECONDS, self._drain, name="frame")
+        self.set_interval(1.0, self._tick_second, name="rate")
+        self._show_pane_classes()
+        self.query_one(EventList).focus()
+        if self.start_query:
+            self._apply_filter(self.start_query)
+        self._push_status()
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    @property
+    def stream_list(self) -> EventList:
+        return self.query_one(EventList)
+
+    def add_events(self, events: Iterable[TelemetryEvent], source: str = "direct") -> None:
+        """Queue events for the next frame (what the readers' messages end up doing)."""
+        self._pending.extend(events)
+
+    def _oldest_seq(self) -> int:
+        return self._seq_next - len(self.store)
+
+    def _event_at(self, seq: int) -> TelemetryEvent:
+        return self.store[seq - self._oldest_seq()]
+
+    def drain_now(self) -> None:
+        """Move every queued event into the store and the stream (the frame timer's job)."""
+        self._drain()
+
+    def _drain(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        store = self.store
+        query = self.query_
+        match_all = query.is_empty
+        matches = query.matches
+        new_rows: list[int] = []
+        seq = self._seq_next
+        for event in pending:
+            if store.append(event):
+                if match_all or matches(event):
+                    new_rows.append(seq)
+                seq += 1
+        added = seq - self._seq_next
+        self._seq_next = seq
+        self._second_count += added
+        stream = self.stream_list
+        stream.append_rows(new_rows)
+        stream.drop_before(self._oldest_seq())
+        self._push_status()
+
+    def _tick_second(self) -> None:
+        self._rates.append(self._second_count)
+        self._second_count = 0
+        self._push_status()
+
+    def _source_label(self) -> str:
+        if self.redis_url is not None:
+            from emp_tui.config import redacted_url
+
+            return f"{redacted_url(self.redis_url)} {self.stream_key}"
+        if self.files:
+            names = ", ".join(path.name for path in self.files[:3])
+            return names + (" …" if len(self.files) > 3 else "")
+        return ""
+
+    def _push_status(self, **changes: object) -> None:
+        stream = self.stream_list
+        values: dict[str, object] = {
+            "rates": tuple(self._rates),
+            "buffered": len(self.store),
+            "shown": len(stream.rows),
+            "malformed": self.store.malformed,
+            "dropped": self.store.evicted,
+            "paused_new": None if stream.follow else stream.new_while_paused,
+        }
+        values.update(changes)
+        from dataclasses import replace
+
+        self._status = replace(self._status, **values)  # type: ignore[arg-type]
+        self.query_one(StatusBar).status = self._status
+
+    # -- the filter ---------------------------------------------------------------------------
+
+    @on(FilterSubmitted)
+    def _on_filter_submitted(self, message: FilterSubmitted) -> None:
+        if self._apply_filter(message.text) and message.text.strip():
+            self.stream_list.focus()
+
+    def _apply_filter(self, text: str) -> bool:
+        bar = self.query_one(FilterBar)
+        try:
+            query = parse_query(text, now_ms=int(self.clock() * 1000))
+        except QueryError as error:
+            bar.reject(text, error.message, error.position, error.token)
+            return False
+        self.drain_now()
+        self.query_ = query
+        base = self._oldest_seq()
+        if query.is_empty:
+            rows = list(range(base, self._seq_next))
+        else:
+            matches = query.matches
+            rows = [base + i for i, event in enumerate(self.store) if matches(event)]
+        self.stream_list.set_rows(rows)
+        bar.accept(text)
+        self._push_status()
+        return True
+
+    # -- selection, detail, jump ------------------------------------------------------------
+
+    @on(EventSelected)
+    def _on_event_selected(self, message: EventSelected) -> None:
+        self.query_one(DetailPane).show(message.event)
+
+    @on(FollowChanged)
+    def _on_follow_changed(self, message: FollowChanged) -> None:
+        self._push_status()
+
+    @on(JobRequested)
+    def _on_job_requested(self, message: JobRequested) -> None:
+        self.open_job(message.job_id)
+
+    def open_job(self, job_id: str, *, remember: bool = True) -> None:
+        """Show ``job_id``'s timeline (and push it on the back stack)."""
+        if remember and (not self.job_history or self.job_history[-1] != job_id):
+            self.job_history.append(job_id)
+        self._show_job(job_id)
+        if self.is_narrow:
+            self.active_pane = "timeline"
+
+    def _show_job(self, job_id: str) -> None:
+        events = self.store.by_job(job_id)
+        pane = self.query_one("#timeline", Widget)
+        pane.border_title = f"3 timeline · {inert(job_id, 40)}"
+        if isinstance(pane, PanePlaceholder):
+            from rich.text import Text
+
+            pane.update(Text(f"timeline of {job_id}: {len(events)} events"))
+
+    @property
+    def current_job(self) -> str | None:
+        return self.job_history[-1] if self.job_history else None
+
+    # -- panes --------------------------------------------------------------------------------
+
+    @property
+    def is_narrow(self) -> bool:
+        return self.screen.has_class("-narrow")
+
+    def watch_active_pane(self) -> None:
+        self._show_pane_classes()
+
+    def _show_pane_classes(self) -> None:
+        if not self.is_running:
+            return
+        active = self.active_pane
+        for name in PANES:
+            self.query_one(f"#{name}").set_class(name == active, "-active")
+        self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
+        self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
+        from rich.text import Text
+
+        tabs = Text(no_wrap=True)
+        for number, name in enumerate(PANES, 1):
+            tabs.append(f" {number} {name} ", "reverse bold" if name == active else "dim")
+            tabs.append(" ")
+        self.query_one("#pane-tabs", Static).update(tabs)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).input.focus()
+
+    def action_toggle_follow(self) -> None:
+        stream = self.stream_list
+        stream.follow = not stream.follow
+
+    def action_follow(self) -> None:
+        self.stream_list.follow = True
+
+    def action_show_pane(self, name: str) -> None:
+        self.active_pane = name
+        pane = self.query_one(f"#{name}")
+        if pane.focusable:
+            pane.focus()
+
+    def action_go_back(self) -> None:
+        if self.job_history:
+            self.job_history.pop()
+            if self.job_history:
+                self._show_job(self.job_history[-1])
+                return
+        self.active_pane = "stream"
+        self.stream_list.focus()
+
+    def action_jump_to_job(self) -> None:
+        self.notify("jump to job: not available yet")
+
+    def action_next_gap(self) -> None:
+        self.notify("no timeline open")
+
+    def action_previous_gap(self) -> None:
+        self.notify("no timeline open")
+
+    def action_threshold(self, factor: float) -> None:
+        self.gap_ms = max(10, int(self.gap_ms * factor))
+        self.notify(f"gap threshold {self.gap_ms:,} ms")
+        if self.current_job:
+            self._show_job(self.current_job)
+
+    def action_toggle_graph_scope(self) -> None:
+        self.graph_scope = "all" if self.graph_scope == "job" else "job"
+
+    def action_export(self) -> None:
+        self.notify("export: not available yet")
+
+    def action_copy_event(self) -> None:
+        event = self.stream_list.selected_event
+        if event is None:
+            self.notify("Select an event first.", severity="warning")
+            return
+        self.copy_to_clipboard(event.to_json_line().decode().rstrip("\n"))
+        self.notify("Copied the event's JSON to the clipboard.")
+
+    def action_help(self) -> None:
+        self.notify("help: not available yet")
+
+    # -- workers ------------------------------------------------------------------------------
+
+    @on(EventsReceived)
+    def _on_events_received(self, message: EventsReceived) -> None:
+        self._pending.extend(message.events)
+
+    @on(SourceDone)
+    def _on_source_done(self, message: SourceDone) -> None:
+        if message.error:
+            self.notify(inert(message.error, 200), severity="error", markup=False)
+
+    @on(ConnectionChanged)
+    def _on_connection_changed(self, message: ConnectionChanged) -> None:
+        self._push_status(state=message.state, error=message.error)
+
+    @on(CollectorHealth)
+    def _on_collector_health(self, message: CollectorHealth) -> None:
+        lag: int | None = None
+        state: str | None = None
+        for collector in message.collectors:
+            raw = collector.get("lag", "")
+            if raw.isdigit():
+                lag = max(lag or 0, int(raw))
+                state = collector.get("state") or state
+        self._push_status(collector_lag=lag, collector_state=state)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported: a notification, never a traceback."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{event.worker.name} failed: {type(error).__name__}: {error}",
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
