@@ -15,6 +15,8 @@ CORE_MODULES = [
     "emp_tui.query",
     "emp_tui.store",
     "emp_tui.analysis",
+    "emp_tui.sources",
+    "emp_tui.export",
 ]
 
 

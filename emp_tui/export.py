@@ -1,0 +1,219 @@
+"""Writing events to files: JSON lines, CSV, a JSON array, and Chrome's trace-event format.
+
+* ``jsonl`` — one event per line exactly as the collector writes them; reads back through
+  :func:`emp_tui.sources.read_file` to the same events.
+* ``csv`` — one row per event, the wire fields as columns, ``data`` as compact JSON.
+* ``json`` — one JSON array of the same objects as ``jsonl``.
+* ``chrome-trace`` — the Trace Event Format (a ``traceEvents`` array) for Perfetto or
+  chrome://tracing: one process per job (or per service for events with no job), one thread
+  per service, a complete event (``ph: "X"``) for every duration :func:`emp_tui.analysis.durations`
+  finds and an instant event (``ph: "i"``) for every event.
+
+A target that exists is refused (FileExistsError) unless ``overwrite``; a file is written to a
+temporary name beside the target and renamed into place, so a failed export leaves no half file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+
+from emp_tui.events import ID_FIELDS, TelemetryEvent
+
+__all__ = ["CSV_COLUMNS", "FORMATS", "chrome_trace", "write_events"]
+
+FORMATS: Final = ("jsonl", "csv", "json", "chrome-trace")
+CSV_COLUMNS: Final = (
+    "id",
+    "timestamp",
+    "time",
+    "service",
+    "eventType",
+    "level",
+    "traceId",
+    "spanId",
+    *(wire for wire, _ in ID_FIELDS),
+    "data",
+    "malformed",
+)
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def _csv_cell(value: str) -> str:
+    # A spreadsheet runs cells that start with these as formulas: keep event data inert.
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _write_csv(events: Iterable[TelemetryEvent], out: IO[str]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for event in events:
+        row = [
+            event.id or "",
+            str(event.timestamp),
+            _iso(event.timestamp),
+            event.service,
+            event.event_type,
+            event.level,
+            event.trace_id,
+            event.span_id or "",
+            *((getattr(event, attr) or "") for _, attr in ID_FIELDS),
+            orjson.dumps(event.data, default=str).decode(),
+            event.malformed or "",
+        ]
+        writer.writerow([_csv_cell(cell) for cell in row])
+        count += 1
+    return count
+
+
+def chrome_trace(events: Iterable[TelemetryEvent]) -> dict[str, Any]:
+    """The Trace Event Format object for ``events`` (timestamps in microseconds)."""
+    from emp_tui.analysis import durations, sort_events
+
+    ordered = sort_events(events)
+    if not ordered:
+        return {"traceEvents": [], "displayTimeUnit": "ms"}
+    origin = ordered[0].timestamp
+    pids: dict[str, int] = {}
+    tids: dict[tuple[int, str], int] = {}
+    trace: list[dict[str, Any]] = []
+
+    def ids(event: TelemetryEvent) -> tuple[int, int]:
+        process = f"job {event.job_id}" if event.job_id else event.service
+        pid = pids.get(process)
+        if pid is None:
+            pid = pids[process] = len(pids) + 1
+            trace.append(
+                {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": process}}
+            )
+        tid = tids.get((pid, event.service))
+        if tid is None:
+            tid = tids[(pid, event.service)] = len(tids) + 1
+            trace.append(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": pid,
+                    "tid": tid,
+                    "args": {"name": event.service},
+                }
+            )
+        return pid, tid
+
+    for event in ordered:
+        pid, tid = ids(event)
+        trace.append(
+            {
+                "ph": "i",
+                "s": "t",
+                "name": event.event_type,
+                "cat": event.level,
+                "ts": (event.timestamp - origin) * 1000,
+                "pid": pid,
+                "tid": tid,
+                "args": event.to_dict(),
+            }
+        )
+    for duration in durations(ordered):
+        if duration.field not in (None, "durationMs"):
+            continue
+        pid, tid = ids(duration.end)
+        end_us = (duration.end.timestamp - origin) * 1000
+        trace.append(
+            {
+                "ph": "X",
+                "name": duration.name,
+                "cat": duration.outcome or "duration",
+                "ts": end_us - duration.duration_ms * 1000,
+                "dur": duration.duration_ms * 1000,
+                "pid": pid,
+                "tid": tid,
+                "args": {"key": duration.key, "source": duration.source, "end": duration.end.id},
+            }
+        )
+    return {
+        "traceEvents": trace,
+        "displayTimeUnit": "ms",
+        "otherData": {"origin_epoch_ms": origin, "source": "emp-tui"},
+    }
+
+
+def write_events(
+    events: Iterable[TelemetryEvent], path: Path, fmt: str, *, overwrite: bool = False
+) -> int:
+    """Write ``events`` to ``path`` in ``fmt`` (one of FORMATS); returns how many.
+
+    Raises FileExistsError when ``path`` exists and not ``overwrite``, ValueError for an
+    unknown format, OSError when the file cannot be written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (use one of {', '.join(FORMATS)})")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (overwrite it with --force)")
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            count = _write(events, raw, fmt)
+        if not overwrite:
+            # Refuse again at the last moment: another writer may have made the file meanwhile.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"{path} exists (overwrite it with --force)") from None
+            except OSError:  # a filesystem without hard links: check, then rename
+                if path.exists():
+                    raise FileExistsError(f"{path} exists (overwrite it with --force)") from None
+                tmp.replace(path)
+            else:
+                tmp.unlink()
+        else:
+            tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _write(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
+    count = 0
+    if fmt == "jsonl":
+        for event in events:
+            raw.write(event.to_json_line())
+            count += 1
+    elif fmt == "json":
+        raw.write(b"[")
+        for event in events:
+            raw.write(b",\n" if count else b"\n")
+            raw.write(orjson.dumps(event.to_dict(), default=str))
+            count += 1
+        raw.write(b"\n]\n")
+    elif fmt == "csv":
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        count = _write_csv(events, text)
+        text.flush()
+        text.detach()
+    else:
+        listed = list(events)
+        raw.write(orjson.dumps(chrome_trace(listed), default=str))
+        count = len(listed)
+    return count
