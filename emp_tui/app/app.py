@@ -9,13 +9,15 @@ at a fixed frame rate, so ten thousand events a second cost a few dozen screen u
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from redis.exceptions import RedisError
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -34,15 +36,17 @@ from emp_tui.app.messages import (
     JobRequested,
     SourceDone,
 )
+from emp_tui.app.readers import read_collector_health, read_newest
 from emp_tui.app.render import inert
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar
 from emp_tui.app.widgets.placeholders import PanePlaceholder
 from emp_tui.app.widgets.status_bar import Status, StatusBar
-from emp_tui.config import AppConfig
+from emp_tui.config import AppConfig, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.query import Query, QueryError, parse_query
+from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
 from emp_tui.store import EventStore
 
 FRAME_SECONDS = 1 / 20
@@ -50,6 +54,10 @@ FRAME_SECONDS = 1 / 20
 RATE_WINDOW = 30
 """Seconds of events/s history kept for the sparkline."""
 PANES = ("stream", "detail", "timeline", "graph")
+BACKOFF_INITIAL = 0.2
+BACKOFF_MAX = 5.0
+HEALTH_SECONDS = 5.0
+FILE_BATCH = 5000
 
 Clock = Callable[[], float]
 
@@ -126,6 +134,9 @@ class EmpTuiApp(App[int]):
         self.job_history: list[str] = []
         self.graph_scope = "job"
         self._seq_next = 0
+        self._corrupt = 0
+        self.last_error: str | None = None
+        """The last problem a source reported (also shown as a notification)."""
         self._pending: list[TelemetryEvent] = []
         self._second_count = 0
         self._rates: deque[int] = deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW)
@@ -177,7 +188,14 @@ class EmpTuiApp(App[int]):
         self.query_one(EventList).focus()
         if self.start_query:
             self._apply_filter(self.start_query)
+        if self.start_job:
+            self.open_job(self.start_job)
         self._push_status()
+        if self.files:
+            self.load_files()
+        if self.live and self.redis_url is not None:
+            self.live_reader(self.redis_url, self.stream_key, self.config.backfill)
+            self.watch_collectors(self.redis_url)
 
     # -- the stream ---------------------------------------------------------------------------
 
@@ -188,6 +206,15 @@ class EmpTuiApp(App[int]):
     def add_events(self, events: Iterable[TelemetryEvent], source: str = "direct") -> None:
         """Queue events for the next frame (what the readers' messages end up doing)."""
         self._pending.extend(events)
+
+    @property
+    def status(self) -> Status:
+        """What the status bar shows."""
+        return self._status
+
+    def shown_events(self) -> list[TelemetryEvent]:
+        """The events the stream shows (those the filter matches), oldest first."""
+        return [self._event_at(seq) for seq in self.stream_list.rows]
 
     def _oldest_seq(self) -> int:
         return self._seq_next - len(self.store)
@@ -229,8 +256,6 @@ class EmpTuiApp(App[int]):
 
     def _source_label(self) -> str:
         if self.redis_url is not None:
-            from emp_tui.config import redacted_url
-
             return f"{redacted_url(self.redis_url)} {self.stream_key}"
         if self.files:
             names = ", ".join(path.name for path in self.files[:3])
@@ -243,7 +268,7 @@ class EmpTuiApp(App[int]):
             "rates": tuple(self._rates),
             "buffered": len(self.store),
             "shown": len(stream.rows),
-            "malformed": self.store.malformed,
+            "malformed": self.store.malformed + self._corrupt,
             "dropped": self.store.evicted,
             "paused_new": None if stream.follow else stream.new_while_paused,
         }
@@ -401,14 +426,87 @@ class EmpTuiApp(App[int]):
 
     # -- workers ------------------------------------------------------------------------------
 
+    @work(exclusive=True, group="redis", exit_on_error=False, name="live reader")
+    async def live_reader(self, url: str, stream: str, backfill: int) -> None:
+        """Backfill the newest ``backfill`` events, then tail the stream for good. Redis
+        being away is a state shown in the status bar, retried with backoff, never an error."""
+        label = redacted_url(url)
+
+        def report(state: str, error: str | None) -> None:
+            self.post_message(ConnectionChanged(state, label, error))
+
+        delay = BACKOFF_INITIAL
+        last_id: str | None = None
+        report("connecting", None)
+        while last_id is None:
+            try:
+                events = await asyncio.to_thread(read_newest, url, stream, backfill)
+            except SourceError as error:
+                report("reconnecting", str(error))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            last_id = events[-1].id if events and events[-1].id else "0-0"
+            if events:
+                self.post_message(EventsReceived(events, "redis", backfill=True))
+            self.post_message(SourceDone("redis", len(events)))
+        tail = RedisTail(url, stream, start_id=last_id, on_state=report)
+        try:
+            async for batch in tail:
+                if batch:
+                    self.post_message(EventsReceived(batch, "redis"))
+        finally:
+            await tail.aclose()
+
+    @work(exclusive=True, group="health", exit_on_error=False, name="collector health")
+    async def watch_collectors(self, url: str) -> None:
+        """Every few seconds, what the collectors say about themselves (their lag)."""
+        while True:
+            try:
+                collectors = await read_collector_health(url)
+            except (RedisError, OSError) as error:
+                self.post_message(CollectorHealth([], error=str(error)))
+            else:
+                self.post_message(CollectorHealth(collectors))
+            await asyncio.sleep(HEALTH_SECONDS)
+
+    @work(thread=True, exclusive=True, group="files", exit_on_error=False, name="file reader")
+    def load_files(self) -> None:
+        """Read the --file paths in batches; corrupt lines are counted, never fatal."""
+        stats = FileStats()
+        batch: list[TelemetryEvent] = []
+        error: str | None = None
+        try:
+            for event in read_files(self.files, None, stats):
+                batch.append(event)
+                if len(batch) >= FILE_BATCH:
+                    self.post_message(EventsReceived(batch, "file", backfill=True))
+                    batch = []
+        except SourceError as exc:
+            error = str(exc)
+        if batch:
+            self.post_message(EventsReceived(batch, "file", backfill=True))
+        if stats.problems:
+            first = stats.problems[0]
+            more = f" (and {stats.corrupt - 1} more)" if stats.corrupt > 1 else ""
+            error = error or f"{stats.corrupt} corrupt line(s) skipped: {first}{more}"
+        self.post_message(SourceDone("file", stats.events, stats.corrupt, error))
+
     @on(EventsReceived)
     def _on_events_received(self, message: EventsReceived) -> None:
         self._pending.extend(message.events)
 
     @on(SourceDone)
     def _on_source_done(self, message: SourceDone) -> None:
+        self.drain_now()
+        self._corrupt += message.corrupt
         if message.error:
-            self.notify(inert(message.error, 200), severity="error", markup=False)
+            self.last_error = message.error
+            self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
+        if message.source == "file":
+            self._push_status(state="offline")
+        if self.current_job:
+            self._show_job(self.current_job)
 
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:

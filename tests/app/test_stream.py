@@ -27,7 +27,7 @@ async def test_events_appear_and_follow_keeps_the_newest_in_view() -> None:
         assert stream.follow
         height = stream.scrollable_content_region.height
         assert stream.scroll_y == 500 - height
-        assert app.query_one("#status").status.buffered == 500
+        assert app.status.buffered == 500
 
 
 async def test_space_pauses_counts_new_events_and_f_resumes() -> None:
@@ -46,7 +46,7 @@ async def test_space_pauses_counts_new_events_and_f_resumes() -> None:
         assert stream.scroll_y == before
         assert stream.new_while_paused == 50
         assert "50 new" in str(stream.border_subtitle)
-        assert app.query_one("#status").status.paused_new == 50
+        assert app.status.paused_new == 50
         await pilot.press("f")
         assert stream.follow
         assert stream.new_while_paused == 0
@@ -104,9 +104,9 @@ async def test_filter_applies_to_buffer_and_to_arriving_events() -> None:
         app.add_events(events[100:])
         app.drain_now()
         expected = [e for e in events if e.service == "worker" and e.level == "error"]
-        shown = [app._event_at(seq) for seq in app.stream_list.rows]
+        shown = app.shown_events()
         assert shown == expected
-        assert app.query_one("#status").status.shown == len(expected)
+        assert app.status.shown == len(expected)
 
 
 async def test_bad_filter_points_at_the_token_and_keeps_the_previous_filter() -> None:
@@ -161,7 +161,7 @@ async def test_start_filter_from_the_command_line() -> None:
         app.add_events(sample_events())
         app.drain_now()
         await pilot.pause()
-        shown = [app._event_at(seq) for seq in app.stream_list.rows]
+        shown = app.shown_events()
         assert [e.event_type for e in shown] == ["job.failed"]
 
 
@@ -204,5 +204,5 @@ async def test_memory_is_capped_by_the_store() -> None:
         await pilot.pause()
         assert len(app.store) == 1000
         assert len(app.stream_list.rows) == 1000
-        assert app._event_at(app.stream_list.rows[0]).data["n"] == 1500
-        assert app.query_one("#status").status.dropped == 1500
+        assert app.shown_events()[0].data["n"] == 1500
+        assert app.status.dropped == 1500
