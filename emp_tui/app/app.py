@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from redis.exceptions import RedisError
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -26,11 +27,14 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline
+from emp_tui.app.commands import EmpCommands
 from emp_tui.app.messages import (
     CollectorHealth,
     ConnectionChanged,
     EventSelected,
     EventsReceived,
+    ExportFinished,
     FilterSubmitted,
     FollowChanged,
     JobRequested,
@@ -38,13 +42,17 @@ from emp_tui.app.messages import (
 )
 from emp_tui.app.readers import read_collector_health, read_newest
 from emp_tui.app.render import inert
+from emp_tui.app.screens.export import ExportRequest, ExportScreen
+from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
+from emp_tui.app.screens.jump import JumpToJobScreen
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
-from emp_tui.app.widgets.filter_bar import FilterBar
+from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.app.widgets.placeholders import PanePlaceholder
 from emp_tui.app.widgets.status_bar import Status, StatusBar
-from emp_tui.config import AppConfig, redacted_url
+from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
+from emp_tui.export import write_events
 from emp_tui.query import Query, QueryError, parse_query
 from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
 from emp_tui.store import EventStore
@@ -57,7 +65,11 @@ PANES = ("stream", "detail", "timeline", "graph")
 BACKOFF_INITIAL = 0.2
 BACKOFF_MAX = 5.0
 HEALTH_SECONDS = 5.0
+REFERENCE_JOBS = 200
+"""How many recent other jobs a timeline's "slower than usual" compares with."""
 FILE_BATCH = 5000
+DEFAULT_KEYMAP: dict[str, str] = {}
+"""Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top)."""
 
 Clock = Callable[[], float]
 
@@ -66,6 +78,7 @@ class EmpTuiApp(App[int]):
     """A terminal debugger for the EMP platform's telemetry events."""
 
     CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {EmpCommands}
     TITLE = "emp-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
@@ -133,9 +146,13 @@ class EmpTuiApp(App[int]):
         self.gap_ms = self.config.gap_threshold_ms
         self.job_history: list[str] = []
         self.graph_scope = "job"
+        self.timeline: Timeline | None = None
+        self.edges: list[HandoffEdge] = []
         self._seq_next = 0
         self._corrupt = 0
         self.last_error: str | None = None
+        self.last_export: ExportFinished | None = None
+        self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
         """The last problem a source reported (also shown as a notification)."""
         self._pending: list[TelemetryEvent] = []
         self._second_count = 0
@@ -180,8 +197,7 @@ class EmpTuiApp(App[int]):
         return pane
 
     def on_mount(self) -> None:
-        if self.config.keymap:
-            self.set_keymap(dict(self.config.keymap))
+        self.set_keymap(self.keymap)
         self.set_interval(FRAME_SECONDS, self._drain, name="frame")
         self.set_interval(1.0, self._tick_second, name="rate")
         self._show_pane_classes()
@@ -328,13 +344,42 @@ class EmpTuiApp(App[int]):
             self.active_pane = "timeline"
 
     def _show_job(self, job_id: str) -> None:
-        events = self.store.by_job(job_id)
+        self.timeline = self.build_timeline(job_id)
         pane = self.query_one("#timeline", Widget)
         pane.border_title = f"3 timeline · {inert(job_id, 40)}"
         if isinstance(pane, PanePlaceholder):
-            from rich.text import Text
+            steps, gaps = len(self.timeline.steps), len(self.timeline.gaps)
+            pane.update(Text(f"timeline of {inert(job_id, 60)}: {steps} steps, {gaps} gaps"))
+        if self.graph_scope == "job":
+            self._refresh_graph()
 
-            pane.update(Text(f"timeline of {job_id}: {len(events)} events"))
+    def build_timeline(self, job_id: str) -> Timeline:
+        """``job_id``'s timeline from the events at hand; "slower than usual" compares its
+        steps with those of the most recent other jobs."""
+        store = self.store
+        reference: list[TelemetryEvent] = []
+        for other in store.job_ids()[:REFERENCE_JOBS]:
+            if other != job_id:
+                reference.extend(store.by_job(other))
+        return job_timeline(
+            store.by_job(job_id),
+            job_id,
+            gap_ms=self.gap_ms,
+            reference=reference,
+            now_ms=int(self.clock() * 1000),
+        )
+
+    def _refresh_graph(self) -> None:
+        if self.graph_scope == "job":
+            job = self.current_job
+            events = self.store.by_job(job) if job else []
+        else:
+            events = self.shown_events()
+        self.edges = handoffs(events)
+        pane = self.query_one("#graph", Widget)
+        if isinstance(pane, PanePlaceholder):
+            lines = [f"{e.source} → {e.target} {e.count} p95 {e.p95_ms:.0f}ms" for e in self.edges]
+            pane.update(Text("\n".join(lines) or "no handoffs"))
 
     @property
     def current_job(self) -> str | None:
@@ -357,7 +402,6 @@ class EmpTuiApp(App[int]):
             self.query_one(f"#{name}").set_class(name == active, "-active")
         self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
         self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
-        from rich.text import Text
 
         tabs = Text(no_wrap=True)
         for number, name in enumerate(PANES, 1):
@@ -393,7 +437,14 @@ class EmpTuiApp(App[int]):
         self.stream_list.focus()
 
     def action_jump_to_job(self) -> None:
-        self.notify("jump to job: not available yet")
+        selected = self.stream_list.selected_event
+        initial = selected.job_id if selected is not None and selected.job_id else ""
+
+        def chosen(job_id: str | None) -> None:
+            if job_id:
+                self.open_job(job_id)
+
+        self.push_screen(JumpToJobScreen(self.store.job_ids(), initial), chosen)
 
     def action_next_gap(self) -> None:
         self.notify("no timeline open")
@@ -409,9 +460,46 @@ class EmpTuiApp(App[int]):
 
     def action_toggle_graph_scope(self) -> None:
         self.graph_scope = "all" if self.graph_scope == "job" else "job"
+        self._refresh_graph()
 
     def action_export(self) -> None:
-        self.notify("export: not available yet")
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
+        default = Path.cwd() / f"emp-events-{stamp}.jsonl"
+        count = len(self.stream_list.rows)
+
+        def chosen(request: ExportRequest | None) -> None:
+            if request is not None:
+                self.export_events(self.shown_events(), request)
+
+        self.push_screen(ExportScreen(default, count, self.query_.text), chosen)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
+        """Write the filtered events (as they were when the dialog was confirmed)."""
+        try:
+            count = write_events(events, request.path, request.fmt, overwrite=request.overwrite)
+        except (OSError, ValueError) as error:
+            message = (
+                f"Export to {request.path} failed: {error.strerror or error}"
+                if isinstance(error, OSError) and not isinstance(error, FileExistsError)
+                else f"Export failed: {error}"
+            )
+            self.post_message(ExportFinished(request.path, request.fmt, 0, message))
+            return
+        self.post_message(ExportFinished(request.path, request.fmt, count))
+
+    @on(ExportFinished)
+    def _on_export_finished(self, message: ExportFinished) -> None:
+        if message.error:
+            self.last_error = message.error
+            self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
+            return
+        self.last_export = message
+        self.notify(
+            f"Exported {message.count:,} events ({message.fmt}) to {inert(str(message.path), 200)}",
+            title="Export",
+            markup=False,
+        )
 
     def action_copy_event(self) -> None:
         event = self.stream_list.selected_event
@@ -422,7 +510,60 @@ class EmpTuiApp(App[int]):
         self.notify("Copied the event's JSON to the clipboard.")
 
     def action_help(self) -> None:
-        self.notify("help: not available yet")
+        where = self.config.path or config_path()
+        hint = f'Rebind keys in {where} under [keymap], e.g. export = "ctrl+e" (ids on the right).'
+        self.push_screen(HelpScreen(self.key_sections(), hint))
+
+    # -- keys, help and the palette -----------------------------------------------------------
+
+    def _keys(self, binding: Binding) -> str:
+        keys = self.keymap.get(binding.id or "", binding.key)
+        shown = []
+        for key in keys.split(","):
+            key = key.strip()
+            shown.append(self.get_key_display(Binding(key, binding.action)))
+        return " ".join(shown)
+
+    def _rows(self, bindings: Iterable[BindingType]) -> list[KeyRow]:
+        rows: list[KeyRow] = []
+        for binding in bindings:
+            if isinstance(binding, Binding):
+                rows.append((self._keys(binding), binding.description, binding.id or ""))
+        return rows
+
+    def key_sections(self) -> list[Section]:
+        """Every key of the app, by where it works (for the help screen)."""
+        sections: list[Section] = [
+            ("Anywhere", self._rows(self.BINDINGS)),
+            ("Stream", self._rows(EventList.BINDINGS)),
+            ("Filter bar", self._rows(FilterInput.BINDINGS)),
+        ]
+        for title, pane_id in (("Timeline", "timeline"), ("Handoff graph", "graph")):
+            bindings = type(self.query_one(f"#{pane_id}")).BINDINGS
+            if bindings:
+                sections.append((title, self._rows(bindings)))
+        sections.append(
+            ("Dialogs", [("Esc", "close a dialog, clear the filter, or go back", "back")])
+        )
+        palette = self._keys(Binding(self.COMMAND_PALETTE_BINDING, "command_palette"))
+        sections.append(("Command palette", [(palette, "every action, by name", "")]))
+        return sections
+
+    def palette_commands(self) -> list[tuple[str, str, str]]:
+        """(name, action, help) for every action of the main screen."""
+        commands: list[tuple[str, str, str]] = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action != "quit":
+                commands.append(
+                    (binding.description, binding.action, f"key: {self._keys(binding)}")
+                )
+        commands.append(("Clear the filter", "clear_filter", "Esc in the filter bar"))
+        commands.append(("Quit emp-tui", "quit", f"key: {self._keys(Binding('q', 'quit'))}"))
+        return commands
+
+    def action_clear_filter(self) -> None:
+        self.query_one(FilterInput).value = ""
+        self._apply_filter("")
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -57,9 +57,12 @@ class CollectorHealth(Message):
 
 @dataclass
 class ExportFinished(Message):
+    """The export worker wrote ``count`` events to ``path`` (or failed: ``error``)."""
+
     path: Path
     fmt: str
     count: int
+    error: str | None = None
 
 
 @dataclass

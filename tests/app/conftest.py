@@ -11,6 +11,7 @@ from emp_tui.app.app import EmpTuiApp
 from emp_tui.app.sample import START_MS
 from emp_tui.config import AppConfig
 
+NO_CONFIG = "/nonexistent/emp-tui-tests/config.toml"
 FIXED_NOW = START_MS / 1000 + 60.0
 """The tests' clock: one minute after the sample events start."""
 
@@ -18,7 +19,7 @@ FIXED_NOW = START_MS / 1000 + 60.0
 @pytest.fixture(autouse=True)
 def _deterministic_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No real config discovery, no cursor blink, no user theme."""
-    monkeypatch.setenv("EMP_TUI_CONFIG", str(tmp_path / "no-such-config.toml"))
+    monkeypatch.setenv("EMP_TUI_CONFIG", NO_CONFIG)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
     yield
 
