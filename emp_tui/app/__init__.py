@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from emp_tui.config import (
     AppConfig,
     ConfigError,
+    env_flag,
     load_app_config,
     resolve_redis_url,
     resolve_stream,
@@ -56,6 +58,7 @@ def make_app(
         query=query,
         clock=clock,
         live=live,
+        cursor_blink=env_flag(os.environ.get("EMP_TUI_CURSOR_BLINK"), True),
     )
 
 

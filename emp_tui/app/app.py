@@ -48,8 +48,9 @@ from emp_tui.app.screens.jump import JumpToJobScreen
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
-from emp_tui.app.widgets.placeholders import PanePlaceholder
+from emp_tui.app.widgets.graph import HandoffGraph
 from emp_tui.app.widgets.status_bar import Status, StatusBar
+from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
@@ -68,8 +69,9 @@ HEALTH_SECONDS = 5.0
 REFERENCE_JOBS = 200
 """How many recent other jobs a timeline's "slower than usual" compares with."""
 FILE_BATCH = 5000
-DEFAULT_KEYMAP: dict[str, str] = {}
-"""Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top)."""
+DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
+"""Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
+``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
 
 Clock = Callable[[], float]
 
@@ -84,21 +86,21 @@ class EmpTuiApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
-        Binding("space", "toggle_follow", "Pause", id="pause"),
+        Binding("space", "toggle_follow", "Pause/follow", id="pause"),
         Binding("f", "follow", "Follow", show=False, id="follow"),
-        Binding("j", "jump_to_job", "Job", id="jump"),
+        Binding("j", "jump_to_job", "Jump to job", id="jump"),
         Binding("n", "next_gap", "Next gap", show=False, id="next_gap"),
         Binding("N", "previous_gap", "Previous gap", show=False, id="previous_gap"),
         Binding(
-            "right_square_bracket",
-            "threshold(2)",
+            "plus,equals_sign",
+            "threshold(1)",
             "Raise the gap threshold",
             show=False,
             id="threshold_up",
         ),
         Binding(
-            "left_square_bracket",
-            "threshold(0.5)",
+            "minus",
+            "threshold(-1)",
             "Lower the gap threshold",
             show=False,
             id="threshold_down",
@@ -128,8 +130,11 @@ class EmpTuiApp(App[int]):
         query: str | None = None,
         clock: Clock = time.time,
         live: bool = True,
+        cursor_blink: bool = True,
     ) -> None:
         self.config = config or AppConfig()
+        self.cursor_blink = cursor_blink
+        """Whether text cursors blink (off for deterministic tests and screenshots)."""
         super().__init__()
         self.theme = (
             self.config.theme if self.config.theme in self.available_themes else ("textual-dark")
@@ -147,6 +152,10 @@ class EmpTuiApp(App[int]):
         self.job_history: list[str] = []
         self.graph_scope = "job"
         self.timeline: Timeline | None = None
+        self._timeline_dirty = False
+        self._timeline_shown_at = 0.0
+        self._graph_dirty = False
+        self._graph_shown_at = 0.0
         self.edges: list[HandoffEdge] = []
         self._seq_next = 0
         self._corrupt = 0
@@ -155,7 +164,7 @@ class EmpTuiApp(App[int]):
         self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
         """The last problem a source reported (also shown as a notification)."""
         self._pending: list[TelemetryEvent] = []
-        self._second_count = 0
+        self._live_count = 0
         self._rates: deque[int] = deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW)
         self._status = Status(
             state="connecting" if self.live else "offline",
@@ -183,16 +192,12 @@ class EmpTuiApp(App[int]):
         yield Footer()
 
     def _timeline_widget(self) -> Widget:
-        pane = PanePlaceholder(
-            "timeline — Enter on an event with a job ID, or j, opens its timeline here",
-            id="timeline",
-            classes="pane",
-        )
+        pane = TimelineView(gap_threshold_ms=self.gap_ms, id="timeline", classes="pane")
         pane.border_title = "3 timeline"
         return pane
 
     def _graph_widget(self) -> Widget:
-        pane = PanePlaceholder("handoff graph", id="graph", classes="pane")
+        pane = HandoffGraph(scope="job", slow_ms=self.gap_ms, id="graph", classes="pane")
         pane.border_title = "4 handoffs"
         return pane
 
@@ -207,6 +212,7 @@ class EmpTuiApp(App[int]):
         if self.start_job:
             self.open_job(self.start_job)
         self._push_status()
+        self._update_hint()
         if self.files:
             self.load_files()
         if self.live and self.redis_url is not None:
@@ -219,9 +225,13 @@ class EmpTuiApp(App[int]):
     def stream_list(self) -> EventList:
         return self.query_one(EventList)
 
-    def add_events(self, events: Iterable[TelemetryEvent], source: str = "direct") -> None:
-        """Queue events for the next frame (what the readers' messages end up doing)."""
+    def add_events(self, events: Iterable[TelemetryEvent], *, live: bool = False) -> None:
+        """Queue events for the next frame (what the readers' messages end up doing).
+        ``live`` ones count towards the events/s rate (a backfill or a file does not)."""
+        before = len(self._pending)
         self._pending.extend(events)
+        if live:
+            self._live_count += len(self._pending) - before
 
     @property
     def status(self) -> Status:
@@ -257,18 +267,33 @@ class EmpTuiApp(App[int]):
                 if match_all or matches(event):
                     new_rows.append(seq)
                 seq += 1
-        added = seq - self._seq_next
         self._seq_next = seq
-        self._second_count += added
         stream = self.stream_list
         stream.append_rows(new_rows)
         stream.drop_before(self._oldest_seq())
         self._push_status()
+        job = self.current_job
+        if job is not None and any(event.job_id == job for event in pending):
+            self._timeline_dirty = True
+        if new_rows and self.graph_scope == "all":
+            self._graph_dirty = True
+        self._refresh_views()
+
+    def _refresh_views(self) -> None:
+        """Live updates of the open timeline (4 a second at most) and of the all-jobs graph
+        (one a second at most): recomputing them is not free with 100k events at hand."""
+        now = time.monotonic()
+        job = self.current_job
+        if self._timeline_dirty and job is not None and now - self._timeline_shown_at >= 0.25:
+            self._show_job(job)
+        if self._graph_dirty and now - self._graph_shown_at >= 1.0:
+            self._refresh_graph()
 
     def _tick_second(self) -> None:
-        self._rates.append(self._second_count)
-        self._second_count = 0
+        self._rates.append(self._live_count)
+        self._live_count = 0
         self._push_status()
+        self._refresh_views()
 
     def _source_label(self) -> str:
         if self.redis_url is not None:
@@ -319,6 +344,9 @@ class EmpTuiApp(App[int]):
         self.stream_list.set_rows(rows)
         bar.accept(text)
         self._push_status()
+        self._update_hint()
+        if self.graph_scope == "all":
+            self._refresh_graph()
         return True
 
     # -- selection, detail, jump ------------------------------------------------------------
@@ -345,11 +373,11 @@ class EmpTuiApp(App[int]):
 
     def _show_job(self, job_id: str) -> None:
         self.timeline = self.build_timeline(job_id)
-        pane = self.query_one("#timeline", Widget)
-        pane.border_title = f"3 timeline · {inert(job_id, 40)}"
-        if isinstance(pane, PanePlaceholder):
-            steps, gaps = len(self.timeline.steps), len(self.timeline.gaps)
-            pane.update(Text(f"timeline of {inert(job_id, 60)}: {steps} steps, {gaps} gaps"))
+        view = self.query_one(TimelineView)
+        view.set_timeline(self.timeline, job_id=job_id, gap_threshold_ms=self.gap_ms)
+        view.border_title = f"3 timeline · {inert(job_id, 40)}"
+        self._timeline_shown_at = time.monotonic()
+        self._timeline_dirty = False
         if self.graph_scope == "job":
             self._refresh_graph()
 
@@ -370,16 +398,38 @@ class EmpTuiApp(App[int]):
         )
 
     def _refresh_graph(self) -> None:
+        graph = self.query_one(HandoffGraph)
         if self.graph_scope == "job":
             job = self.current_job
             events = self.store.by_job(job) if job else []
+            nodes = self.timeline.services if self.timeline is not None and job else None
+            detail = job or "no job open: Enter on an event, or j"
         else:
             events = self.shown_events()
+            nodes = None
+            detail = f"filter {self.query_.text}" if not self.query_.is_empty else "no filter"
         self.edges = handoffs(events)
-        pane = self.query_one("#graph", Widget)
-        if isinstance(pane, PanePlaceholder):
-            lines = [f"{e.source} → {e.target} {e.count} p95 {e.p95_ms:.0f}ms" for e in self.edges]
-            pane.update(Text("\n".join(lines) or "no handoffs"))
+        graph.set_edges(self.edges, nodes=nodes, detail=detail, slow_ms=self.gap_ms)
+        self._graph_shown_at = time.monotonic()
+        self._graph_dirty = False
+
+    @on(TimelineView.EventSelected)
+    @on(TimelineView.StepHighlighted)
+    def _on_timeline_step(
+        self, message: TimelineView.EventSelected | TimelineView.StepHighlighted
+    ) -> None:
+        self.query_one(DetailPane).show(message.event)
+
+    @on(TimelineView.GapThresholdChanged)
+    def _on_gap_threshold_changed(self, message: TimelineView.GapThresholdChanged) -> None:
+        self.gap_ms = message.ms
+        if self.current_job:
+            self._show_job(self.current_job)
+
+    @on(HandoffGraph.ScopeToggled)
+    def _on_scope_toggled(self, message: HandoffGraph.ScopeToggled) -> None:
+        self.graph_scope = message.scope
+        self._refresh_graph()
 
     @property
     def current_job(self) -> str | None:
@@ -428,11 +478,18 @@ class EmpTuiApp(App[int]):
             pane.focus()
 
     def action_go_back(self) -> None:
+        """Back to the job opened before this one; from the first, back to the stream."""
         if self.job_history:
             self.job_history.pop()
             if self.job_history:
                 self._show_job(self.job_history[-1])
                 return
+            self.timeline = None
+            view = self.query_one(TimelineView)
+            view.set_timeline(None)
+            view.border_title = "3 timeline"
+            if self.graph_scope == "job":
+                self._refresh_graph()
         self.active_pane = "stream"
         self.stream_list.focus()
 
@@ -446,25 +503,33 @@ class EmpTuiApp(App[int]):
 
         self.push_screen(JumpToJobScreen(self.store.job_ids(), initial), chosen)
 
+    def _timeline_in_view(self) -> TimelineView | None:
+        if self.current_job is None:
+            self.notify("No job open: Enter on an event with a job ID, or j.", severity="warning")
+            return None
+        if self.is_narrow:
+            self.active_pane = "timeline"
+        return self.query_one(TimelineView)
+
     def action_next_gap(self) -> None:
-        self.notify("no timeline open")
+        view = self._timeline_in_view()
+        if view is not None:
+            view.action_next_marker()
 
     def action_previous_gap(self) -> None:
-        self.notify("no timeline open")
+        view = self._timeline_in_view()
+        if view is not None:
+            view.action_previous_marker()
 
-    def action_threshold(self, factor: float) -> None:
-        self.gap_ms = max(10, int(self.gap_ms * factor))
-        self.notify(f"gap threshold {self.gap_ms:,} ms")
-        if self.current_job:
-            self._show_job(self.current_job)
+    def action_threshold(self, direction: int) -> None:
+        self.query_one(TimelineView).action_threshold(direction)
 
     def action_toggle_graph_scope(self) -> None:
-        self.graph_scope = "all" if self.graph_scope == "job" else "job"
-        self._refresh_graph()
+        self.query_one(HandoffGraph).action_toggle_scope()
 
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
-        default = Path.cwd() / f"emp-events-{stamp}.jsonl"
+        default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
         count = len(self.stream_list.rows)
 
         def chosen(request: ExportRequest | None) -> None:
@@ -510,7 +575,10 @@ class EmpTuiApp(App[int]):
         self.notify("Copied the event's JSON to the clipboard.")
 
     def action_help(self) -> None:
-        where = self.config.path or config_path()
+        where = str(self.config.path or config_path())
+        home = str(Path.home())
+        if where.startswith(home + "/"):
+            where = "~" + where[len(home) :]
         hint = f'Rebind keys in {where} under [keymap], e.g. export = "ctrl+e" (ids on the right).'
         self.push_screen(HelpScreen(self.key_sections(), hint))
 
@@ -635,7 +703,7 @@ class EmpTuiApp(App[int]):
 
     @on(EventsReceived)
     def _on_events_received(self, message: EventsReceived) -> None:
-        self._pending.extend(message.events)
+        self.add_events(message.events, live=not message.backfill)
 
     @on(SourceDone)
     def _on_source_done(self, message: SourceDone) -> None:
@@ -652,6 +720,27 @@ class EmpTuiApp(App[int]):
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:
         self._push_status(state=message.state, error=message.error)
+        self._update_hint()
+
+    def _update_hint(self) -> None:
+        """What the empty stream says: why there is nothing yet."""
+        status = self._status
+        hint = Text()
+        if status.state in ("reconnecting", "disconnected"):
+            hint.append("Redis is unreachable", "bold #ff5f5f")
+            hint.append(f" ({inert(status.source, 120)}); retrying with backoff.\n", "")
+            if status.error:
+                hint.append(inert(status.error, 400) + "\n", "#ff8787")
+            hint.append("Events show here as soon as it answers. --file PATH reads logs offline.")
+        elif status.state == "connecting":
+            hint.append(f"Connecting to {inert(status.source, 120)} …", "dim")
+        elif len(self.store) and not self.query_.is_empty:
+            hint.append("No buffered event matches the filter. Esc in the filter bar clears it.")
+        elif status.state == "connected":
+            hint.append(f"Connected to {inert(status.source, 120)}; no events yet.", "dim")
+        else:
+            hint.append("No events.", "dim")
+        self.stream_list.set_hint(hint)
 
     @on(CollectorHealth)
     def _on_collector_health(self, message: CollectorHealth) -> None:

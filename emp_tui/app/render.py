@@ -115,7 +115,7 @@ class RowLayout:
             return cls(width, job_w=16, worker_w=12, machine_w=12)
         if width >= 100:
             return cls(width, worker_w=10, machine_w=10)
-        return cls(width)
+        return cls(width, service_w=12, type_w=24, job_w=12)
 
     @property
     def job_start(self) -> int:

@@ -21,6 +21,7 @@ def _deterministic_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     """No real config discovery, no cursor blink, no user theme."""
     monkeypatch.setenv("EMP_TUI_CONFIG", NO_CONFIG)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    monkeypatch.setenv("EMP_TUI_CURSOR_BLINK", "0")
     yield
 
 

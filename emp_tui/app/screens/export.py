@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
 from emp_tui.app.render import inert
 from emp_tui.app.screens.confirm import ConfirmScreen
+from emp_tui.app.widgets.inputs import AppInput
 from emp_tui.export import FORMATS
 
 EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "json": ".json", "chrome-trace": ".trace.json"}
@@ -54,7 +55,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
             what.append(inert(self.query_text, 60) or "(none)", "italic")
             yield Label(what, id="export-what")
             yield Label("Path")
-            yield Input(str(self.default_path), id="export-path")
+            yield AppInput(str(self.default_path), id="export-path")
             yield Label("Format")
             with RadioSet(id="export-format"):
                 for fmt in FORMATS:

@@ -44,7 +44,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("emp-tui keys", classes="dialog-title")
             with VerticalScroll(id="help-body"):
                 yield Static(keys_table(self.sections))
-            yield Label(Text(self.config_hint, "dim"), id="help-hint")
+            yield Static(Text(self.config_hint, "dim"), id="help-hint")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from emp_tui.app.render import inert
+from emp_tui.app.widgets.inputs import AppInput
 
 SHOWN = 12
 
@@ -33,7 +34,7 @@ class JumpToJobScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Jump to job", classes="dialog-title")
-            yield Input(
+            yield AppInput(
                 self.initial,
                 placeholder="job ID (Tab completes from the jobs at hand)",
                 suggester=SuggestFromList(self.known, case_sensitive=True),

@@ -16,6 +16,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 from rich.style import Style
+from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
@@ -61,6 +62,8 @@ class EventList(ScrollView, can_focus=True):
         self.cursor: int | None = None
         self._strips: LRUCache[tuple[int, bool], Strip] = LRUCache(maxsize=1024)
         self._layout = RowLayout.for_width(80)
+        self._hint: Text | None = None
+        self._hint_lines: list[Strip] = []
 
     # -- state set by the app -------------------------------------------------------------
 
@@ -118,6 +121,14 @@ class EventList(ScrollView, can_focus=True):
             )
         self.refresh()
 
+    def set_hint(self, hint: Text | None) -> None:
+        """What to say while there is no event to show (e.g. "waiting for Redis ...")."""
+        if hint is not None and self._hint is not None and hint.plain == self._hint.plain:
+            return
+        self._hint = hint
+        self._hint_lines = []
+        self.refresh()
+
     # -- reading ------------------------------------------------------------------------------
 
     @property
@@ -154,6 +165,8 @@ class EventList(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.scrollable_content_region.width
         base = self.rich_style
+        if not self.rows and self._hint is not None:
+            return self._hint_line(y, width)
         if index >= len(self.rows):
             return Strip.blank(width, base)
         seq = self.rows[index]
@@ -172,6 +185,22 @@ class EventList(ScrollView, can_focus=True):
         if is_cursor:
             style = self.get_component_rich_style("event-list--cursor")
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+    def _hint_line(self, y: int, width: int) -> Strip:
+        if self._hint is None:
+            return Strip.blank(width, self.rich_style)
+        if not self._hint_lines or self._hint_lines[0].cell_length != width:
+            lines = self._hint.wrap(self.app.console, max(width - 2, 10))
+            self._hint_lines = []
+            for line in lines:
+                padded = Text(" ", end="") + line
+                padded.stylize_before(self.rich_style)
+                strip = Strip(padded.render(self.app.console), padded.cell_len)
+                self._hint_lines.append(strip.crop_extend(0, width, self.rich_style))
+        row = y - 1  # one blank line above
+        if 0 <= row < len(self._hint_lines):
+            return self._hint_lines[row]
+        return Strip.blank(width, self.rich_style)
 
     def watch_follow(self, follow: bool) -> None:
         self.set_class(not follow, "-paused")

@@ -13,11 +13,12 @@ from textual.widgets import Input, Label, Static
 
 from emp_tui.app.messages import FilterSubmitted
 from emp_tui.app.render import inert
+from emp_tui.app.widgets.inputs import AppInput
 
 HISTORY_SIZE = 100
 
 
-class FilterInput(Input):
+class FilterInput(AppInput):
     """The query input: ↑/↓ walk the history, Esc clears the filter."""
 
     BINDINGS = [
@@ -78,7 +79,7 @@ class FilterBar(Vertical):
     FilterBar > Horizontal { height: 1; }
     FilterBar #filter-prompt { width: 2; color: $accent; text-style: bold; }
     FilterBar FilterInput { border: none; height: 1; padding: 0; background: $surface; }
-    FilterBar FilterInput:focus { background: $boost; }
+    FilterBar FilterInput:focus { border: none; background: $boost; }
     FilterBar #filter-error { display: none; color: $error; height: auto; padding-left: 2; }
     FilterBar.-error #filter-error { display: block; }
     """

@@ -49,7 +49,13 @@ class Status:
 
 class StatusBar(Widget):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $text; }
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $text;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
     """
 
     status: reactive[Status] = reactive(Status, layout=False)
@@ -59,10 +65,10 @@ class StatusBar(Widget):
         mark, style = _STATE_STYLE.get(s.state, ("?", "bold"))
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {mark} {s.state}", style)
-        if s.source:
-            text.append(f" {inert(s.source, 60)}", "dim")
         if s.error:
             text.append(f" — {inert(s.error, 80)}", "#ff8787")
+        elif s.source:
+            text.append(f" {inert(s.source, 60)}", "dim")
         rate = s.rates[-1] if s.rates else 0
         text.append("  │ ")
         text.append(f"{rate:,}/s ", "bold")
