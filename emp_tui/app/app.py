@@ -24,7 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline
@@ -38,6 +38,7 @@ from emp_tui.app.messages import (
     FilterSubmitted,
     FollowChanged,
     JobRequested,
+    PaneRequested,
     SourceDone,
 )
 from emp_tui.app.readers import read_collector_health, read_newest
@@ -49,6 +50,7 @@ from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.app.widgets.graph import HandoffGraph
+from emp_tui.app.widgets.pane_tabs import PaneTabs
 from emp_tui.app.widgets.status_bar import Status, StatusBar
 from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
@@ -63,6 +65,8 @@ FRAME_SECONDS = 1 / 20
 RATE_WINDOW = 30
 """Seconds of events/s history kept for the sparkline."""
 PANES = ("stream", "detail", "timeline", "graph")
+WIDE_FROM = 120
+"""From this many columns every pane shows; narrower, one at a time."""
 BACKOFF_INITIAL = 0.2
 BACKOFF_MAX = 5.0
 HEALTH_SECONDS = 5.0
@@ -82,7 +86,7 @@ class EmpTuiApp(App[int]):
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {EmpCommands}
     TITLE = "emp-tui"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_FROM, "-wide")]
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
@@ -176,7 +180,7 @@ class EmpTuiApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield FilterBar(self.start_query, id="filter-bar")
-        yield Static(id="pane-tabs")
+        yield PaneTabs(PANES, id="pane-tabs")
         with Vertical(id="panes"):
             with Horizontal(id="top", classes="row"):
                 stream = EventList(self._event_at, id="stream", classes="pane")
@@ -254,6 +258,8 @@ class EmpTuiApp(App[int]):
 
     def _drain(self) -> None:
         if not self._pending:
+            if self._timeline_dirty or self._graph_dirty:
+                self._refresh_views()
             return
         pending, self._pending = self._pending, []
         store = self.store
@@ -439,7 +445,7 @@ class EmpTuiApp(App[int]):
 
     @property
     def is_narrow(self) -> bool:
-        return self.screen.has_class("-narrow")
+        return self.size.width < WIDE_FROM
 
     def watch_active_pane(self) -> None:
         self._show_pane_classes()
@@ -453,11 +459,11 @@ class EmpTuiApp(App[int]):
         self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
         self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
 
-        tabs = Text(no_wrap=True)
-        for number, name in enumerate(PANES, 1):
-            tabs.append(f" {number} {name} ", "reverse bold" if name == active else "dim")
-            tabs.append(" ")
-        self.query_one("#pane-tabs", Static).update(tabs)
+        self.query_one(PaneTabs).active = active
+
+    @on(PaneRequested)
+    def _on_pane_requested(self, message: PaneRequested) -> None:
+        self.action_show_pane(message.pane)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -97,3 +97,10 @@ class FilterSubmitted(Message):
     """The filter bar holds a query the user wants applied ("" clears it)."""
 
     text: str
+
+
+@dataclass
+class PaneRequested(Message):
+    """Show this pane (a click on its tab)."""
+
+    pane: str

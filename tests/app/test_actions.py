@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Input, OptionList
 
 from emp_tui.app.sample import sample_events
@@ -208,8 +209,13 @@ async def test_palette_offers_every_action() -> None:
         await _loaded(pilot, app)
         await pilot.press("ctrl+p")
         await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"export")
-        await pilot.pause(0.3)
+        found = app.screen.query_one(CommandList)
+        for _ in range(100):  # the palette searches in the background
+            if found.option_count and "Export" in str(found.get_option_at_index(0).prompt):
+                break
+            await pilot.pause(0.05)
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, ExportScreen)
@@ -237,3 +243,15 @@ async def test_narrow_terminal_shows_one_pane_at_a_time(key: str) -> None:
         names = ["stream", "detail", "timeline", "graph"]
         visible = [n for n in names if app.query_one(f"#{n}").region.area > 0]
         assert visible == [names[int(key) - 1]]
+
+
+async def test_clicking_a_pane_tab_shows_that_pane() -> None:
+    app = offline_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot, app)
+        # tabs: " 1 stream " " 2 detail " " 3 timeline " " 4 graph ", one space apart
+        await pilot.click("#pane-tabs", offset=(24, 0))
+        await pilot.pause()
+        assert app.active_pane == "timeline"
+        assert app.query_one("#timeline").region.area > 0
+        assert app.query_one("#stream").region.area == 0

@@ -111,3 +111,15 @@ async def test_missing_file_is_one_message_not_a_crash(tmp_path: Path) -> None:
         await _until(pilot, lambda: app.last_error is not None)
         assert app.is_running
         assert "missing.log" in (app.last_error or "")
+
+
+async def test_collector_lag_shows_in_the_status_bar(rclient: redis.Redis, redis_url: str) -> None:
+    rclient.hset(
+        "emp:collector:c-1",
+        mapping={"consumer": "c-1", "state": "running", "lag": "42", "updated_ms": "1"},
+    )
+    app = _live_app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.status.collector_lag == 42)
+        text = app.query_one("#status").render().plain  # type: ignore[attr-defined]
+        assert "collector lag 42" in text
