@@ -165,6 +165,7 @@ class EmpTuiApp(App[int]):
         self._corrupt = 0
         self.last_error: str | None = None
         self.last_export: ExportFinished | None = None
+        self.ready_at: float | None = None
         self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
         """The last problem a source reported (also shown as a notification)."""
         self._pending: list[TelemetryEvent] = []
@@ -205,6 +206,10 @@ class EmpTuiApp(App[int]):
         pane.border_title = "4 handoffs"
         return pane
 
+    def on_ready(self) -> None:
+        self.ready_at = time.perf_counter()
+        """When the first screen was composed and painted (the benchmark reads it)."""
+
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
         self.set_interval(FRAME_SECONDS, self._drain, name="frame")
@@ -212,7 +217,7 @@ class EmpTuiApp(App[int]):
         self._show_pane_classes()
         self.query_one(EventList).focus()
         if self.start_query:
-            self._apply_filter(self.start_query)
+            self.apply_filter(self.start_query)
         if self.start_job:
             self.open_job(self.start_job)
         self._push_status()
@@ -329,10 +334,13 @@ class EmpTuiApp(App[int]):
 
     @on(FilterSubmitted)
     def _on_filter_submitted(self, message: FilterSubmitted) -> None:
-        if self._apply_filter(message.text) and message.text.strip():
+        if self.apply_filter(message.text) and message.text.strip():
             self.stream_list.focus()
 
-    def _apply_filter(self, text: str) -> bool:
+    def apply_filter(self, text: str) -> bool:
+        """Filter the stream with ``text`` (the filter bar does this on Enter). A query that
+        does not parse is shown under the bar and the previous filter stays; returns whether
+        ``text`` was applied."""
         bar = self.query_one(FilterBar)
         try:
             query = parse_query(text, now_ms=int(self.clock() * 1000))
@@ -637,7 +645,7 @@ class EmpTuiApp(App[int]):
 
     def action_clear_filter(self) -> None:
         self.query_one(FilterInput).value = ""
-        self._apply_filter("")
+        self.apply_filter("")
 
     # -- workers ------------------------------------------------------------------------------
 
