@@ -356,15 +356,20 @@ class Query:
     def required_literals(self) -> tuple[frozenset[str], ...]:
         """For each of some terms, a set of strings one of which appears verbatim in the JSON
         line of any event this query matches. A file reader may skip a line that lacks one
-        of a set without decoding it. Only exact ID values that JSON never escapes (and that
-        cannot be numbers written differently) are offered."""
+        of a set without decoding it. Only exact, positive job/worker/machine/user values made
+        of characters no JSON encoder escapes (letters, digits, ``_.:@-``), that cannot be
+        numbers written another way, are offered."""
         return self._literal_sets
 
 
+_LITERAL_SAFE: Final = re.compile(r"[A-Za-z0-9_.:@-]+")
+
+
 def _safe_literal(value: str) -> bool:
-    if not value or not value.isascii() or not value.isprintable():
-        return False
-    if any(char in value for char in '"\\/*?'):
+    """Whether ``value`` appears verbatim in any JSON that holds it as a string: no JSON
+    encoder escapes letters, digits or ``_.:@-`` (Go's escapes ``<>&``, others ``/`` or any
+    non-ASCII), and a value that reads as a number could be written as one, differently."""
+    if not _LITERAL_SAFE.fullmatch(value):
         return False
     try:
         float(value)

@@ -6,6 +6,11 @@ Redis, synchronous (the CLI)::
     for event in read_range(client, stream, start, end, reverse=False, page=1000): ...
     for event in read_query(client, stream, query, limit=None): ...   # seeks by the query's
                                                                        # time bounds
+Redis, asynchronous (the app)::
+
+    events = await backfill(url, stream, limit=10_000, query=None)   # newest, oldest first
+    async for event in aread_range(async_client, stream, start, end): ...
+
 Redis, live (the app, ``emp-tui stream``)::
 
     tail = RedisTail(url, stream, start_id="$")     # or the last ID already shown
@@ -30,8 +35,9 @@ object is counted in :class:`FileStats`, reported (``stats.problems``) and skipp
 
 from __future__ import annotations
 
-import asyncio
 import gzip
+import io
+import mmap
 import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -50,6 +56,8 @@ __all__ = [
     "FileStats",
     "RedisTail",
     "SourceError",
+    "aread_range",
+    "backfill",
     "connect",
     "expand_paths",
     "merge",
@@ -173,6 +181,85 @@ def read_query(
     return found
 
 
+# -- Redis, asynchronous range reads (the app's backfill) -----------------------------------
+
+
+async def aread_range(
+    client: redis.asyncio.Redis,
+    stream: str,
+    start: str = "-",
+    end: str = "+",
+    *,
+    reverse: bool = False,
+    page: int = PAGE,
+) -> AsyncIterator[TelemetryEvent]:
+    """:func:`read_range` for a ``redis.asyncio`` client. Raises SourceError."""
+    import redis
+
+    low, high = start, end
+    while True:
+        entries: Any
+        try:
+            if reverse:
+                entries = await client.xrevrange(stream, high, low, count=page)
+            else:
+                entries = await client.xrange(stream, low, high, count=page)
+        except redis.ResponseError as exc:
+            raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
+        for entry_id, fields in entries:
+            yield decode(entry_id, fields or {})
+        if len(entries) < page:
+            return
+        last = _text(entries[-1][0])
+        if reverse:
+            if last == "0-0":
+                return
+            high = _previous_id(last)
+        else:
+            low = _next_id(last)
+
+
+async def backfill(
+    url: str,
+    stream: str,
+    *,
+    limit: int = 10_000,
+    query: Query | None = None,
+    page: int = PAGE,
+) -> list[TelemetryEvent]:
+    """The newest ``limit`` events (matching ``query``, within its time bounds), oldest first.
+    Start a :class:`RedisTail` at the last one's ID to follow on without a gap. Raises
+    SourceError when Redis cannot be reached or read."""
+    import redis
+    import redis.asyncio
+
+    from emp_tui.config import redacted_url
+
+    start, end = query.stream_range() if query is not None else ("-", "+")
+    found: list[TelemetryEvent] = []
+    try:
+        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
+    except ValueError as exc:
+        raise SourceError(f"bad Redis URL {redacted_url(url)}: {exc}") from None
+    try:
+        try:
+            await client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
+        if limit > 0:
+            async for event in aread_range(client, stream, start, end, reverse=True, page=page):
+                if query is None or query.matches(event):
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+    finally:
+        await client.aclose()
+    found.reverse()
+    return found
+
+
 # -- Redis, live ----------------------------------------------------------------------------
 
 
@@ -219,6 +306,8 @@ class RedisTail:
         return self
 
     async def __anext__(self) -> list[TelemetryEvent]:
+        import asyncio
+
         import redis
         import redis.asyncio
 
@@ -381,7 +470,7 @@ def _chunks(stream: BinaryIO, path: Path) -> Iterator[bytes]:
         rest = block[cut + 1 :]
 
 
-def _candidate_lines(chunk: bytes, literals: frozenset[bytes]) -> Iterator[bytes]:
+def _candidate_lines(chunk: bytes | mmap.mmap, literals: frozenset[bytes]) -> Iterator[bytes]:
     """The lines of ``chunk`` that contain one of ``literals``, in order, each once."""
     starts: set[int] = set()
     for literal in literals:
@@ -417,29 +506,46 @@ def read_file(
         if head.lstrip()[:1] == b"[":
             yield from _read_json_array(path, stream, query, stats)
             return
-        line_no = 0
-        for chunk in _chunks(stream, path):
-            if first is None:
-                lines: Iterable[bytes] = chunk.splitlines()
-                numbered = True
-            else:
-                lines = _candidate_lines(chunk, first)
-                numbered = False
-            for line in lines:
-                line_no += 1
-                if others and not all(any(lit in line for lit in group) for group in others):
-                    continue
-                if not line.strip():
-                    continue
-                stats.lines += 1
-                event = TelemetryEvent.from_json_line(line)
-                if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
-                    where = f"{path}:{line_no}" if numbered else str(path)
-                    stats.problem(f"{where}: {event.malformed}")
-                    continue
-                if query is None or query.matches(event):
-                    stats.events += 1
-                    yield event
+        # With a literal to look for, a plain file is searched in place without copying.
+        mapped = _map(stream) if first is not None else None
+        blocks: Iterable[Any] = (mapped,) if mapped is not None else _chunks(stream, path)
+        try:
+            line_no = 0
+            for block in blocks:
+                if first is None:
+                    lines: Iterable[bytes] = block.splitlines()
+                    numbered = True
+                else:
+                    lines = _candidate_lines(block, first)
+                    numbered = False
+                for line in lines:
+                    line_no += 1
+                    if others and not all(any(lit in line for lit in group) for group in others):
+                        continue
+                    if not line.strip():
+                        continue
+                    stats.lines += 1
+                    event = TelemetryEvent.from_json_line(line)
+                    if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
+                        where = f"{path}:{line_no}" if numbered else str(path)
+                        stats.problem(f"{where}: {event.malformed}")
+                        continue
+                    if query is None or query.matches(event):
+                        stats.events += 1
+                        yield event
+        finally:
+            if mapped is not None:
+                mapped.close()
+
+
+def _map(stream: BinaryIO) -> mmap.mmap | None:
+    """The plain file behind ``stream`` mapped read-only, or None (gzip, empty, a pipe)."""
+    if not isinstance(stream, io.BufferedReader):
+        return None
+    try:
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty file, or one that cannot be mapped: read it instead
+        return None
 
 
 def _read_json_array(

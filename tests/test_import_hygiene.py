@@ -17,6 +17,7 @@ CORE_MODULES = [
     "emp_tui.analysis",
     "emp_tui.sources",
     "emp_tui.export",
+    "emp_tui.cli",
 ]
 
 

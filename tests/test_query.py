@@ -231,6 +231,9 @@ def test_required_literals_cover_exact_positive_ids_only() -> None:
     assert parse_query('job:"a\\"b"').required_literals() == ()
     assert parse_query("job:1000").required_literals() == ()
     assert parse_query("job:jöb").required_literals() == ()
+    assert parse_query("job:a<b").required_literals() == ()  # Go writes < as \\u003c
+    assert parse_query("job:1e3").required_literals() == ()
+    assert parse_query("job:f47ac10b-58cc-4372-a567-0e02b2c3d479").required_literals()
 
 
 def test_negated_job_term_matches_events_without_job() -> None:

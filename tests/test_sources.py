@@ -18,6 +18,8 @@ from emp_tui.sources import (
     FileStats,
     RedisTail,
     SourceError,
+    aread_range,
+    backfill,
     connect,
     expand_paths,
     merge,
@@ -286,16 +288,31 @@ def test_prefilter_never_drops_what_the_matcher_accepts(tmp_path: Path) -> None:
     q3 = parse_query("job:job_150,job_151,job_42")
     assert list(read_file(path, q3)) == [e for e in read_file(path) if q3.matches(e)]
     assert len(list(read_file(path, q3))) == 5
+    # An ID that an encoder may escape (Go writes < as \u003c) is never pre-filtered.
+    escaped = tmp_path / "escaped.log"
+    write_lines(
+        escaped,
+        [
+            b'{"timestamp": 1, "service": "worker", "eventType": "x.y", '
+            b'"traceId": "' + b"ab" * 16 + b'", "jobId": "a\\u003cb"}'
+        ],
+    )
+    (hit,) = read_file(escaped, parse_query("job:a<b"))
+    assert hit.job_id == "a<b"
 
 
 def test_prefilter_works_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import emp_tui.sources as sources
 
     monkeypatch.setattr(sources, "CHUNK", 300)
-    path = tmp_path / "events.log"
-    write_lines(path, [with_id(event(n, f"job_{n % 5}"), n) for n in range(200)])
+    lines = [with_id(event(n, f"job_{n % 5}"), n) for n in range(200)]
+    plain, packed = tmp_path / "events.log", tmp_path / "events.log.1.gz"
+    write_lines(plain, lines)  # searched in place (mmap)
+    write_lines(packed, lines, gz=True)  # searched chunk by chunk
     q = parse_query("job:job_3")
-    assert [e.data["n"] for e in read_file(path, q)] == list(range(3, 200, 5))
+    for path in (plain, packed):
+        assert [e.data["n"] for e in read_file(path, q)] == list(range(3, 200, 5))
+        assert [e.data["n"] for e in read_file(path)] == list(range(200))
 
 
 def test_json_array_exports_are_read(tmp_path: Path) -> None:
@@ -315,3 +332,39 @@ def test_merge_orders_and_deduplicates_by_stream_id() -> None:
     loose = event(5)  # no stream ID: placed by its own timestamp
     merged = merge(a, b, [loose])
     assert [e.data["n"] for e in merged] == [0, 1, 2, 3, 4, 5]
+
+
+async def test_backfill_then_tail_without_a_gap(redis_url: str) -> None:
+    client = connect(redis_url)
+    ids = fill(client, 30, jobs=3)
+    got = await backfill(redis_url, STREAM, limit=8, page=3)
+    assert [e.id for e in got] == ids[-8:]
+    only = await backfill(redis_url, STREAM, limit=100, query=parse_query("job:job_1"), page=4)
+    assert [e.data["n"] for e in only] == list(range(1, 30, 3))
+    assert await backfill(redis_url, "emp:empty") == []
+    tail = RedisTail(redis_url, STREAM, start_id=got[-1].id or "$", block_ms=100)
+    try:
+        await next_batch(tail, want_state="connected")
+        client.xadd(STREAM, event(99).encode())
+        (new,) = await next_batch(tail)
+        assert new.data["n"] == 99
+    finally:
+        await tail.aclose()
+
+
+async def test_aread_range_pages(redis_url: str) -> None:
+    import redis.asyncio
+
+    ids = fill(connect(redis_url), 20)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        forward = [e.id async for e in aread_range(client, STREAM, page=6)]
+        backward = [e.id async for e in aread_range(client, STREAM, reverse=True, page=6)]
+    finally:
+        await client.aclose()
+    assert forward == ids and backward == ids[::-1]
+
+
+async def test_backfill_unreachable(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot reach Redis"):
+        await backfill(f"unix://{tmp_path}/none.sock", STREAM)

@@ -1,0 +1,584 @@
+"""Every `emp-tui` subcommand end to end, in a subprocess, against Redis and against files;
+and bad input for each: a bad query, an unknown job, unreachable Redis, an unreadable file,
+an existing export target."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from redisproc import RedisProcess
+
+from emp_tui.events import TelemetryEvent, trace_id_for_job
+
+STREAM = "emp:events"
+NOW = time.time_ns() // 1_000_000
+BASE = NOW - 30 * 60_000  # the sample happened half an hour ago
+
+
+def _flow(job: str, start: int, worker: str, claim_ms: int, run_ms: int, *, end: str | None):
+    steps = [
+        (0, "api-server", "job.created", {"jobType": "comfyui"}),
+        (50, "api-server", "job.queued", {"queueName": "default"}),
+        (50 + claim_ms, "worker", "job.claimed", {}),
+        (60 + claim_ms, "worker", "connector.processing_started", {}),
+        (60 + claim_ms + run_ms, "worker", "connector.processing_completed", {}),
+    ]
+    if end == "failed":
+        steps[-1] = (
+            60 + claim_ms + run_ms,
+            "worker",
+            "connector.processing_failed",
+            {"error": "CUDA out of memory"},
+        )
+        steps.append((80 + claim_ms + run_ms, "api-server", "job.failed", {"error": "CUDA OOM"}))
+    elif end == "completed":
+        steps.append((80 + claim_ms + run_ms, "api-server", "job.completed", {}))
+    return [
+        TelemetryEvent.create(
+            service,
+            etype,
+            data,
+            timestamp=start + at,
+            job_id=job,
+            worker_id=worker if service == "worker" else None,
+            machine_id="m-1" if service == "worker" else None,
+        )
+        for at, service, etype, data in (s if len(s) == 4 else (*s, {}) for s in steps)
+    ]
+
+
+def sample_events() -> list[TelemetryEvent]:
+    events: list[TelemetryEvent] = []
+    # Enough ordinary jobs that one outlier does not make itself "usual" (p95 of 25 values).
+    for n in range(24):
+        events += _flow(f"job_ok_{n}", BASE + n * 10_000, f"w-{n % 2}", 200, 1000, end="completed")
+    events += _flow("job_slow", BASE + 300_000, "w-0", 3200, 1000, end="completed")
+    events += _flow("job_gap", BASE + 400_000, "w-1", 9000, 1000, end="completed")
+    events += _flow("job_bad", BASE + 500_000, "w-1", 200, 500, end="failed")
+    events += _flow("job_stuck", BASE + 600_000, "w-0", 200, 100, end=None)[:3]
+    events.append(
+        TelemetryEvent.create(
+            "worker",
+            "worker.heartbeat",
+            timestamp=BASE + 400_500,
+            worker_id="w-1",
+            machine_id="m-1",
+        )
+    )
+    events.append(
+        TelemetryEvent.create(
+            "monitor",
+            "monitor.note",
+            {"text": "\x1b[31mred\x1b[0m\nnext"},
+            timestamp=BASE + 700_000,
+        )
+    )
+    return sorted(events, key=lambda e: e.timestamp)
+
+
+def with_ids(events: list[TelemetryEvent]) -> list[TelemetryEvent]:
+    """Stream IDs as the stream would give them (time-based, in order)."""
+    out, last = [], (0, -1)
+    for event in events:
+        ms = event.timestamp
+        seq = last[1] + 1 if ms == last[0] else 0
+        last = (ms, seq)
+        out.append(
+            TelemetryEvent.from_json_line(orjson.dumps({**event.to_dict(), "id": f"{ms}-{seq}"}))
+        )
+    return out
+
+
+EVENTS = with_ids(sample_events())
+
+
+@pytest.fixture
+def loaded_redis(redis_url: str) -> str:
+    client = redis.Redis.from_url(redis_url)
+    for event in EVENTS:
+        client.xadd(STREAM, event.encode(), id=event.id)
+    client.close()
+    return redis_url
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"".join(event.to_json_line() for event in EVENTS))
+    return path
+
+
+def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "TZ": "UTC", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "emp_tui.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def records(done: subprocess.CompletedProcess[str]) -> list[dict]:  # type: ignore[type-arg]
+    return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+def assert_clean_failure(done: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("emp-tui: ") and fragment in first, done.stderr
+
+
+@pytest.fixture(params=["redis", "file"])
+def source(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """The global options that point a command at the sample, in Redis or in a file."""
+    if request.param == "redis":
+        return ["--redis-url", request.getfixturevalue("loaded_redis")]
+    return ["--file", str(request.getfixturevalue("log_file"))]
+
+
+# -- search ---------------------------------------------------------------------------------
+
+
+def test_search_json_by_job(source: list[str]) -> None:
+    done = run(*source, "search", "job:job_bad", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    assert [r["eventType"] for r in got] == [e.event_type for e in EVENTS if e.job_id == "job_bad"]
+    assert all(r["jobId"] == "job_bad" and r["id"] for r in got)
+
+
+def test_search_shortcuts_and_limit(source: list[str]) -> None:
+    done = run(
+        *source,
+        "search",
+        "--service",
+        "worker",
+        "--type",
+        "connector.*",
+        "--last",
+        "1h",
+        "--limit",
+        "3",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [
+        e.id for e in EVENTS if e.service == "worker" and e.event_type.startswith("connector.")
+    ][-3:]
+    assert [r["id"] for r in records(done)] == expected
+    done = run(*source, "search", "level:error", "--job-id", "job_bad", "--json")
+    assert [r["eventType"] for r in records(done)] == [
+        "connector.processing_failed",
+        "job.failed",
+    ]
+
+
+def test_search_human_output_is_aligned_and_escaped(source: list[str]) -> None:
+    done = run(*source, "search", "service:monitor")
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert "monitor" in line and "monitor.note" in line
+    assert "\x1b" not in done.stdout  # event content never reaches the terminal raw
+    assert "\\x1b[31mred" in line and "\\nnext" in line
+    assert "1 event(s)" in done.stderr
+
+
+def test_search_nothing_matched_exits_1(source: list[str]) -> None:
+    done = run(*source, "search", "job:nope", "--json")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "no events match" in done.stderr
+
+
+def test_search_bad_query_exits_2_with_caret(source: list[str]) -> None:
+    done = run(*source, "search", "service:worker level:loud")
+    assert_clean_failure(done, 2, "unknown level")
+    assert done.stderr.splitlines()[1:] == ["service:worker level:loud", " " * 21 + "^~~~"]
+
+
+def test_search_since_until_as_iso(source: list[str]) -> None:
+    from datetime import UTC, datetime
+
+    lo = datetime.fromtimestamp((BASE + 499_000) / 1000, UTC).isoformat()
+    hi = datetime.fromtimestamp((BASE + 501_000) / 1000, UTC).isoformat()
+    done = run(*source, "search", "--since", lo, "--until", hi, "--json")
+    assert done.returncode == 0, done.stderr
+    assert {r["jobId"] for r in records(done)} == {"job_bad"}
+
+
+def test_files_beside_redis_are_merged_without_duplicates(
+    loaded_redis: str, log_file: Path, tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra.jsonl"
+    late = TelemetryEvent.create("worker", "job.note", timestamp=NOW, job_id="job_bad")
+    extra.write_bytes(late.to_json_line())
+    done = run(
+        "--redis-url",
+        loaded_redis,
+        "--file",
+        log_file,
+        "--file",
+        extra,
+        "search",
+        "job:job_bad",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    assert len(got) == 1 + sum(1 for e in EVENTS if e.job_id == "job_bad")
+    assert got[-1]["eventType"] == "job.note"
+
+
+def test_corrupt_lines_are_reported_not_fatal(log_file: Path) -> None:
+    with log_file.open("ab") as f:
+        f.write(b"{this is not json\n")
+    done = run("--file", log_file, "search", "service:monitor", "--json")
+    assert done.returncode == 0
+    assert "skipped 1 corrupt line(s)" in done.stderr
+
+
+def test_unreachable_redis_exits_3(tmp_path: Path) -> None:
+    for command in (
+        ["search", "x"],
+        ["timeline", "j"],
+        ["health"],
+        ["stream"],
+        ["perf"],
+        ["correlate", "j"],
+        ["export", "x", "-o", str(tmp_path / "o.jsonl")],
+    ):
+        done = run("--redis-url", f"unix://{tmp_path}/none.sock", *command)
+        assert_clean_failure(done, 3, "cannot reach Redis")
+
+
+def test_missing_or_unreadable_file_exits_3(tmp_path: Path) -> None:
+    assert_clean_failure(run("--file", tmp_path / "nope.log", "search", "x"), 3, "no such file")
+    assert_clean_failure(run("--file", tmp_path, "search", "x"), 1, "no events")
+    broken = tmp_path / "broken.log.gz"
+    broken.write_bytes(b"\x1f\x8bnot really gzip")
+    assert_clean_failure(run("--file", broken, "search", "x"), 3, "cannot read")
+
+
+def test_bad_usage_exits_2() -> None:
+    assert_clean_failure(run("search", "--limit", "many"), 2, "invalid int value")
+    assert_clean_failure(run("frobnicate"), 2, "invalid choice")
+    assert_clean_failure(run("timeline"), 2, "required")
+
+
+# -- timeline and correlate -----------------------------------------------------------------
+
+
+def test_timeline_json(source: list[str]) -> None:
+    done = run(*source, "timeline", "job_gap", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    summary = got[0]
+    assert summary["kind"] == "summary" and summary["status"] == "completed"
+    assert summary["services"] == ["api-server", "worker"]
+    steps = [r for r in got if r["kind"] == "step"]
+    assert [s["event"]["eventType"] for s in steps][:3] == [
+        "job.created",
+        "job.queued",
+        "job.claimed",
+    ]
+    (gap,) = [r for r in got if r["kind"] == "gap"]
+    assert gap["durationMs"] == 9000 and gap["gapKind"] == "threshold"
+    handoffs = [r for r in got if r["kind"] == "handoff"]
+    assert [(h["from"], h["to"], h["durationMs"]) for h in handoffs] == [
+        ("api-server", "worker", 9000),
+        ("worker", "api-server", 20),
+    ]
+
+
+def test_timeline_finds_slower_than_usual_and_honours_gap(source: list[str]) -> None:
+    got = records(run(*source, "timeline", "job_slow", "--json"))
+    (gap,) = [r for r in got if r["kind"] == "gap"]
+    assert gap["gapKind"] == "slower_than_usual" and gap["durationMs"] == 3200
+    got = records(run(*source, "timeline", "job_ok_0", "--gap", "500ms", "--json"))
+    assert [r["durationMs"] for r in got if r["kind"] == "gap"] == [1000]
+
+
+def test_timeline_human(source: list[str]) -> None:
+    done = run(*source, "timeline", "job_gap", "--gap", "2s")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.splitlines()[0].startswith("Job job_gap  completed")
+    assert "gap 9.00s (over 2.00s" in out
+    assert "api-server → worker" in out and "9000 ms" in out
+    assert "Handoffs (2)" in out
+
+
+def test_timeline_unknown_job_and_bad_gap(source: list[str]) -> None:
+    assert_clean_failure(run(*source, "timeline", "job_none"), 1, "no events for job 'job_none'")
+    assert_clean_failure(run(*source, "timeline", "job_gap", "--gap", "soon"), 2, "bad --gap")
+
+
+def test_correlate(source: list[str]) -> None:
+    done = run(*source, "correlate", "job_gap", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    assert got[0]["traceIds"] == [trace_id_for_job("job_gap")]
+    assert [r["durationMs"] for r in got if r["kind"] == "gap"] == [9000]
+    related = [r for r in got if r["kind"] == "related"]
+    assert {(r["by"], r["key"], r["event"]["eventType"]) for r in related} == {
+        ("worker", "w-1", "worker.heartbeat"),
+        ("machine", "m-1", "worker.heartbeat"),
+    }
+    human = run(*source, "correlate", "job_gap")
+    assert "Related events (2" in human.stdout and "9000 ms" in human.stdout
+    assert_clean_failure(run(*source, "correlate", "nope"), 1, "no events for job")
+
+
+# -- perf -----------------------------------------------------------------------------------
+
+
+def test_perf(source: list[str]) -> None:
+    done = run(*source, "perf", "--last", "2h", "--json")
+    assert done.returncode == 0, done.stderr
+    stats = {r["eventType"]: r for r in records(done)}
+    done_stats = stats["connector.processing_completed"]
+    assert done_stats["count"] == 26 and done_stats["timed"] == 26
+    assert done_stats["p95Ms"] == pytest.approx(1000.0)
+    assert stats["connector.processing_failed"]["errors"] == 1
+    human = run(*source, "perf", "service:worker")
+    assert human.returncode == 0
+    header = human.stdout.splitlines()[0].split()
+    assert header[:4] == ["event", "type", "count", "errors"]
+    assert "connector.processing_completed" in human.stdout
+    assert run(*source, "perf", "service:nobody").returncode == 1
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+def test_health_without_collectors(loaded_redis: str) -> None:
+    client = redis.Redis.from_url(loaded_redis)
+    client.xgroup_create(STREAM, "telemetry-collectors", id="0")
+    client.xreadgroup("telemetry-collectors", "c1", {STREAM: ">"}, count=5)
+    for _ in range(12):  # some traffic in the last five minutes
+        client.xadd(STREAM, TelemetryEvent.create("api-server", "job.created").encode())
+    client.close()
+    done = run("--redis-url", loaded_redis, "health", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    stream = got[0]
+    assert stream["kind"] == "stream" and stream["length"] == len(EVENTS) + 12
+    assert stream["firstId"] == EVENTS[0].id
+    assert stream["eventsPerMinute"] == pytest.approx(12 / 5)
+    assert stream["maxlenCoversMs"] == pytest.approx(10_000 / (12 / 5) * 60_000)
+    assert stream["memoryBytes"] > 0
+    (group,) = [r for r in got if r["kind"] == "group"]
+    assert group["name"] == "telemetry-collectors" and group["pending"] == 5
+    assert group["lag"] == len(EVENTS) + 12 - 5
+    assert [r for r in got if r["kind"] == "service"] == [
+        {"kind": "service", "service": "api-server", "eventsPerMinute": pytest.approx(2.4)}
+    ]
+    human = run("--redis-url", loaded_redis, "health")
+    assert "no collector reporting" in human.stdout
+    assert "telemetry-collectors" in human.stdout and "pending 5" in human.stdout
+
+
+def test_health_reads_collector_hashes(loaded_redis: str) -> None:
+    client = redis.Redis.from_url(loaded_redis)
+    client.hset(
+        "emp:collector:c-7",
+        mapping={
+            "consumer": "c-7",
+            "group": "telemetry-collectors",
+            "stream": STREAM,
+            "pid": "42",
+            "host": "box",
+            "started_ms": str(NOW - 60_000),
+            "updated_ms": str(NOW),
+            "state": "running",
+            "read": "100",
+            "written": "99",
+            "lag": "3",
+            "pending": "1",
+            "sinks": "file,otlp",
+        },
+    )
+    client.close()
+    done = run("--redis-url", loaded_redis, "health", "--json")
+    (collector,) = [r for r in records(done) if r["kind"] == "collector"]
+    assert collector["consumer"] == "c-7" and collector["state"] == "running"
+    human = run("--redis-url", loaded_redis, "health").stdout
+    assert "c-7" in human and "running" in human and "sinks file,otlp" in human
+
+
+def test_health_of_missing_stream(redis_url: str) -> None:
+    assert_clean_failure(run("--redis-url", redis_url, "health"), 1, "does not exist")
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def test_export_formats_and_refusal(source: list[str], tmp_path: Path) -> None:
+    target = tmp_path / "bad.jsonl"
+    done = run(*source, "export", "job:job_bad", "-o", target)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 6 event(s)" in done.stderr
+    back = run("--file", target, "search", "--json")
+    assert [r["id"] for r in records(back)] == [e.id for e in EVENTS if e.job_id == "job_bad"]
+
+    done = run(*source, "export", "job:job_bad", "-o", target)
+    assert_clean_failure(done, 2, "exists; add --force")
+    assert run(*source, "export", "job:job_ok_1", "-o", target, "--force").returncode == 0
+    assert len(target.read_text().splitlines()) == 6
+
+    table = tmp_path / "all.csv"
+    assert run(*source, "export", "service:worker", "-o", table).returncode == 0
+    with table.open(newline="") as f:
+        assert {row["service"] for row in csv.DictReader(f)} == {"worker"}
+    trace = tmp_path / "job.trace.json"
+    done = run(*source, "export", "job:job_gap", "-o", trace, "--json")
+    assert records(done) == [
+        {"kind": "export", "path": str(trace), "format": "chrome-trace", "count": 6}
+    ]
+    assert any(i["ph"] == "X" for i in orjson.loads(trace.read_bytes())["traceEvents"])
+    nothing = tmp_path / "nothing.json"
+    assert run(*source, "export", "job:none", "-o", nothing).returncode == 1
+    assert not nothing.exists()
+    assert_clean_failure(run(*source, "export", "level:", "-o", nothing), 2, "needs a value")
+
+
+# -- stream ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def streaming(redis_url: str) -> Iterator[tuple[subprocess.Popen[str], redis.Redis]]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emp_tui.cli",
+            "--redis-url",
+            redis_url,
+            "stream",
+            "service:worker",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    client = redis.Redis.from_url(redis_url)
+    yield proc, client
+    client.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_stream_follows_and_ctrl_c_exits_cleanly(
+    streaming: tuple[subprocess.Popen[str], redis.Redis],
+) -> None:
+    proc, client = streaming
+    assert proc.stdout is not None and proc.stderr is not None
+    # Wait until it is connected: it says so on stderr.
+    said = [proc.stderr.readline() for _ in range(2)]
+    assert said[0].startswith("emp-tui: following emp:events") and "connected" in said[1]
+    client.xadd(STREAM, TelemetryEvent.create("api-server", "job.created", job_id="j").encode())
+    client.xadd(STREAM, TelemetryEvent.create("worker", "job.claimed", job_id="j").encode())
+    line = proc.stdout.readline()
+    assert orjson.loads(line)["eventType"] == "job.claimed"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_stream_rejects_file_only_and_bad_query(log_file: Path) -> None:
+    assert_clean_failure(run("--file", log_file, "stream"), 2, "stream follows Redis")
+    assert_clean_failure(run("stream", "/unclosed"), 2, "unterminated /regex/")
+
+
+# -- the app and the delegated commands -----------------------------------------------------
+
+
+def test_app_and_demo_missing_give_one_line(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("emp_tui.app") is None:
+        assert_clean_failure(run(), 2, "the app cannot start")
+    if importlib.util.find_spec("emp_tui.demo") is None:
+        assert_clean_failure(run("demo"), 2, "'demo' is not available")
+        assert_clean_failure(run("--redis-url", "redis://x", "sim", "--fault", "x"), 2, "'sim'")
+    assert_clean_failure(run("--filter", "level:nope"), 2, "unknown level")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "x"],
+        ["timeline", "job_bad"],
+        ["correlate", "job_bad"],
+        ["perf"],
+        ["export", "x", "-o", "{tmp}/out.jsonl"],
+    ],
+)
+def test_unreadable_file_exits_3_for_every_reader(command: list[str], tmp_path: Path) -> None:
+    broken = tmp_path / "events.log.gz"
+    broken.write_bytes(b"\x1f\x8b" + b"\x00" * 40)
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    assert_clean_failure(run("--file", broken, *args), 3, "cannot read")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["search"], ["perf"], ["stream"], ["export", "-o", "out.jsonl"]]
+)
+def test_bad_query_exits_2_for_every_command(command: list[str], log_file: Path) -> None:
+    done = run(
+        "--file",
+        log_file,
+        "--redis-url",
+        "unix:///nonexistent.sock",
+        *command,
+        "type:job.* bogus:1",
+    )
+    assert_clean_failure(done, 2, "unknown field 'bogus'")
+    assert done.stderr.splitlines()[2] == " " * 11 + "^~~~~"
+
+
+def test_stream_survives_a_redis_restart(redis_proc: RedisProcess) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emp_tui.cli", "--redis-url", redis_proc.url, "stream", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        said = [proc.stderr.readline() for _ in range(2)]
+        assert "connected" in said[1]
+        redis_proc.stop(kill=True)
+        assert "reconnecting" in proc.stderr.readline()
+        redis_proc.start()
+        line = proc.stderr.readline()
+        while "reconnecting" in line:  # it may retry a few times before the server is up
+            line = proc.stderr.readline()
+        assert "connected" in line
+        with redis_proc.client() as client:
+            client.xadd(STREAM, TelemetryEvent.create("worker", "job.claimed").encode())
+        assert orjson.loads(proc.stdout.readline())["eventType"] == "job.claimed"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
