@@ -41,7 +41,7 @@ from emp_tui.app.messages import (
     PaneRequested,
     SourceDone,
 )
-from emp_tui.app.readers import read_collector_health, read_newest
+from emp_tui.app.readers import read_collector_health
 from emp_tui.app.render import inert
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
@@ -58,6 +58,7 @@ from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
 from emp_tui.query import Query, QueryError, parse_query
 from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
+from emp_tui.sources import backfill as sources_backfill
 from emp_tui.store import EventStore
 
 FRAME_SECONDS = 1 / 20
@@ -663,13 +664,16 @@ class EmpTuiApp(App[int]):
         report("connecting", None)
         while last_id is None:
             try:
-                events = await asyncio.to_thread(read_newest, url, stream, backfill)
+                events = await sources_backfill(url, stream, limit=backfill)
             except SourceError as error:
                 report("reconnecting", str(error))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
-            last_id = events[-1].id if events and events[-1].id else "0-0"
+            if events and events[-1].id:
+                last_id = events[-1].id
+            else:  # an empty stream: from its start; no backfill wanted: from now on
+                last_id = "0-0" if backfill > 0 else "$"
             if events:
                 self.post_message(EventsReceived(events, "redis", backfill=True))
             self.post_message(SourceDone("redis", len(events)))

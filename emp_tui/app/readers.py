@@ -1,29 +1,9 @@
-"""The two small Redis reads the app needs beyond :mod:`emp_tui.sources`: the newest events
-(for the backfill) and the collectors' health hashes. Called from the app's workers only."""
+"""The one Redis read the app needs beyond :mod:`emp_tui.sources`: the collectors' health
+hashes (``emp:collector:<consumer>``), for the lag in the status bar. Called from a worker."""
 
 from __future__ import annotations
 
-from itertools import islice
-
-from emp_tui.events import TelemetryEvent
-from emp_tui.sources import connect, read_range
-
 HEALTH_PATTERN = "emp:collector:*"
-
-
-def read_newest(url: str, stream: str, count: int) -> list[TelemetryEvent]:
-    """The newest ``count`` events of ``stream``, oldest first. Raises SourceError."""
-    client = connect(url)
-    try:
-        if count <= 0:
-            newest = list(read_range(client, stream, reverse=True, page=1))
-        else:
-            page = min(count, 1000)
-            newest = list(islice(read_range(client, stream, reverse=True, page=page), count))
-    finally:
-        client.close()
-    newest.reverse()
-    return newest
 
 
 async def read_collector_health(url: str) -> list[dict[str, str]]:
