@@ -670,10 +670,9 @@ class EmpTuiApp(App[int]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
-            if events and events[-1].id:
-                last_id = events[-1].id
-            else:  # an empty stream: from its start; no backfill wanted: from now on
-                last_id = "0-0" if backfill > 0 else "$"
+            # After the backfill; for an empty stream its start; with no backfill, from now.
+            start = "0-0" if backfill > 0 else "$"
+            last_id = (events[-1].id if events else None) or start
             if events:
                 self.post_message(EventsReceived(events, "redis", backfill=True))
             self.post_message(SourceDone("redis", len(events)))
