@@ -167,6 +167,11 @@ class EmpTuiApp(App[int]):
         self.last_error: str | None = None
         self.last_export: ExportFinished | None = None
         self.ready_at: float | None = None
+        self._main_actions = {
+            binding.action.partition("(")[0]
+            for binding in self.BINDINGS
+            if isinstance(binding, Binding) and binding.action != "quit"
+        }
         self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
         """The last problem a source reported (also shown as a notification)."""
         self._pending: list[TelemetryEvent] = []
@@ -598,6 +603,10 @@ class EmpTuiApp(App[int]):
         self.push_screen(HelpScreen(self.key_sections(), hint))
 
     # -- keys, help and the palette -----------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing while a dialog is in front of it."""
+        return not (action in self._main_actions and self.screen is not self.screen_stack[0])
 
     def _keys(self, binding: Binding) -> str:
         keys = self.keymap.get(binding.id or "", binding.key)

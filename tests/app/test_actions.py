@@ -255,3 +255,16 @@ async def test_clicking_a_pane_tab_shows_that_pane() -> None:
         assert app.active_pane == "timeline"
         assert app.query_one("#timeline").region.area > 0
         assert app.query_one("#stream").region.area == 0
+
+
+async def test_main_screen_keys_do_nothing_behind_a_dialog() -> None:
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press("tab")  # focus leaves the path input
+        await pilot.press("e", "j", "question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        assert len(app.screen_stack) == 2
