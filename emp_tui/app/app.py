@@ -70,6 +70,8 @@ WIDE_FROM = 120
 """From this many columns every pane shows; narrower, one at a time."""
 BACKOFF_INITIAL = 0.2
 BACKOFF_MAX = 5.0
+RESTART_SECONDS = 2.0
+"""How long after an unexpected failure the live reader starts again."""
 HEALTH_SECONDS = 5.0
 REFERENCE_JOBS = 200
 """How many recent other jobs a timeline's "slower than usual" compares with."""
@@ -167,6 +169,7 @@ class EmpTuiApp(App[int]):
         self.last_error: str | None = None
         self.last_export: ExportFinished | None = None
         self.ready_at: float | None = None
+        self._last_redis_id: str | None = None
         self._main_actions = {
             binding.action.partition("(")[0]
             for binding in self.BINDINGS
@@ -660,16 +663,19 @@ class EmpTuiApp(App[int]):
     # -- workers ------------------------------------------------------------------------------
 
     @work(exclusive=True, group="redis", exit_on_error=False, name="live reader")
-    async def live_reader(self, url: str, stream: str, backfill: int) -> None:
-        """Backfill the newest ``backfill`` events, then tail the stream for good. Redis
-        being away is a state shown in the status bar, retried with backoff, never an error."""
+    async def live_reader(
+        self, url: str, stream: str, backfill: int, resume_from: str | None = None
+    ) -> None:
+        """Backfill the newest ``backfill`` events, then tail the stream for good (or, with
+        ``resume_from``, tail on from that ID). Redis being away is a state shown in the
+        status bar, retried with backoff, never an error."""
         label = redacted_url(url)
 
         def report(state: str, error: str | None) -> None:
             self.post_message(ConnectionChanged(state, label, error))
 
         delay = BACKOFF_INITIAL
-        last_id: str | None = None
+        last_id: str | None = resume_from
         report("connecting", None)
         while last_id is None:
             try:
@@ -684,7 +690,7 @@ class EmpTuiApp(App[int]):
             last_id = (events[-1].id if events else None) or start
             if events:
                 self.post_message(EventsReceived(events, "redis", backfill=True))
-            self.post_message(SourceDone("redis", len(events)))
+            self.post_message(SourceDone("redis", len(events), position=last_id))
         tail = RedisTail(url, stream, start_id=last_id, on_state=report)
         try:
             async for batch in tail:
@@ -729,10 +735,14 @@ class EmpTuiApp(App[int]):
 
     @on(EventsReceived)
     def _on_events_received(self, message: EventsReceived) -> None:
+        if message.source == "redis" and message.events:
+            self._last_redis_id = message.events[-1].id or self._last_redis_id
         self.add_events(message.events, live=not message.backfill)
 
     @on(SourceDone)
     def _on_source_done(self, message: SourceDone) -> None:
+        if message.position and self._last_redis_id is None:
+            self._last_redis_id = message.position
         self.drain_now()
         self._corrupt += message.corrupt
         if message.error:
@@ -780,12 +790,17 @@ class EmpTuiApp(App[int]):
         self._push_status(collector_lag=lag, collector_state=state)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place a failed worker is reported: a notification, never a traceback."""
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(
-                f"{event.worker.name} failed: {type(error).__name__}: {error}",
-                severity="error",
-                markup=False,
-                timeout=10,
-            )
+        """The one place a failed worker is reported: a notification, never a traceback. The
+        live reader is started again a few seconds later: the stream must not go quiet."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker = event.worker
+        error = worker.error
+        text = f"{worker.name} failed: {type(error).__name__}: {error}"
+        self.last_error = text
+        self.notify(inert(text, 300), severity="error", markup=False, timeout=10)
+        if worker.group == "redis" and self.live and self.redis_url is not None:
+            self._push_status(state="reconnecting", error=inert(text, 200))
+            url, stream = self.redis_url, self.stream_key
+            resume = self._last_redis_id or "$"
+            self.set_timer(RESTART_SECONDS, lambda: self.live_reader(url, stream, 0, resume))

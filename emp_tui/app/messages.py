@@ -30,6 +30,8 @@ class SourceDone(Message):
     count: int
     corrupt: int = 0
     error: str | None = None
+    position: str | None = None
+    """For the stream: the ID the tail goes on from."""
 
 
 @dataclass

@@ -123,3 +123,35 @@ async def test_collector_lag_shows_in_the_status_bar(rclient: redis.Redis, redis
         await _until(pilot, lambda: app.status.collector_lag == 42)
         text = app.query_one("#status").render().plain  # type: ignore[attr-defined]
         assert "collector lag 42" in text
+
+
+async def test_a_failing_reader_is_reported_and_restarted_where_it_stopped(
+    rclient: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the tail raises something no one expected, once."""
+    import emp_tui.app.app as app_module
+    from emp_tui.sources import RedisTail
+
+    failures = []
+
+    class FailingOnce(RedisTail):
+        async def __anext__(self) -> list[TelemetryEvent]:
+            batch = await super().__anext__()
+            if batch and not failures:
+                failures.append(batch)
+                raise RuntimeError("unexpected")
+            return batch
+
+    monkeypatch.setattr(app_module, "RedisTail", FailingOnce)
+    events = sample_events()
+    app = _live_app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.status.state == "connected")
+        _xadd(rclient, events[:5])
+        await _until(pilot, lambda: app.last_error is not None)
+        assert "RuntimeError: unexpected" in (app.last_error or "")
+        assert app.status.state == "reconnecting"
+        _xadd(rclient, events[5:12])
+        # Restarted from the last ID it delivered: the failed batch is read again, nothing lost.
+        await _until(pilot, lambda: len(app.store) == 12, timeout=30)
+        assert app.status.state == "connected"
