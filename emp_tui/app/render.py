@@ -114,7 +114,7 @@ class RowLayout:
         if width >= 120:
             return cls(width, job_w=16, worker_w=12, machine_w=12)
         if width >= 100:
-            return cls(width, worker_w=10, machine_w=10)
+            return cls(width, service_w=12, type_w=26, job_w=12, worker_w=10, machine_w=10)
         return cls(width, service_w=12, type_w=24, job_w=12)
 
     @property
