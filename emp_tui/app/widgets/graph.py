@@ -549,8 +549,7 @@ class HandoffGraph(VerticalScroll, can_focus=True):
             text.append(" (")
             text.append_text(inert(self.detail, limit=80))
             text.append(")")
-        other = "all" if self.scope == "job" else "job"
-        text.append(f"  g: {SCOPE_LABELS[other]}", style="dim")
+        text.append("  g: this job" if self.scope == "all" else "  g: all jobs", style="dim")
         if self.edges:
             handoffs = sum(edge.count for edge in self.edges)
             text.append(f"\n{len(self.edges)} edges · {handoffs} handoffs", style="dim")

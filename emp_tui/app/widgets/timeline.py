@@ -416,9 +416,11 @@ class SwimLanes(Widget):
     """One lane per service on the job's time axis (part of TimelineView).
 
     Each event is a mark in its service's lane (``·`` debug, ``●`` info, ``▲`` warn, ``✖``
-    error; the worst level wins a shared cell). A handoff to another service turns down (or
-    up) from the old lane at the new event's column (``╮``/``╯`` and ``│``). The bottom row is
-    the axis: gaps are ``━`` in the warning colour, the cursor's event is ``▲``.
+    error; the worst level wins a shared cell). A line follows the job: it stays in the lane
+    of its last event (``━`` in the warning colour across a gap) and turns down or up
+    (``╮``/``╯``, ``│``) to the next service at the column of that service's event. The
+    bottom row is the axis: gaps again as ``━``, the cursor's event as ``▲``. A click on a
+    lane puts the cursor on the step nearest to that time.
     """
 
     DEFAULT_CSS = """
@@ -430,6 +432,12 @@ class SwimLanes(Widget):
     """
 
     cursor: reactive[int] = reactive(0)
+
+    @dataclass
+    class Clicked(Message):
+        """A click on the lanes, nearest to step ``step_index``."""
+
+        step_index: int
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -451,12 +459,34 @@ class SwimLanes(Widget):
         lines = lane_lines(timeline, self.content_region.width or self.size.width, self.cursor)
         return Text("\n", no_wrap=True, end="").join(lines)
 
+    def on_click(self, event: events.Click) -> None:
+        timeline = self._timeline
+        where = event.get_content_offset(self)
+        if timeline is None or not timeline.steps or where is None:
+            return
+        label_w, area = _lane_geometry(timeline, self.content_region.width)
+        column = where.x - label_w - 2
+        if area < 4 or not 0 <= column < area:
+            return
+        at_ms = column * timeline.duration_ms / (area - 1)
+        nearest = min(
+            range(len(timeline.steps)),
+            key=lambda i: abs(timeline.steps[i].offset_ms - at_ms),
+        )
+        self.post_message(self.Clicked(nearest))
+
+
+def _lane_geometry(timeline: Timeline, width: int) -> tuple[int, int]:
+    """(cells for the service names, cells for the time axis) at ``width``."""
+    names = (len(one_line(s, _MAX_LABEL + 1)) for s in timeline.services)
+    label_w = min(max(names, default=1), _MAX_LABEL)
+    return label_w, width - label_w - 2
+
 
 def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
     """The swimlane rows of ``timeline`` at ``width`` cells, then the axis row."""
     services = timeline.services
-    label_w = min(max((len(s) for s in services), default=1), _MAX_LABEL)
-    area = width - label_w - 2
+    label_w, area = _lane_geometry(timeline, width)
     if area < 4:
         return [Text("(too narrow for lanes)", style="dim", end="")]
     span = timeline.duration_ms
@@ -473,20 +503,35 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
     colors = [service_color(service) for service in services]
     columns = [col(step.offset_ms) for step in timeline.steps]
 
-    # The stretch of the job each service was involved in.
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for c, step in zip(columns, timeline.steps, strict=True):
-        lane = lane_of.get(step.event.service)
-        if lane is not None:
-            first.setdefault(lane, c)
-            last[lane] = c
-    for lane, start in first.items():
-        for c in range(start, last[lane] + 1):
-            glyphs[lane][c] = "─"
-            styles[lane][c] = f"dim {colors[lane]}"
-    for c, step in zip(columns, timeline.steps, strict=True):
-        lane = lane_of.get(step.event.service)
+    steps = timeline.steps
+    lanes = [lane_of.get(step.event.service) for step in steps]
+    # The job's path: it stays in the lane of its last event until the next one (a gap in
+    # the warning colour), then turns to the next event's lane at that event's column.
+    for index in range(len(steps) - 1):
+        lane = lanes[index]
+        if lane is None:
+            continue
+        waiting = steps[index + 1].gap is not None
+        glyph = "━" if waiting else "─"
+        style = f"bold {WARN_COLOR}" if waiting else f"dim {colors[lane]}"
+        for c in range(columns[index] + 1, columns[index + 1]):
+            glyphs[lane][c] = glyph
+            styles[lane][c] = style
+    corners: list[tuple[int, int, str, str]] = []
+    for index in range(1, len(steps)):
+        source, target = lanes[index - 1], lanes[index]
+        if source is None or target is None or source == target:
+            continue
+        c = columns[index]
+        for lane in range(min(source, target) + 1, max(source, target)):
+            glyphs[lane][c] = "┼" if glyphs[lane][c] in "─━" else "│"
+            styles[lane][c] = f"dim {colors[source]}"
+        if columns[index - 1] < c:
+            corners.append((source, c, "╮" if target > source else "╯", colors[source]))
+    for lane, c, glyph, style in corners:
+        glyphs[lane][c] = glyph
+        styles[lane][c] = style
+    for c, lane, step in zip(columns, lanes, steps, strict=True):
         if lane is None:
             continue
         level = step.event.level
@@ -502,24 +547,6 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
                 styles[lane][c] = f"dim {colors[lane]}"
             else:
                 styles[lane][c] = f"bold {colors[lane]}"
-    # Handoffs: from the previous event's lane, at the new event's column, to the new lane.
-    for index in range(1, len(timeline.steps)):
-        step = timeline.steps[index]
-        if not step.service_changed:
-            continue
-        source = lane_of.get(timeline.steps[index - 1].event.service)
-        target = lane_of.get(step.event.service)
-        if source is None or target is None or source == target:
-            continue
-        c = columns[index]
-        down = target > source
-        if ranks[source][c] < 0:
-            glyphs[source][c] = "╮" if down else "╯"
-            styles[source][c] = colors[source]
-        for lane in range(min(source, target) + 1, max(source, target)):
-            if ranks[lane][c] < 0:
-                glyphs[lane][c] = "┼" if glyphs[lane][c] == "─" else "│"
-                styles[lane][c] = f"dim {colors[source]}"
 
     lines: list[Text] = []
     for lane, service in enumerate(services):
@@ -536,13 +563,13 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
         for c in range(start, col(gap.end_ms - timeline.start_ms) + 1):
             axis[c] = "━"
             axis_styles[c] = f"bold {WARN_COLOR}"
-    here = ""
+    at = ""
     if 0 <= cursor < len(timeline.steps):
         axis[columns[cursor]] = "▲"
         axis_styles[columns[cursor]] = "bold reverse"
-        here = offset(timeline.steps[cursor].offset_ms)
+        at = offset(timeline.steps[cursor].offset_ms)
     line = Text(no_wrap=True, end="")
-    line.append_text(_cell(here, label_w, "bold", right=True))
+    line.append_text(_cell(at, label_w, "bold", right=True))
     line.append(" ╰", style="dim")
     _append_cells(line, axis, axis_styles)
     lines.append(line)
@@ -687,7 +714,8 @@ class TimelineView(Widget):
         """Show ``timeline`` (None or no steps: "no events for job <job_id>").
 
         For the same job as before (a live update, or the recomputation after a threshold
-        change) the cursor stays on the same event; for another job it goes to the first step.
+        change) the cursor stays on the same event, or on the last step when it was on the
+        last step and new ones came; for another job it goes to the first step.
         ``gap_threshold_ms`` only relabels (it posts nothing).
         """
         previous = self.selected_step
@@ -702,7 +730,11 @@ class TimelineView(Widget):
             self._threshold_ms = max(1, int(gap_threshold_ms))
         cursor = 0
         if same_job and previous is not None and timeline is not None:
-            cursor = _find_event(timeline, previous.event, fallback=self._steps.cursor)
+            was_last = self._steps.cursor == self._steps.step_count - 1
+            if was_last and len(timeline.steps) > self._steps.step_count:
+                cursor = len(timeline.steps) - 1  # on the last step: follow new ones
+            else:
+                cursor = _find_event(timeline, previous.event, fallback=self._steps.cursor)
         if self.is_mounted:
             self._show(cursor)
 
@@ -777,6 +809,10 @@ class TimelineView(Widget):
 
     def on_timeline_view_step_highlighted(self, message: TimelineView.StepHighlighted) -> None:
         self._lanes.cursor = message.step_index
+
+    def on_swim_lanes_clicked(self, message: SwimLanes.Clicked) -> None:
+        message.stop()
+        self.select_step(message.step_index)
 
     def _show(self, cursor: int) -> None:
         timeline = self._timeline
