@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -164,6 +165,14 @@ class _Grid:
         return out
 
 
+def _narrow(name: str) -> str:
+    """``name`` with every character that is not one cell wide shown as ``?`` (the diagram
+    is a grid of single cells; the table shows the name as it is)."""
+    if cell_len(name) == len(name):
+        return name
+    return "".join(char if cell_len(char) == 1 else "?" for char in name)
+
+
 def _fit_names(names: list[str], room: int) -> list[str] | None:
     """``names`` cut (with …) so that their lengths sum to at most ``room``; None if < 3 each."""
     lengths = [min(len(n), _MAX_NAME) for n in names]
@@ -202,7 +211,7 @@ def diagram_lines(
     if not order:
         return [], 0
     room = width - 4 * len(order) - _BOX_GAP * (len(order) - 1)
-    labels = _fit_names([one_line(n, 80) for n in order], room)
+    labels = _fit_names([_narrow(one_line(n, 80)) for n in order], room)
     if labels is None:
         return [], len(edges)
     index = {name: i for i, name in enumerate(order)}
