@@ -176,3 +176,13 @@ async def test_wide_characters_in_names_keep_the_diagram_aligned() -> None:
         box_line = next(strip.text for strip in diagram if "api-server" in strip.text)
         assert "│ ???? │" in box_line  # the grid shows it as narrow placeholders
         assert any("ワーカー" in line for line in lines(app.query_one(HandoffTable)))
+
+
+async def test_a_narrow_table_drops_max_and_p50_before_cutting_rows() -> None:
+    app = GraphApp(fleet_edges())
+    async with app.run_test(size=(50, 30)) as pilot:
+        await pilot.pause()
+        table = lines(app.query_one(HandoffTable))
+        assert table[0].split() == ["from", "to", "count", "p95", "errors"]
+        assert table[1].split()[-3:] == ["377", "60ms", "8%"]
+        assert all(len(line) <= 48 and not line.endswith("…") for line in table)

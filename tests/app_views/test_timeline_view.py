@@ -370,3 +370,22 @@ async def test_set_timeline_before_mount_is_shown_on_mount() -> None:
         assert view.gap_threshold_ms == 2_000
         assert "job_7f3a" in header_text(view)
         assert any("job.created" in line for line in lines(view.query_one(StepList)))
+
+
+async def test_lanes_hide_in_a_short_pane_and_l_toggles_them() -> None:
+    app = TimelineApp(job_timeline_sample())
+    async with app.run_test(size=(120, 12)) as pilot:
+        await pilot.pause()
+        lanes = app.query_one(SwimLanes)
+        assert not lanes.display  # 12 rows: the lanes would leave too few for the steps
+        assert any("job.created" in line for line in lines(app.query_one(StepList)))
+        await pilot.press("l")
+        await pilot.pause()
+        assert lanes.display
+        await pilot.press("l")
+        await pilot.pause()
+        assert not lanes.display
+    app = TimelineApp(job_timeline_sample())
+    async with app.run_test(size=(120, 14)) as pilot:
+        await pilot.pause()
+        assert app.query_one(SwimLanes).display  # 14 rows: room for 6 steps under them

@@ -23,7 +23,7 @@ scrolling keys scroll.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
@@ -355,14 +355,50 @@ def diagram_lines(
 # -- the table --------------------------------------------------------------------------------
 
 
+def _errors(edge: HandoffEdge) -> str:
+    return f"{edge.error_share * 100:.0f}%" if edge.error_share > 0 else "-"
+
+
+# (title, cells, value) in display order; a narrow table drops "max", then "p50".
+_TABLE_COLUMNS: Final[tuple[tuple[str, int, Callable[[HandoffEdge], str]], ...]] = (
+    ("count", 6, lambda edge: str(edge.count)),
+    ("p50", 7, lambda edge: duration(edge.p50_ms)),
+    ("p95", 7, lambda edge: duration(edge.p95_ms)),
+    ("max", 7, lambda edge: duration(edge.max_ms)),
+    ("errors", 7, _errors),
+)
+_DROP_ORDER: Final = ("max", "p50")
+
+
 def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> list[Text]:
-    """The edges as a table, problems first, cut to ``width`` cells."""
+    """The edges as a table, problems first, fitted to ``width`` cells.
+
+    A narrow table first shortens the names (down to 10 cells), then drops the ``max`` and
+    ``p50`` columns and the notes (the row colour still tells), then cuts the rows."""
     rows = sort_edges(edges, slow_ms)
-    natural = max((len(n) for e in rows for n in (e.source, e.target)), default=4)
-    name_w = max(8, min(natural, 18, (width - 53) // 2))
+    natural = max((len(one_line(n, 40)) for e in rows for n in (e.source, e.target)), default=4)
+    name_w = min(max(natural, 4), 18)
+    columns = list(_TABLE_COLUMNS)
+    flagged = any(is_failing(e) or is_slow(e, slow_ms) for e in rows)
+    notes = flagged
+
+    def needed() -> int:
+        return 2 * name_w + 3 + sum(cells + 1 for _, cells, _ in columns) + (11 if notes else 0)
+
+    while needed() > width and name_w > 10:
+        name_w -= 1
+    for title in _DROP_ORDER:
+        if needed() > width:
+            columns = [column for column in columns if column[0] != title]
+    if needed() > width:
+        notes = False
+    while needed() > width and name_w > 6:
+        name_w -= 1
+
     header = Text(no_wrap=True, end="", style="bold")
-    header.append(f"{'from':<{name_w}}   {'to':<{name_w}} ")
-    header.append(f"{'count':>6} {'p50':>7} {'p95':>7} {'max':>7} {'errors':>7}")
+    header.append(f"{'from':<{name_w}}   {'to':<{name_w}}")
+    for title, cells, _ in columns:
+        header.append(f" {title:>{cells}}")
     out = [header]
     for edge in rows:
         style = ""
@@ -375,13 +411,10 @@ def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> lis
         line.append_text(_name_cell(edge.source, name_w))
         line.append(" → ", style="dim")
         line.append_text(_name_cell(edge.target, name_w))
-        errors = f"{edge.error_share * 100:.0f}%" if edge.error_share > 0 else "-"
-        line.append(
-            f" {edge.count:>6} {duration(edge.p50_ms):>7} {duration(edge.p95_ms):>7} "
-            f"{duration(edge.max_ms):>7} {errors:>7}",
-            style=style or None,
-        )
-        line.append(note, style=f"bold {style}" if style else None)
+        values = "".join(f" {value(edge):>{cells}}" for _, cells, value in columns)
+        line.append(values, style=style or None)
+        if notes and note:
+            line.append(note, style=f"bold {style}")
         out.append(line)
     for line in out:
         line.truncate(width, overflow="ellipsis")

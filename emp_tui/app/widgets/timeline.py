@@ -21,8 +21,9 @@ Messages (they bubble; ``control`` is the TimelineView, so ``@on(TimelineView.X,
 Keys (Binding ids in brackets): ``n``/``N`` next/previous gap or error, wrapping around
 [timeline.next_marker, timeline.previous_marker]; ``+``/``-`` gap threshold up/down a step of
 :data:`THRESHOLD_STEPS_MS` [timeline.threshold_up, timeline.threshold_down]; Enter shows the
-event [timeline.select]; up/down/j/k, PageUp/PageDown, Home/End move the cursor
-[timeline.cursor_up, ...].
+event [timeline.select]; ``l`` shows or hides the lanes (by default they hide when fewer
+than :data:`MIN_STEP_ROWS` steps would fit under them) [timeline.toggle_lanes];
+up/down/j/k, PageUp/PageDown, Home/End move the cursor [timeline.cursor_up, ...].
 
 The step list is a Line-API :class:`~textual.scroll_view.ScrollView`: only visible rows are
 rendered, each once per (row, width, cursor, focus) thanks to an LRU cache of strips.
@@ -80,6 +81,8 @@ _STATUS_STYLE: Final = {
     "running": "bold #5f9fff",
     "unknown": "dim",
 }
+# With less room than this for steps under the lanes, the lanes hide (``l`` shows them).
+MIN_STEP_ROWS: Final = 6
 _MAX_LABEL: Final = 16  # service names in lanes and rows are cut to this many cells
 _MAX_TYPE: Final = 32
 
@@ -598,15 +601,17 @@ class TimelineView(Widget):
         Binding("plus,equals_sign", "threshold(1)", "Gap threshold +", id="timeline.threshold_up"),
         Binding("minus", "threshold(-1)", "Gap threshold -", id="timeline.threshold_down"),
         Binding("enter", "select", "Show event", id="timeline.select"),
+        Binding("l", "toggle_lanes", "Lanes on/off", id="timeline.toggle_lanes"),
     ]
     DEFAULT_CSS = """
     TimelineView {
         height: 1fr;
         layout: vertical;
-        & > #timeline-header { height: 1; padding: 0 1; margin: 0 0 1 0; }
+        & > #timeline-header { height: 1; padding: 0 1; }
         & > #timeline-empty { display: none; height: auto; padding: 1 2; color: $text-muted; }
         &.-empty > #timeline-empty { display: block; }
         &.-empty > SwimLanes, &.-empty > StepList { display: none; }
+        &.-no-lanes > SwimLanes { display: none; }
     }
     """
 
@@ -649,6 +654,9 @@ class TimelineView(Widget):
         @property
         def control(self) -> DOMNode | None:
             return self.source
+
+    show_lanes: reactive[bool | None] = reactive[bool | None](None, init=False)
+    """Show the swimlanes: True, False, or None to show them when the widget is tall enough."""
 
     def __init__(
         self,
@@ -779,6 +787,9 @@ class TimelineView(Widget):
             return
         self.set_gap_threshold(target)
 
+    def action_toggle_lanes(self) -> None:
+        self.show_lanes = self.has_class("-no-lanes")
+
     def action_select(self) -> None:
         step = self.selected_step
         if step is None:
@@ -827,6 +838,23 @@ class TimelineView(Widget):
         self._header.update(self._header_text())
         self._steps.load(timeline, self._threshold_ms, cursor)
         self._lanes.load(timeline, self._steps.cursor)
+        self._fit_lanes()
+
+    def on_resize(self) -> None:
+        self._fit_lanes()
+
+    def watch_show_lanes(self) -> None:
+        self._fit_lanes()
+
+    def _fit_lanes(self) -> None:
+        """Lanes as asked (``show_lanes``), or when ``None`` only if the list keeps
+        :data:`MIN_STEP_ROWS` rows below them."""
+        timeline = self._timeline
+        wanted = self.show_lanes
+        if wanted is None:
+            lanes = len(timeline.services) + 2 if timeline is not None else 0
+            wanted = self.size.height >= 1 + lanes + 1 + MIN_STEP_ROWS
+        self.set_class(not wanted, "-no-lanes")
 
     def _header_text(self) -> Text:
         timeline = self._timeline
