@@ -591,10 +591,10 @@ class HandoffGraph(VerticalScroll, can_focus=True):
             text.append(" (")
             text.append_text(inert(self.detail, limit=80))
             text.append(")")
-        text.append("  g: this job" if self.scope == "all" else "  g: all jobs", style="dim")
+        text.append("\n")
         if self.edges:
             handoffs = sum(edge.count for edge in self.edges)
-            text.append(f"\n{len(self.edges)} edges · {handoffs} handoffs", style="dim")
+            text.append(f"{len(self.edges)} edges · {handoffs} handoffs", style="dim")
             failing = sum(1 for edge in self.edges if is_failing(edge))
             slow = sum(1 for edge in self.edges if is_slow(edge, self.slow_ms))
             if failing:
@@ -603,4 +603,6 @@ class HandoffGraph(VerticalScroll, can_focus=True):
                 text.append(
                     f" · {slow} slow (p95 > {duration(self.slow_ms)})", style=f"bold {WARN_COLOR}"
                 )
+            text.append("  ")
+        text.append("g: this job" if self.scope == "all" else "g: all jobs", style="dim")
         return text

@@ -122,16 +122,20 @@ class _Columns:
         service = min(max(service_len, 7), _MAX_LABEL)
         event_type = min(max(type_len, 9), _MAX_TYPE)
         fixed = cls.FLAG + cls.OFFSET + 1 + cls.DELTA + 2
-        # Leave the data summary at least ~a third of a narrow row: shrink type, then service.
-        want_data = max(16, (width - fixed) // 3)
+        # Leave the data summary about a quarter of a narrow row: shrink the event type to 18,
+        # then the service to 10, then the event type to 12.
+        want_data = max(12, (width - fixed) // 4)
         over = fixed + service + 1 + event_type + 1 + want_data - width
-        if over > 0:
-            cut = min(over, event_type - 12) if event_type > 12 else 0
-            event_type -= cut
+        for column, floor in (("type", 18), ("service", 10), ("type", 12)):
+            if over <= 0:
+                break
+            if column == "type":
+                cut = max(min(over, event_type - floor), 0)
+                event_type -= cut
+            else:
+                cut = max(min(over, service - floor), 0)
+                service -= cut
             over -= cut
-        if over > 0:
-            cut = min(over, service - 8) if service > 8 else 0
-            service -= cut
         data = max(width - fixed - service - 1 - event_type - 1, 0)
         return cls(service=service, event_type=event_type, data=data)
 
