@@ -1,7 +1,11 @@
-"""Fixtures and helpers for the widget tests: plain text of what a widget shows."""
+"""Fixtures and helpers for the widget tests: plain text of what a widget shows.
+
+The test apps hold no text input, so nothing blinks; animations are off all the same.
+"""
 
 from __future__ import annotations
 
+import pytest
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -16,3 +20,8 @@ def strips(widget: Widget) -> list[Strip]:
 def lines(widget: Widget) -> list[str]:
     """The plain text of each line ``widget`` shows, trailing spaces removed."""
     return [strip.text.rstrip() for strip in strips(widget)]
+
+
+@pytest.fixture(autouse=True)
+def _no_animations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")

@@ -164,3 +164,25 @@ async def test_hostile_service_names_render_inert() -> None:
         assert "[bold]evil[/bold]\\x1b[2J\\r"[:14] in shown
         assert "[red]filter[/red]\\x1b" in shown
         assert all(len(line) <= 120 for line in shown.splitlines())
+
+
+async def test_wide_characters_in_names_keep_the_diagram_aligned() -> None:
+    edges = [HandoffEdge("api-server", "ワーカー", 3, 10.0, 20.0, 30.0, 0.0)]
+    app = GraphApp(edges)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        diagram = strips(app.query_one(HandoffDiagram))
+        assert len({strip.cell_length for strip in diagram}) == 1
+        box_line = next(strip.text for strip in diagram if "api-server" in strip.text)
+        assert "│ ???? │" in box_line  # the grid shows it as narrow placeholders
+        assert any("ワーカー" in line for line in lines(app.query_one(HandoffTable)))
+
+
+async def test_a_narrow_table_drops_max_and_p50_before_cutting_rows() -> None:
+    app = GraphApp(fleet_edges())
+    async with app.run_test(size=(50, 30)) as pilot:
+        await pilot.pause()
+        table = lines(app.query_one(HandoffTable))
+        assert table[0].split() == ["from", "to", "count", "p95", "errors"]
+        assert table[1].split()[-3:] == ["377", "60ms", "8%"]
+        assert all(len(line) <= 48 and not line.endswith("…") for line in table)

@@ -322,3 +322,70 @@ async def test_a_thousand_events_scroll_and_navigate() -> None:
         assert "step.999" in lines(steps)[-1]
         await pilot.press("home", "pagedown")
         assert 0 < view.cursor < 999
+
+
+async def test_live_update_follows_new_steps_only_from_the_last_step() -> None:
+    events = job_events()
+    app = TimelineApp(job_timeline(events[:6], JOB))
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(TimelineView)
+        await pilot.press("end")
+        assert view.cursor == 5
+        view.set_timeline(job_timeline(events[:9], JOB))
+        await pilot.pause()
+        assert view.cursor == 8  # was on the last step: follows
+        await pilot.press("up", "up")
+        view.set_timeline(job_timeline(events, JOB))
+        await pilot.pause()
+        assert view.cursor == 6  # elsewhere: stays on its event
+        assert view.selected_step is not None
+        assert view.selected_step.event.event_type == "comfyui.progress_updated"
+
+
+async def test_clicking_a_lane_moves_the_cursor_to_the_nearest_step() -> None:
+    app = TimelineApp(job_timeline_sample())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        lanes = app.query_one(SwimLanes)
+        view = app.query_one(TimelineView)
+        axis_row = lines(lanes)[4]
+        start = axis_row.index("╰") + 1
+        area = len(axis_row) - start
+        # 16.8 s of 19.5 s: comfyui.completed, the step after the gap
+        x = start + round(16_800 * (area - 1) / 19_500)
+        assert await pilot.click(SwimLanes, offset=(x, 1))
+        await pilot.pause()
+        assert view.cursor == GAP_STEP
+        assert lines(lanes)[4].split("╰")[0].strip() == "+16.800s"
+        assert app.posted == []  # moving the cursor is not choosing an event
+
+
+async def test_set_timeline_before_mount_is_shown_on_mount() -> None:
+    app = TimelineApp(None, job_id="job_later")
+    view = TimelineView(id="other")
+    view.set_timeline(job_timeline_sample(), gap_threshold_ms=2_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.mount(view, before=0)
+        await pilot.pause()
+        assert view.gap_threshold_ms == 2_000
+        assert "job_7f3a" in header_text(view)
+        assert any("job.created" in line for line in lines(view.query_one(StepList)))
+
+
+async def test_lanes_hide_in_a_short_pane_and_l_toggles_them() -> None:
+    app = TimelineApp(job_timeline_sample())
+    async with app.run_test(size=(120, 12)) as pilot:
+        await pilot.pause()
+        lanes = app.query_one(SwimLanes)
+        assert not lanes.display  # 12 rows: the lanes would leave too few for the steps
+        assert any("job.created" in line for line in lines(app.query_one(StepList)))
+        await pilot.press("l")
+        await pilot.pause()
+        assert lanes.display
+        await pilot.press("l")
+        await pilot.pause()
+        assert not lanes.display
+    app = TimelineApp(job_timeline_sample())
+    async with app.run_test(size=(120, 14)) as pilot:
+        await pilot.pause()
+        assert app.query_one(SwimLanes).display  # 14 rows: room for 6 steps under them

@@ -23,10 +23,11 @@ scrolling keys scroll.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -164,6 +165,14 @@ class _Grid:
         return out
 
 
+def _narrow(name: str) -> str:
+    """``name`` with every character that is not one cell wide shown as ``?`` (the diagram
+    is a grid of single cells; the table shows the name as it is)."""
+    if cell_len(name) == len(name):
+        return name
+    return "".join(char if cell_len(char) == 1 else "?" for char in name)
+
+
 def _fit_names(names: list[str], room: int) -> list[str] | None:
     """``names`` cut (with …) so that their lengths sum to at most ``room``; None if < 3 each."""
     lengths = [min(len(n), _MAX_NAME) for n in names]
@@ -202,7 +211,7 @@ def diagram_lines(
     if not order:
         return [], 0
     room = width - 4 * len(order) - _BOX_GAP * (len(order) - 1)
-    labels = _fit_names([one_line(n, 80) for n in order], room)
+    labels = _fit_names([_narrow(one_line(n, 80)) for n in order], room)
     if labels is None:
         return [], len(edges)
     index = {name: i for i, name in enumerate(order)}
@@ -346,14 +355,50 @@ def diagram_lines(
 # -- the table --------------------------------------------------------------------------------
 
 
+def _errors(edge: HandoffEdge) -> str:
+    return f"{edge.error_share * 100:.0f}%" if edge.error_share > 0 else "-"
+
+
+# (title, cells, value) in display order; a narrow table drops "max", then "p50".
+_TABLE_COLUMNS: Final[tuple[tuple[str, int, Callable[[HandoffEdge], str]], ...]] = (
+    ("count", 6, lambda edge: str(edge.count)),
+    ("p50", 7, lambda edge: duration(edge.p50_ms)),
+    ("p95", 7, lambda edge: duration(edge.p95_ms)),
+    ("max", 7, lambda edge: duration(edge.max_ms)),
+    ("errors", 7, _errors),
+)
+_DROP_ORDER: Final = ("max", "p50")
+
+
 def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> list[Text]:
-    """The edges as a table, problems first, cut to ``width`` cells."""
+    """The edges as a table, problems first, fitted to ``width`` cells.
+
+    A narrow table first shortens the names (down to 10 cells), then drops the ``max`` and
+    ``p50`` columns and the notes (the row colour still tells), then cuts the rows."""
     rows = sort_edges(edges, slow_ms)
-    natural = max((len(n) for e in rows for n in (e.source, e.target)), default=4)
-    name_w = max(8, min(natural, 18, (width - 53) // 2))
+    natural = max((len(one_line(n, 40)) for e in rows for n in (e.source, e.target)), default=4)
+    name_w = min(max(natural, 4), 18)
+    columns = list(_TABLE_COLUMNS)
+    flagged = any(is_failing(e) or is_slow(e, slow_ms) for e in rows)
+    notes = flagged
+
+    def needed() -> int:
+        return 2 * name_w + 3 + sum(cells + 1 for _, cells, _ in columns) + (11 if notes else 0)
+
+    while needed() > width and name_w > 10:
+        name_w -= 1
+    for title in _DROP_ORDER:
+        if needed() > width:
+            columns = [column for column in columns if column[0] != title]
+    if needed() > width:
+        notes = False
+    while needed() > width and name_w > 6:
+        name_w -= 1
+
     header = Text(no_wrap=True, end="", style="bold")
-    header.append(f"{'from':<{name_w}}   {'to':<{name_w}} ")
-    header.append(f"{'count':>6} {'p50':>7} {'p95':>7} {'max':>7} {'errors':>7}")
+    header.append(f"{'from':<{name_w}}   {'to':<{name_w}}")
+    for title, cells, _ in columns:
+        header.append(f" {title:>{cells}}")
     out = [header]
     for edge in rows:
         style = ""
@@ -366,13 +411,10 @@ def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> lis
         line.append_text(_name_cell(edge.source, name_w))
         line.append(" → ", style="dim")
         line.append_text(_name_cell(edge.target, name_w))
-        errors = f"{edge.error_share * 100:.0f}%" if edge.error_share > 0 else "-"
-        line.append(
-            f" {edge.count:>6} {duration(edge.p50_ms):>7} {duration(edge.p95_ms):>7} "
-            f"{duration(edge.max_ms):>7} {errors:>7}",
-            style=style or None,
-        )
-        line.append(note, style=f"bold {style}" if style else None)
+        values = "".join(f" {value(edge):>{cells}}" for _, cells, value in columns)
+        line.append(values, style=style or None)
+        if notes and note:
+            line.append(note, style=f"bold {style}")
         out.append(line)
     for line in out:
         line.truncate(width, overflow="ellipsis")
@@ -549,11 +591,10 @@ class HandoffGraph(VerticalScroll, can_focus=True):
             text.append(" (")
             text.append_text(inert(self.detail, limit=80))
             text.append(")")
-        other = "all" if self.scope == "job" else "job"
-        text.append(f"  g: {SCOPE_LABELS[other]}", style="dim")
+        text.append("\n")
         if self.edges:
             handoffs = sum(edge.count for edge in self.edges)
-            text.append(f"\n{len(self.edges)} edges · {handoffs} handoffs", style="dim")
+            text.append(f"{len(self.edges)} edges · {handoffs} handoffs", style="dim")
             failing = sum(1 for edge in self.edges if is_failing(edge))
             slow = sum(1 for edge in self.edges if is_slow(edge, self.slow_ms))
             if failing:
@@ -562,4 +603,6 @@ class HandoffGraph(VerticalScroll, can_focus=True):
                 text.append(
                     f" · {slow} slow (p95 > {duration(self.slow_ms)})", style=f"bold {WARN_COLOR}"
                 )
+            text.append("  ")
+        text.append("g: this job" if self.scope == "all" else "g: all jobs", style="dim")
         return text

@@ -21,8 +21,9 @@ Messages (they bubble; ``control`` is the TimelineView, so ``@on(TimelineView.X,
 Keys (Binding ids in brackets): ``n``/``N`` next/previous gap or error, wrapping around
 [timeline.next_marker, timeline.previous_marker]; ``+``/``-`` gap threshold up/down a step of
 :data:`THRESHOLD_STEPS_MS` [timeline.threshold_up, timeline.threshold_down]; Enter shows the
-event [timeline.select]; up/down/j/k, PageUp/PageDown, Home/End move the cursor
-[timeline.cursor_up, ...].
+event [timeline.select]; ``l`` shows or hides the lanes (by default they hide when fewer
+than :data:`MIN_STEP_ROWS` steps would fit under them) [timeline.toggle_lanes];
+up/down/j/k, PageUp/PageDown, Home/End move the cursor [timeline.cursor_up, ...].
 
 The step list is a Line-API :class:`~textual.scroll_view.ScrollView`: only visible rows are
 rendered, each once per (row, width, cursor, focus) thanks to an LRU cache of strips.
@@ -80,6 +81,8 @@ _STATUS_STYLE: Final = {
     "running": "bold #5f9fff",
     "unknown": "dim",
 }
+# With less room than this for steps under the lanes, the lanes hide (``l`` shows them).
+MIN_STEP_ROWS: Final = 6
 _MAX_LABEL: Final = 16  # service names in lanes and rows are cut to this many cells
 _MAX_TYPE: Final = 32
 
@@ -119,16 +122,20 @@ class _Columns:
         service = min(max(service_len, 7), _MAX_LABEL)
         event_type = min(max(type_len, 9), _MAX_TYPE)
         fixed = cls.FLAG + cls.OFFSET + 1 + cls.DELTA + 2
-        # Leave the data summary at least ~a third of a narrow row: shrink type, then service.
-        want_data = max(16, (width - fixed) // 3)
+        # Leave the data summary about a quarter of a narrow row: shrink the event type to 18,
+        # then the service to 10, then the event type to 12.
+        want_data = max(12, (width - fixed) // 4)
         over = fixed + service + 1 + event_type + 1 + want_data - width
-        if over > 0:
-            cut = min(over, event_type - 12) if event_type > 12 else 0
-            event_type -= cut
+        for column, floor in (("type", 18), ("service", 10), ("type", 12)):
+            if over <= 0:
+                break
+            if column == "type":
+                cut = max(min(over, event_type - floor), 0)
+                event_type -= cut
+            else:
+                cut = max(min(over, service - floor), 0)
+                service -= cut
             over -= cut
-        if over > 0:
-            cut = min(over, service - 8) if service > 8 else 0
-            service -= cut
         data = max(width - fixed - service - 1 - event_type - 1, 0)
         return cls(service=service, event_type=event_type, data=data)
 
@@ -416,9 +423,11 @@ class SwimLanes(Widget):
     """One lane per service on the job's time axis (part of TimelineView).
 
     Each event is a mark in its service's lane (``·`` debug, ``●`` info, ``▲`` warn, ``✖``
-    error; the worst level wins a shared cell). A handoff to another service turns down (or
-    up) from the old lane at the new event's column (``╮``/``╯`` and ``│``). The bottom row is
-    the axis: gaps are ``━`` in the warning colour, the cursor's event is ``▲``.
+    error; the worst level wins a shared cell). A line follows the job: it stays in the lane
+    of its last event (``━`` in the warning colour across a gap) and turns down or up
+    (``╮``/``╯``, ``│``) to the next service at the column of that service's event. The
+    bottom row is the axis: gaps again as ``━``, the cursor's event as ``▲``. A click on a
+    lane puts the cursor on the step nearest to that time.
     """
 
     DEFAULT_CSS = """
@@ -430,6 +439,12 @@ class SwimLanes(Widget):
     """
 
     cursor: reactive[int] = reactive(0)
+
+    @dataclass
+    class Clicked(Message):
+        """A click on the lanes, nearest to step ``step_index``."""
+
+        step_index: int
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -451,12 +466,34 @@ class SwimLanes(Widget):
         lines = lane_lines(timeline, self.content_region.width or self.size.width, self.cursor)
         return Text("\n", no_wrap=True, end="").join(lines)
 
+    def on_click(self, event: events.Click) -> None:
+        timeline = self._timeline
+        where = event.get_content_offset(self)
+        if timeline is None or not timeline.steps or where is None:
+            return
+        label_w, area = _lane_geometry(timeline, self.content_region.width)
+        column = where.x - label_w - 2
+        if area < 4 or not 0 <= column < area:
+            return
+        at_ms = column * timeline.duration_ms / (area - 1)
+        nearest = min(
+            range(len(timeline.steps)),
+            key=lambda i: abs(timeline.steps[i].offset_ms - at_ms),
+        )
+        self.post_message(self.Clicked(nearest))
+
+
+def _lane_geometry(timeline: Timeline, width: int) -> tuple[int, int]:
+    """(cells for the service names, cells for the time axis) at ``width``."""
+    names = (len(one_line(s, _MAX_LABEL + 1)) for s in timeline.services)
+    label_w = min(max(names, default=1), _MAX_LABEL)
+    return label_w, width - label_w - 2
+
 
 def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
     """The swimlane rows of ``timeline`` at ``width`` cells, then the axis row."""
     services = timeline.services
-    label_w = min(max((len(s) for s in services), default=1), _MAX_LABEL)
-    area = width - label_w - 2
+    label_w, area = _lane_geometry(timeline, width)
     if area < 4:
         return [Text("(too narrow for lanes)", style="dim", end="")]
     span = timeline.duration_ms
@@ -473,20 +510,35 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
     colors = [service_color(service) for service in services]
     columns = [col(step.offset_ms) for step in timeline.steps]
 
-    # The stretch of the job each service was involved in.
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for c, step in zip(columns, timeline.steps, strict=True):
-        lane = lane_of.get(step.event.service)
-        if lane is not None:
-            first.setdefault(lane, c)
-            last[lane] = c
-    for lane, start in first.items():
-        for c in range(start, last[lane] + 1):
-            glyphs[lane][c] = "─"
-            styles[lane][c] = f"dim {colors[lane]}"
-    for c, step in zip(columns, timeline.steps, strict=True):
-        lane = lane_of.get(step.event.service)
+    steps = timeline.steps
+    lanes = [lane_of.get(step.event.service) for step in steps]
+    # The job's path: it stays in the lane of its last event until the next one (a gap in
+    # the warning colour), then turns to the next event's lane at that event's column.
+    for index in range(len(steps) - 1):
+        lane = lanes[index]
+        if lane is None:
+            continue
+        waiting = steps[index + 1].gap is not None
+        glyph = "━" if waiting else "─"
+        style = f"bold {WARN_COLOR}" if waiting else f"dim {colors[lane]}"
+        for c in range(columns[index] + 1, columns[index + 1]):
+            glyphs[lane][c] = glyph
+            styles[lane][c] = style
+    corners: list[tuple[int, int, str, str]] = []
+    for index in range(1, len(steps)):
+        source, target = lanes[index - 1], lanes[index]
+        if source is None or target is None or source == target:
+            continue
+        c = columns[index]
+        for lane in range(min(source, target) + 1, max(source, target)):
+            glyphs[lane][c] = "┼" if glyphs[lane][c] in "─━" else "│"
+            styles[lane][c] = f"dim {colors[source]}"
+        if columns[index - 1] < c:
+            corners.append((source, c, "╮" if target > source else "╯", colors[source]))
+    for lane, c, glyph, style in corners:
+        glyphs[lane][c] = glyph
+        styles[lane][c] = style
+    for c, lane, step in zip(columns, lanes, steps, strict=True):
         if lane is None:
             continue
         level = step.event.level
@@ -502,24 +554,6 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
                 styles[lane][c] = f"dim {colors[lane]}"
             else:
                 styles[lane][c] = f"bold {colors[lane]}"
-    # Handoffs: from the previous event's lane, at the new event's column, to the new lane.
-    for index in range(1, len(timeline.steps)):
-        step = timeline.steps[index]
-        if not step.service_changed:
-            continue
-        source = lane_of.get(timeline.steps[index - 1].event.service)
-        target = lane_of.get(step.event.service)
-        if source is None or target is None or source == target:
-            continue
-        c = columns[index]
-        down = target > source
-        if ranks[source][c] < 0:
-            glyphs[source][c] = "╮" if down else "╯"
-            styles[source][c] = colors[source]
-        for lane in range(min(source, target) + 1, max(source, target)):
-            if ranks[lane][c] < 0:
-                glyphs[lane][c] = "┼" if glyphs[lane][c] == "─" else "│"
-                styles[lane][c] = f"dim {colors[source]}"
 
     lines: list[Text] = []
     for lane, service in enumerate(services):
@@ -536,13 +570,13 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
         for c in range(start, col(gap.end_ms - timeline.start_ms) + 1):
             axis[c] = "━"
             axis_styles[c] = f"bold {WARN_COLOR}"
-    here = ""
+    at = ""
     if 0 <= cursor < len(timeline.steps):
         axis[columns[cursor]] = "▲"
         axis_styles[columns[cursor]] = "bold reverse"
-        here = offset(timeline.steps[cursor].offset_ms)
+        at = offset(timeline.steps[cursor].offset_ms)
     line = Text(no_wrap=True, end="")
-    line.append_text(_cell(here, label_w, "bold", right=True))
+    line.append_text(_cell(at, label_w, "bold", right=True))
     line.append(" ╰", style="dim")
     _append_cells(line, axis, axis_styles)
     lines.append(line)
@@ -571,15 +605,17 @@ class TimelineView(Widget):
         Binding("plus,equals_sign", "threshold(1)", "Gap threshold +", id="timeline.threshold_up"),
         Binding("minus", "threshold(-1)", "Gap threshold -", id="timeline.threshold_down"),
         Binding("enter", "select", "Show event", id="timeline.select"),
+        Binding("l", "toggle_lanes", "Lanes on/off", id="timeline.toggle_lanes"),
     ]
     DEFAULT_CSS = """
     TimelineView {
         height: 1fr;
         layout: vertical;
-        & > #timeline-header { height: 1; padding: 0 1; margin: 0 0 1 0; }
+        & > #timeline-header { height: 1; padding: 0 1; }
         & > #timeline-empty { display: none; height: auto; padding: 1 2; color: $text-muted; }
         &.-empty > #timeline-empty { display: block; }
         &.-empty > SwimLanes, &.-empty > StepList { display: none; }
+        &.-no-lanes > SwimLanes { display: none; }
     }
     """
 
@@ -622,6 +658,9 @@ class TimelineView(Widget):
         @property
         def control(self) -> DOMNode | None:
             return self.source
+
+    show_lanes: reactive[bool | None] = reactive[bool | None](None, init=False)
+    """Show the swimlanes: True, False, or None to show them when the widget is tall enough."""
 
     def __init__(
         self,
@@ -687,7 +726,8 @@ class TimelineView(Widget):
         """Show ``timeline`` (None or no steps: "no events for job <job_id>").
 
         For the same job as before (a live update, or the recomputation after a threshold
-        change) the cursor stays on the same event; for another job it goes to the first step.
+        change) the cursor stays on the same event, or on the last step when it was on the
+        last step and new ones came; for another job it goes to the first step.
         ``gap_threshold_ms`` only relabels (it posts nothing).
         """
         previous = self.selected_step
@@ -702,7 +742,11 @@ class TimelineView(Widget):
             self._threshold_ms = max(1, int(gap_threshold_ms))
         cursor = 0
         if same_job and previous is not None and timeline is not None:
-            cursor = _find_event(timeline, previous.event, fallback=self._steps.cursor)
+            was_last = self._steps.cursor == self._steps.step_count - 1
+            if was_last and len(timeline.steps) > self._steps.step_count:
+                cursor = len(timeline.steps) - 1  # on the last step: follow new ones
+            else:
+                cursor = _find_event(timeline, previous.event, fallback=self._steps.cursor)
         if self.is_mounted:
             self._show(cursor)
 
@@ -747,6 +791,9 @@ class TimelineView(Widget):
             return
         self.set_gap_threshold(target)
 
+    def action_toggle_lanes(self) -> None:
+        self.show_lanes = self.has_class("-no-lanes")
+
     def action_select(self) -> None:
         step = self.selected_step
         if step is None:
@@ -778,6 +825,10 @@ class TimelineView(Widget):
     def on_timeline_view_step_highlighted(self, message: TimelineView.StepHighlighted) -> None:
         self._lanes.cursor = message.step_index
 
+    def on_swim_lanes_clicked(self, message: SwimLanes.Clicked) -> None:
+        message.stop()
+        self.select_step(message.step_index)
+
     def _show(self, cursor: int) -> None:
         timeline = self._timeline
         empty = timeline is None or not timeline.steps
@@ -791,6 +842,23 @@ class TimelineView(Widget):
         self._header.update(self._header_text())
         self._steps.load(timeline, self._threshold_ms, cursor)
         self._lanes.load(timeline, self._steps.cursor)
+        self._fit_lanes()
+
+    def on_resize(self) -> None:
+        self._fit_lanes()
+
+    def watch_show_lanes(self) -> None:
+        self._fit_lanes()
+
+    def _fit_lanes(self) -> None:
+        """Lanes as asked (``show_lanes``), or when ``None`` only if the list keeps
+        :data:`MIN_STEP_ROWS` rows below them."""
+        timeline = self._timeline
+        wanted = self.show_lanes
+        if wanted is None:
+            lanes = len(timeline.services) + 2 if timeline is not None else 0
+            wanted = self.size.height >= 1 + lanes + 1 + MIN_STEP_ROWS
+        self.set_class(not wanted, "-no-lanes")
 
     def _header_text(self) -> Text:
         timeline = self._timeline
