@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.dom import DOMNode
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Footer
@@ -634,9 +635,14 @@ class EmpTuiApp(App[int]):
             ("Filter bar", self._rows(FilterInput.BINDINGS)),
         ]
         for title, pane_id in (("Timeline", "timeline"), ("Handoff graph", "graph")):
-            bindings = type(self.query_one(f"#{pane_id}")).BINDINGS
-            if bindings:
-                sections.append((title, self._rows(bindings)))
+            # The pane's own keys and those of the widgets inside it that are ours.
+            classes: dict[type[DOMNode], None] = {}
+            for widget in self.query_one(f"#{pane_id}").walk_children(with_self=True):
+                if type(widget).__module__.startswith("emp_tui."):
+                    classes.setdefault(type(widget), None)
+            rows = [row for cls in classes for row in self._rows(cls.BINDINGS)]
+            if rows:
+                sections.append((title, rows))
         sections.append(
             ("Dialogs", [("Esc", "close a dialog, clear the filter, or go back", "back")])
         )

@@ -14,6 +14,8 @@ from emp_tui.app.screens.confirm import ConfirmScreen
 from emp_tui.app.screens.export import ExportScreen
 from emp_tui.app.screens.help import HelpScreen
 from emp_tui.app.screens.jump import JumpToJobScreen
+from emp_tui.app.widgets.graph import HandoffGraph
+from emp_tui.app.widgets.timeline import StepList, TimelineView
 from emp_tui.config import AppConfig
 from emp_tui.events import TelemetryEvent
 from emp_tui.sources import read_file
@@ -193,8 +195,9 @@ async def test_help_lists_every_key() -> None:
         listed = {row[2] for _, rows in app.screen.sections for row in rows}
         for binding in app.BINDINGS:
             assert binding.id in listed  # type: ignore[union-attr]
-        for binding in type(app.stream_list).BINDINGS:
-            assert binding.id in listed  # type: ignore[union-attr]
+        for widget_class in (type(app.stream_list), TimelineView, StepList, HandoffGraph):
+            for binding in widget_class.BINDINGS:
+                assert binding.id in listed  # type: ignore[union-attr]
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
