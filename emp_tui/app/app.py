@@ -115,7 +115,7 @@ class EmpTuiApp(App[int]):
         ),
         Binding("g", "toggle_graph_scope", "Graph scope", show=False, id="graph_scope"),
         Binding("e", "export", "Export", id="export"),
-        Binding("y", "copy_event", "Copy", id="copy"),
+        Binding("y", "copy_event", "Copy JSON", id="copy"),
         Binding("escape", "go_back", "Back", show=False, id="back"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
