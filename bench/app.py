@@ -30,7 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 STREAM = "emp:bench"
-FILTERS = ("service:worker", "type:job.* level:>=info", "worker-3", "")
+FILTERS = (
+    "service:worker",
+    "type:job.* level:>=info",
+    "type:job.* level:>=info worker-3",  # narrows the previous: only its matches are checked
+    "worker-3",
+    "",
+)
 SIZE = (160, 48)
 
 

@@ -84,6 +84,18 @@ DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 Clock = Callable[[], float]
 
 
+def _narrows(previous: Query, query: Query) -> bool:
+    """Whether ``query`` is ``previous`` with more terms (every term must match, so it can
+    only match fewer events). A relative ``until`` moves with the clock, so not then."""
+    old = previous.text.strip()
+    return (
+        bool(old)
+        and previous.until_ms is None
+        and query.text.startswith(old)
+        and query.text[len(old) : len(old) + 1].isspace()
+    )
+
+
 class EmpTuiApp(App[int]):
     """A terminal debugger for the EMP platform's telemetry events."""
 
@@ -358,12 +370,16 @@ class EmpTuiApp(App[int]):
             bar.reject(text, error.message, error.position, error.token)
             return False
         self.drain_now()
-        self.query_ = query
+        previous, self.query_ = self.query_, query
         base = self._oldest_seq()
+        matches = query.matches
         if query.is_empty:
             rows = list(range(base, self._seq_next))
+        elif _narrows(previous, query):
+            # Terms added to the query: only the events shown now can still match.
+            event_at = self._event_at
+            rows = [seq for seq in self.stream_list.rows if matches(event_at(seq))]
         else:
-            matches = query.matches
             rows = [base + i for i, event in enumerate(self.store) if matches(event)]
         self.stream_list.set_rows(rows)
         bar.accept(text)

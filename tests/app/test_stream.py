@@ -206,3 +206,23 @@ async def test_memory_is_capped_by_the_store() -> None:
         assert len(app.stream_list.rows) == 1000
         assert app.shown_events()[0].data["n"] == 1500
         assert app.status.dropped == 1500
+
+
+async def test_adding_terms_narrows_the_shown_events_like_a_fresh_filter() -> None:
+    events = sample_events()
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.add_events(events)
+        app.drain_now()
+        await pilot.pause()
+        assert app.apply_filter("service:worker")
+        assert app.apply_filter("service:worker job-0009")
+        narrowed = app.shown_events()
+        assert narrowed == [e for e in events if e.service == "worker" and e.job_id == "job-0009"]
+        # Not an extension of the previous text: every buffered event is looked at again.
+        assert app.apply_filter("job-0009")
+        assert app.shown_events() == [e for e in events if e.job_id == "job-0009"]
+        assert app.apply_filter("job-0009 -service:worker")
+        assert app.shown_events() == [
+            e for e in events if e.job_id == "job-0009" and e.service != "worker"
+        ]
