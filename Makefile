@@ -40,3 +40,7 @@ collector: $(VENV)/.demo-installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# SVG (and PNG with rsvg-convert or cairosvg) of the app from deterministic sample data.
+screenshots: $(VENV)/.dev-installed
+	$(BIN)/python scripts/screenshots.py

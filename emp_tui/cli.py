@@ -957,8 +957,10 @@ def _run_app(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"the app cannot start: {exc}", EXIT_USAGE) from None
     return int(
         run_app(
-            redis_url=settings.redis_url,
-            stream=settings.stream,
+            # Only what the flags say: the app layers the environment and config.toml under
+            # them, and --file alone stays offline.
+            redis_url=settings.redis_url if settings.redis_explicit else None,
+            stream=getattr(args, "stream", None),
             files=settings.files,
             job_id=args.job,
             query=args.filter,

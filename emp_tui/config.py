@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from emp_tui.events import DEFAULT_STREAM
@@ -56,3 +60,113 @@ def redacted_url(url: str) -> str:
     auth, _, host = rest.rpartition("@")
     user, colon, _ = auth.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+# -- the app's settings (config.toml) --------------------------------------------------------
+
+APP_NAME = "emp-tui"
+CONFIG_ENV = "EMP_TUI_CONFIG"
+"""Names the config file to read instead of the platform one (tests point it elsewhere)."""
+
+_REDIS_ENV = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")
+
+
+class ConfigError(ValueError):
+    """config.toml cannot be read or holds a value of the wrong kind; one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What config.toml may set for the app. Every field has a default; unknown keys are errors
+    so that a typo does not silently do nothing."""
+
+    redis_url: str | None = None
+    stream: str | None = None
+    backfill: int = 1000
+    """How many of the newest events to read from the stream before tailing it."""
+    buffer_size: int = 100_000
+    """How many events the app holds; older ones are pushed out (and counted)."""
+    gap_threshold_ms: int = 5000
+    """A pause between two steps of a job longer than this is highlighted as a gap."""
+    theme: str = "textual-dark"
+    keymap: Mapping[str, str] = field(default_factory=dict)
+    """Binding id -> keys, e.g. ``export = "ctrl+e"`` (ids are listed on the help screen)."""
+    path: Path | None = None
+    """The file these settings came from, when one was found."""
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$EMP_TUI_CONFIG``, else ``config.toml`` in the platform's config directory."""
+    env = os.environ if env is None else env
+    override = env.get(CONFIG_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def load_app_config(path: Path | None = None) -> AppConfig:
+    """Read the app's config.toml (a missing file gives the defaults). Raises ConfigError."""
+    path = config_path() if path is None else path
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return AppConfig()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        table = tomllib.loads(raw.decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return _app_config_from(table, path)
+
+
+def _app_config_from(table: Mapping[str, Any], path: Path) -> AppConfig:
+    defaults = AppConfig()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("redis_url", "stream", "theme"):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: {key} must be a non-empty string")
+            values[key] = value.strip()
+        elif key in ("backfill", "buffer_size", "gap_threshold_ms"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{path}: {key} must be an integer")
+            low = 0 if key == "backfill" else 1
+            if value < low:
+                raise ConfigError(f"{path}: {key} must be at least {low}")
+            values[key] = value
+        elif key == "keymap":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
+            ):
+                raise ConfigError(f'{path}: [keymap] maps binding ids to keys, e.g. export = "x"')
+            values[key] = dict(value)
+        else:
+            known = ", ".join(f.name for f in fields(defaults) if f.name != "path")
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+    return replace(defaults, path=path, **values)
+
+
+def resolve_redis_url(
+    flag: str | None, config: AppConfig, env: Mapping[str, str] | None = None
+) -> str:
+    """The Redis URL the app uses: the flag, else the environment, else config.toml, else
+    localhost."""
+    if flag:
+        return flag
+    env = os.environ if env is None else env
+    if any(env.get(name, "").strip() for name in _REDIS_ENV):
+        return redis_url_from_env(env)
+    return config.redis_url or DEFAULT_REDIS_URL
+
+
+def resolve_stream(
+    flag: str | None, config: AppConfig, env: Mapping[str, str] | None = None
+) -> str:
+    """The stream key: the flag, else ``EMP_EVENTS_STREAM``, else config.toml, else the default."""
+    if flag:
+        return flag
+    env = os.environ if env is None else env
+    return env.get("EMP_EVENTS_STREAM", "").strip() or config.stream or DEFAULT_STREAM

@@ -1,0 +1,80 @@
+"""The emp-tui app (the only package of emp-tui that imports Textual).
+
+``make_app`` builds the app for the CLI, the tests, the screenshots and the benchmark alike;
+``run_app`` runs it in the terminal and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emp_tui.config import (
+    AppConfig,
+    ConfigError,
+    env_flag,
+    load_app_config,
+    resolve_redis_url,
+    resolve_stream,
+)
+
+if TYPE_CHECKING:
+    from emp_tui.app.app import EmpTuiApp
+
+__all__ = ["make_app", "run_app"]
+
+
+def make_app(
+    *,
+    redis_url: str | None = None,
+    stream: str | None = None,
+    files: Iterable[Path] = (),
+    job_id: str | None = None,
+    query: str | None = None,
+    config: AppConfig | None = None,
+    clock: Callable[[], float] = time.time,
+    live: bool = True,
+) -> EmpTuiApp:
+    """The app, configured. With ``files`` and no ``redis_url`` it reads only the files;
+    with neither it connects to the Redis named by the environment or config.toml.
+    ``live=False`` keeps it off Redis altogether (events come from ``add_events``)."""
+    from emp_tui.app.app import EmpTuiApp
+
+    config = load_app_config() if config is None else config
+    file_list = [Path(path) for path in files]
+    url: str | None = None
+    if live and (redis_url or not file_list):
+        url = resolve_redis_url(redis_url, config)
+    return EmpTuiApp(
+        config=config,
+        redis_url=url,
+        stream=resolve_stream(stream, config),
+        files=file_list,
+        job_id=job_id,
+        query=query,
+        clock=clock,
+        live=live,
+        cursor_blink=env_flag(os.environ.get("EMP_TUI_CURSOR_BLINK"), True),
+    )
+
+
+def run_app(
+    *,
+    redis_url: str | None,
+    stream: str | None,
+    files: list[Path],
+    job_id: str | None,
+    query: str | None,
+) -> int:
+    """Run the app in this terminal; the exit code. A bad config.toml is one line on stderr."""
+    try:
+        app = make_app(redis_url=redis_url, stream=stream, files=files, job_id=job_id, query=query)
+    except ConfigError as error:
+        print(f"emp-tui: {error}", file=sys.stderr)
+        return 2
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,0 +1,828 @@
+"""The emp-tui app: the live stream, the filter bar, the detail pane, the job timeline, the
+handoff graph and the status bar, on one screen.
+
+The app holds the state (the store, the filter, the job history) and does no I/O itself: each
+source is a named worker that posts :mod:`emp_tui.app.messages`, and one handler deals with
+any worker that fails. Arriving events are queued and drained into the store and the stream
+at a fixed frame rate, so ten thousand events a second cost a few dozen screen updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from redis.exceptions import RedisError
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.dom import DOMNode
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline
+from emp_tui.app.commands import EmpCommands
+from emp_tui.app.messages import (
+    CollectorHealth,
+    ConnectionChanged,
+    EventSelected,
+    EventsReceived,
+    ExportFinished,
+    FilterSubmitted,
+    FollowChanged,
+    JobRequested,
+    PaneRequested,
+    SourceDone,
+)
+from emp_tui.app.readers import read_collector_health
+from emp_tui.app.render import inert
+from emp_tui.app.screens.export import ExportRequest, ExportScreen
+from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
+from emp_tui.app.screens.jump import JumpToJobScreen
+from emp_tui.app.widgets.detail import DetailPane
+from emp_tui.app.widgets.event_list import EventList
+from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
+from emp_tui.app.widgets.graph import HandoffGraph
+from emp_tui.app.widgets.pane_tabs import PaneTabs
+from emp_tui.app.widgets.status_bar import Status, StatusBar
+from emp_tui.app.widgets.timeline import TimelineView
+from emp_tui.config import AppConfig, config_path, redacted_url
+from emp_tui.events import TelemetryEvent
+from emp_tui.export import write_events
+from emp_tui.query import Query, QueryError, parse_query
+from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
+from emp_tui.sources import backfill as sources_backfill
+from emp_tui.store import EventStore
+
+FRAME_SECONDS = 1 / 20
+"""How often queued events are drained into the store and the screen."""
+RATE_WINDOW = 30
+"""Seconds of events/s history kept for the sparkline."""
+PANES = ("stream", "detail", "timeline", "graph")
+WIDE_FROM = 120
+"""From this many columns every pane shows; narrower, one at a time."""
+BACKOFF_INITIAL = 0.2
+BACKOFF_MAX = 5.0
+RESTART_SECONDS = 2.0
+"""How long after an unexpected failure the live reader starts again."""
+HEALTH_SECONDS = 5.0
+REFERENCE_JOBS = 200
+"""How many recent other jobs a timeline's "slower than usual" compares with."""
+FILE_BATCH = 5000
+DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
+"""Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
+``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
+
+Clock = Callable[[], float]
+
+
+def _narrows(previous: Query, query: Query) -> bool:
+    """Whether ``query`` is ``previous`` with more terms (every term must match, so it can
+    only match fewer events). A relative ``until`` moves with the clock, so not then."""
+    old = previous.text.strip()
+    return (
+        bool(old)
+        and previous.until_ms is None
+        and query.text.startswith(old)
+        and query.text[len(old) : len(old) + 1].isspace()
+    )
+
+
+class EmpTuiApp(App[int]):
+    """A terminal debugger for the EMP platform's telemetry events."""
+
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {EmpCommands}
+    TITLE = "emp-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_FROM, "-wide")]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", id="filter"),
+        Binding("space", "toggle_follow", "Pause/follow", id="pause"),
+        Binding("f", "follow", "Follow", show=False, id="follow"),
+        Binding("j", "jump_to_job", "Jump to job", id="jump"),
+        Binding("n", "next_gap", "Next gap", show=False, id="next_gap"),
+        Binding("N", "previous_gap", "Previous gap", show=False, id="previous_gap"),
+        Binding(
+            "plus,equals_sign",
+            "threshold(1)",
+            "Raise the gap threshold",
+            show=False,
+            id="threshold_up",
+        ),
+        Binding(
+            "minus",
+            "threshold(-1)",
+            "Lower the gap threshold",
+            show=False,
+            id="threshold_down",
+        ),
+        Binding("g", "toggle_graph_scope", "Graph scope", show=False, id="graph_scope"),
+        Binding("e", "export", "Export", id="export"),
+        Binding("y", "copy_event", "Copy JSON", id="copy"),
+        Binding("escape", "go_back", "Back", show=False, id="back"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
+        Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
+        Binding("3", "show_pane('timeline')", "Timeline pane", show=False, id="pane_timeline"),
+        Binding("4", "show_pane('graph')", "Graph pane", show=False, id="pane_graph"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    active_pane: reactive[str] = reactive("stream")
+
+    def __init__(
+        self,
+        *,
+        config: AppConfig | None = None,
+        redis_url: str | None = None,
+        stream: str = "emp:events",
+        files: Iterable[Path] = (),
+        job_id: str | None = None,
+        query: str | None = None,
+        clock: Clock = time.time,
+        live: bool = True,
+        cursor_blink: bool = True,
+    ) -> None:
+        self.config = config or AppConfig()
+        self.cursor_blink = cursor_blink
+        """Whether text cursors blink (off for deterministic tests and screenshots)."""
+        super().__init__()
+        self.theme = (
+            self.config.theme if self.config.theme in self.available_themes else ("textual-dark")
+        )
+        self.redis_url = redis_url
+        self.stream_key = stream
+        self.files = list(files)
+        self.start_job = job_id
+        self.start_query = query or ""
+        self.clock = clock
+        self.live = live and redis_url is not None
+        self.store = EventStore(self.config.buffer_size)
+        self.query_: Query = parse_query("")
+        self.gap_ms = self.config.gap_threshold_ms
+        self.job_history: list[str] = []
+        self.graph_scope = "job"
+        self.timeline: Timeline | None = None
+        self._timeline_dirty = False
+        self._timeline_shown_at = 0.0
+        self._graph_dirty = False
+        self._graph_shown_at = 0.0
+        self.edges: list[HandoffEdge] = []
+        self._seq_next = 0
+        self._corrupt = 0
+        self.last_error: str | None = None
+        self.last_export: ExportFinished | None = None
+        self.ready_at: float | None = None
+        self._last_redis_id: str | None = None
+        self._main_actions = {
+            binding.action.partition("(")[0]
+            for binding in self.BINDINGS
+            if isinstance(binding, Binding) and binding.action != "quit"
+        }
+        self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
+        """The last problem a source reported (also shown as a notification)."""
+        self._pending: list[TelemetryEvent] = []
+        self._live_count = 0
+        self._rates: deque[int] = deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW)
+        self._status = Status(
+            state="connecting" if self.live else "offline",
+            source=self._source_label(),
+            capacity=self.store.capacity,
+        )
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield FilterBar(self.start_query, id="filter-bar")
+        yield PaneTabs(PANES, id="pane-tabs")
+        with Vertical(id="panes"):
+            with Horizontal(id="top", classes="row"):
+                stream = EventList(self._event_at, id="stream", classes="pane")
+                stream.border_title = "1 stream"
+                yield stream
+                detail = DetailPane(id="detail", classes="pane")
+                detail.border_title = "2 detail"
+                yield detail
+            with Horizontal(id="bottom", classes="row"):
+                yield self._timeline_widget()
+                yield self._graph_widget()
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def _timeline_widget(self) -> Widget:
+        pane = TimelineView(gap_threshold_ms=self.gap_ms, id="timeline", classes="pane")
+        pane.border_title = "3 timeline"
+        return pane
+
+    def _graph_widget(self) -> Widget:
+        pane = HandoffGraph(scope="job", slow_ms=self.gap_ms, id="graph", classes="pane")
+        pane.border_title = "4 handoffs"
+        return pane
+
+    def on_ready(self) -> None:
+        self.ready_at = time.perf_counter()
+        """When the first screen was composed and painted (the benchmark reads it)."""
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.keymap)
+        self.set_interval(FRAME_SECONDS, self._drain, name="frame")
+        self.set_interval(1.0, self._tick_second, name="rate")
+        self._show_pane_classes()
+        self.query_one(EventList).focus()
+        if self.start_query:
+            self.apply_filter(self.start_query)
+        if self.start_job:
+            self.open_job(self.start_job)
+        self._push_status()
+        self._update_hint()
+        if self.files:
+            self.load_files()
+        if self.live and self.redis_url is not None:
+            self.live_reader(self.redis_url, self.stream_key, self.config.backfill)
+            self.watch_collectors(self.redis_url)
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    @property
+    def stream_list(self) -> EventList:
+        return self.query_one(EventList)
+
+    def add_events(self, events: Iterable[TelemetryEvent], *, live: bool = False) -> None:
+        """Queue events for the next frame (what the readers' messages end up doing).
+        ``live`` ones count towards the events/s rate (a backfill or a file does not)."""
+        before = len(self._pending)
+        self._pending.extend(events)
+        if live:
+            self._live_count += len(self._pending) - before
+
+    @property
+    def status(self) -> Status:
+        """What the status bar shows."""
+        return self._status
+
+    def shown_events(self) -> list[TelemetryEvent]:
+        """The events the stream shows (those the filter matches), oldest first."""
+        return [self._event_at(seq) for seq in self.stream_list.rows]
+
+    def _oldest_seq(self) -> int:
+        return self._seq_next - len(self.store)
+
+    def _event_at(self, seq: int) -> TelemetryEvent:
+        return self.store[seq - self._oldest_seq()]
+
+    def drain_now(self) -> None:
+        """Move every queued event into the store and the stream (the frame timer's job)."""
+        self._drain()
+
+    def _drain(self) -> None:
+        if not self._pending:
+            if self._timeline_dirty or self._graph_dirty:
+                self._refresh_views()
+            return
+        pending, self._pending = self._pending, []
+        store = self.store
+        query = self.query_
+        match_all = query.is_empty
+        matches = query.matches
+        new_rows: list[int] = []
+        seq = self._seq_next
+        for event in pending:
+            if store.append(event):
+                if match_all or matches(event):
+                    new_rows.append(seq)
+                seq += 1
+        self._seq_next = seq
+        stream = self.stream_list
+        stream.append_rows(new_rows)
+        stream.drop_before(self._oldest_seq())
+        self._push_status()
+        job = self.current_job
+        if job is not None and any(event.job_id == job for event in pending):
+            self._timeline_dirty = True
+        if new_rows and self.graph_scope == "all":
+            self._graph_dirty = True
+        self._refresh_views()
+
+    def _refresh_views(self) -> None:
+        """Live updates of the open timeline (4 a second at most) and of the all-jobs graph
+        (one a second at most): recomputing them is not free with 100k events at hand."""
+        now = time.monotonic()
+        job = self.current_job
+        if self._timeline_dirty and job is not None and now - self._timeline_shown_at >= 0.25:
+            self._show_job(job)
+        if self._graph_dirty and now - self._graph_shown_at >= 1.0:
+            self._refresh_graph()
+
+    def _tick_second(self) -> None:
+        self._rates.append(self._live_count)
+        self._live_count = 0
+        self._push_status()
+        self._refresh_views()
+
+    def _source_label(self) -> str:
+        if self.redis_url is not None:
+            return f"{redacted_url(self.redis_url)} {self.stream_key}"
+        if self.files:
+            names = ", ".join(path.name for path in self.files[:3])
+            return names + (" …" if len(self.files) > 3 else "")
+        return ""
+
+    def _push_status(self, **changes: object) -> None:
+        stream = self.stream_list
+        values: dict[str, object] = {
+            "rates": tuple(self._rates),
+            "buffered": len(self.store),
+            "shown": len(stream.rows),
+            "malformed": self.store.malformed + self._corrupt,
+            "dropped": self.store.evicted,
+            "paused_new": None if stream.follow else stream.new_while_paused,
+        }
+        values.update(changes)
+        from dataclasses import replace
+
+        self._status = replace(self._status, **values)  # type: ignore[arg-type]
+        self.query_one(StatusBar).status = self._status
+
+    # -- the filter ---------------------------------------------------------------------------
+
+    @on(FilterSubmitted)
+    def _on_filter_submitted(self, message: FilterSubmitted) -> None:
+        if self.apply_filter(message.text) and message.text.strip():
+            self.stream_list.focus()
+
+    def apply_filter(self, text: str) -> bool:
+        """Filter the stream with ``text`` (the filter bar does this on Enter). A query that
+        does not parse is shown under the bar and the previous filter stays; returns whether
+        ``text`` was applied."""
+        bar = self.query_one(FilterBar)
+        try:
+            query = parse_query(text, now_ms=int(self.clock() * 1000))
+        except QueryError as error:
+            bar.reject(text, error.message, error.position, error.token)
+            return False
+        self.drain_now()
+        previous, self.query_ = self.query_, query
+        base = self._oldest_seq()
+        matches = query.matches
+        if query.is_empty:
+            rows = list(range(base, self._seq_next))
+        elif _narrows(previous, query):
+            # Terms added to the query: only the events shown now can still match.
+            event_at = self._event_at
+            rows = [seq for seq in self.stream_list.rows if matches(event_at(seq))]
+        else:
+            rows = [base + i for i, event in enumerate(self.store) if matches(event)]
+        self.stream_list.set_rows(rows)
+        bar.accept(text)
+        self._push_status()
+        self._update_hint()
+        if self.graph_scope == "all":
+            self._refresh_graph()
+        return True
+
+    # -- selection, detail, jump ------------------------------------------------------------
+
+    @on(EventSelected)
+    def _on_event_selected(self, message: EventSelected) -> None:
+        self.query_one(DetailPane).show(message.event)
+
+    @on(FollowChanged)
+    def _on_follow_changed(self, message: FollowChanged) -> None:
+        self._push_status()
+
+    @on(JobRequested)
+    def _on_job_requested(self, message: JobRequested) -> None:
+        self.open_job(message.job_id)
+
+    def open_job(self, job_id: str, *, remember: bool = True) -> None:
+        """Show ``job_id``'s timeline (and push it on the back stack)."""
+        if remember and (not self.job_history or self.job_history[-1] != job_id):
+            self.job_history.append(job_id)
+        self._show_job(job_id)
+        if self.is_narrow:
+            self.active_pane = "timeline"
+
+    def _show_job(self, job_id: str) -> None:
+        self.timeline = self.build_timeline(job_id)
+        view = self.query_one(TimelineView)
+        view.set_timeline(self.timeline, job_id=job_id, gap_threshold_ms=self.gap_ms)
+        view.border_title = f"3 timeline · {inert(job_id, 40)}"
+        self._timeline_shown_at = time.monotonic()
+        self._timeline_dirty = False
+        if self.graph_scope == "job":
+            self._refresh_graph()
+
+    def build_timeline(self, job_id: str) -> Timeline:
+        """``job_id``'s timeline from the events at hand; "slower than usual" compares its
+        steps with those of the most recent other jobs."""
+        store = self.store
+        reference: list[TelemetryEvent] = []
+        for other in store.job_ids()[:REFERENCE_JOBS]:
+            if other != job_id:
+                reference.extend(store.by_job(other))
+        return job_timeline(
+            store.by_job(job_id),
+            job_id,
+            gap_ms=self.gap_ms,
+            reference=reference,
+            now_ms=int(self.clock() * 1000),
+        )
+
+    def _refresh_graph(self) -> None:
+        graph = self.query_one(HandoffGraph)
+        if self.graph_scope == "job":
+            job = self.current_job
+            events = self.store.by_job(job) if job else []
+            nodes = self.timeline.services if self.timeline is not None and job else None
+            detail = job or "no job open: Enter on an event, or j"
+        else:
+            events = self.shown_events()
+            nodes = None
+            detail = f"filter {self.query_.text}" if not self.query_.is_empty else "no filter"
+        self.edges = handoffs(events)
+        graph.set_edges(self.edges, nodes=nodes, detail=detail, slow_ms=self.gap_ms)
+        self._graph_shown_at = time.monotonic()
+        self._graph_dirty = False
+
+    @on(TimelineView.EventSelected)
+    @on(TimelineView.StepHighlighted)
+    def _on_timeline_step(
+        self, message: TimelineView.EventSelected | TimelineView.StepHighlighted
+    ) -> None:
+        self.query_one(DetailPane).show(message.event)
+
+    @on(TimelineView.GapThresholdChanged)
+    def _on_gap_threshold_changed(self, message: TimelineView.GapThresholdChanged) -> None:
+        self.gap_ms = message.ms
+        if self.current_job:
+            self._show_job(self.current_job)
+
+    @on(HandoffGraph.ScopeToggled)
+    def _on_scope_toggled(self, message: HandoffGraph.ScopeToggled) -> None:
+        self.graph_scope = message.scope
+        self._refresh_graph()
+
+    @property
+    def current_job(self) -> str | None:
+        return self.job_history[-1] if self.job_history else None
+
+    # -- panes --------------------------------------------------------------------------------
+
+    @property
+    def is_narrow(self) -> bool:
+        return self.size.width < WIDE_FROM
+
+    def watch_active_pane(self) -> None:
+        self._show_pane_classes()
+
+    def _show_pane_classes(self) -> None:
+        if not self.is_running:
+            return
+        active = self.active_pane
+        for name in PANES:
+            self.query_one(f"#{name}").set_class(name == active, "-active")
+        self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
+        self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
+
+        self.query_one(PaneTabs).active = active
+
+    @on(PaneRequested)
+    def _on_pane_requested(self, message: PaneRequested) -> None:
+        self.action_show_pane(message.pane)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).input.focus()
+
+    def action_toggle_follow(self) -> None:
+        stream = self.stream_list
+        stream.follow = not stream.follow
+
+    def action_follow(self) -> None:
+        self.stream_list.follow = True
+
+    def action_show_pane(self, name: str) -> None:
+        self.active_pane = name
+        pane = self.query_one(f"#{name}")
+        if pane.focusable:
+            pane.focus()
+
+    def action_go_back(self) -> None:
+        """Back to the job opened before this one; from the first, back to the stream."""
+        if self.job_history:
+            self.job_history.pop()
+            if self.job_history:
+                self._show_job(self.job_history[-1])
+                return
+            self.timeline = None
+            view = self.query_one(TimelineView)
+            view.set_timeline(None)
+            view.border_title = "3 timeline"
+            if self.graph_scope == "job":
+                self._refresh_graph()
+        self.active_pane = "stream"
+        self.stream_list.focus()
+
+    def action_jump_to_job(self) -> None:
+        selected = self.stream_list.selected_event
+        initial = selected.job_id if selected is not None and selected.job_id else ""
+
+        def chosen(job_id: str | None) -> None:
+            if job_id:
+                self.open_job(job_id)
+
+        self.push_screen(JumpToJobScreen(self.store.job_ids(), initial), chosen)
+
+    def _timeline_in_view(self) -> TimelineView | None:
+        if self.current_job is None:
+            self.notify("No job open: Enter on an event with a job ID, or j.", severity="warning")
+            return None
+        if self.is_narrow:
+            self.active_pane = "timeline"
+        return self.query_one(TimelineView)
+
+    def action_next_gap(self) -> None:
+        view = self._timeline_in_view()
+        if view is not None:
+            view.action_next_marker()
+
+    def action_previous_gap(self) -> None:
+        view = self._timeline_in_view()
+        if view is not None:
+            view.action_previous_marker()
+
+    def action_threshold(self, direction: int) -> None:
+        self.query_one(TimelineView).action_threshold(direction)
+
+    def action_toggle_graph_scope(self) -> None:
+        self.query_one(HandoffGraph).action_toggle_scope()
+
+    def action_export(self) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
+        default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
+        count = len(self.stream_list.rows)
+
+        def chosen(request: ExportRequest | None) -> None:
+            if request is not None:
+                self.export_events(self.shown_events(), request)
+
+        self.push_screen(ExportScreen(default, count, self.query_.text), chosen)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
+    def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
+        """Write the filtered events (as they were when the dialog was confirmed)."""
+        try:
+            count = write_events(events, request.path, request.fmt, overwrite=request.overwrite)
+        except (OSError, ValueError) as error:
+            message = (
+                f"Export to {request.path} failed: {error.strerror or error}"
+                if isinstance(error, OSError) and not isinstance(error, FileExistsError)
+                else f"Export failed: {error}"
+            )
+            self.post_message(ExportFinished(request.path, request.fmt, 0, message))
+            return
+        self.post_message(ExportFinished(request.path, request.fmt, count))
+
+    @on(ExportFinished)
+    def _on_export_finished(self, message: ExportFinished) -> None:
+        if message.error:
+            self.last_error = message.error
+            self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
+            return
+        self.last_export = message
+        self.notify(
+            f"Exported {message.count:,} events ({message.fmt}) to {inert(str(message.path), 200)}",
+            title="Export",
+            markup=False,
+        )
+
+    def action_copy_event(self) -> None:
+        event = self.stream_list.selected_event
+        if event is None:
+            self.notify("Select an event first.", severity="warning")
+            return
+        self.copy_to_clipboard(event.to_json_line().decode().rstrip("\n"))
+        self.notify("Copied the event's JSON to the clipboard.")
+
+    def action_help(self) -> None:
+        where = str(self.config.path or config_path())
+        home = str(Path.home())
+        if where.startswith(home + "/"):
+            where = "~" + where[len(home) :]
+        hint = f'Rebind keys in {where} under [keymap], e.g. export = "ctrl+e" (ids on the right).'
+        self.push_screen(HelpScreen(self.key_sections(), hint))
+
+    # -- keys, help and the palette -----------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing while a dialog is in front of it."""
+        return not (action in self._main_actions and self.screen is not self.screen_stack[0])
+
+    def _keys(self, binding: Binding) -> str:
+        keys = self.keymap.get(binding.id or "", binding.key)
+        shown = []
+        for key in keys.split(","):
+            key = key.strip()
+            shown.append(self.get_key_display(Binding(key, binding.action)))
+        return " ".join(shown)
+
+    def _rows(self, bindings: Iterable[BindingType]) -> list[KeyRow]:
+        rows: list[KeyRow] = []
+        for binding in bindings:
+            if isinstance(binding, Binding):
+                rows.append((self._keys(binding), binding.description, binding.id or ""))
+        return rows
+
+    def key_sections(self) -> list[Section]:
+        """Every key of the app, by where it works (for the help screen)."""
+        sections: list[Section] = [
+            ("Anywhere", self._rows(self.BINDINGS)),
+            ("Stream", self._rows(EventList.BINDINGS)),
+            ("Filter bar", self._rows(FilterInput.BINDINGS)),
+        ]
+        for title, pane_id in (("Timeline", "timeline"), ("Handoff graph", "graph")):
+            # The pane's own keys and those of the widgets inside it that are ours.
+            classes: dict[type[DOMNode], None] = {}
+            for widget in self.query_one(f"#{pane_id}").walk_children(with_self=True):
+                if type(widget).__module__.startswith("emp_tui."):
+                    classes.setdefault(type(widget), None)
+            rows = [row for cls in classes for row in self._rows(cls.BINDINGS)]
+            if rows:
+                sections.append((title, rows))
+        sections.append(
+            ("Dialogs", [("Esc", "close a dialog, clear the filter, or go back", "back")])
+        )
+        palette = self._keys(Binding(self.COMMAND_PALETTE_BINDING, "command_palette"))
+        sections.append(("Command palette", [(palette, "every action, by name", "")]))
+        return sections
+
+    def palette_commands(self) -> list[tuple[str, str, str]]:
+        """(name, action, help) for every action of the main screen."""
+        commands: list[tuple[str, str, str]] = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action != "quit":
+                commands.append(
+                    (binding.description, binding.action, f"key: {self._keys(binding)}")
+                )
+        commands.append(("Clear the filter", "clear_filter", "Esc in the filter bar"))
+        commands.append(("Quit emp-tui", "quit", f"key: {self._keys(Binding('q', 'quit'))}"))
+        return commands
+
+    def action_clear_filter(self) -> None:
+        self.query_one(FilterInput).value = ""
+        self.apply_filter("")
+
+    # -- workers ------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="redis", exit_on_error=False, name="live reader")
+    async def live_reader(
+        self, url: str, stream: str, backfill: int, resume_from: str | None = None
+    ) -> None:
+        """Backfill the newest ``backfill`` events, then tail the stream for good (or, with
+        ``resume_from``, tail on from that ID). Redis being away is a state shown in the
+        status bar, retried with backoff, never an error."""
+        label = redacted_url(url)
+
+        def report(state: str, error: str | None) -> None:
+            self.post_message(ConnectionChanged(state, label, error))
+
+        delay = BACKOFF_INITIAL
+        last_id: str | None = resume_from
+        report("connecting", None)
+        while last_id is None:
+            try:
+                events = await sources_backfill(url, stream, limit=backfill)
+            except SourceError as error:
+                report("reconnecting", str(error))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            # After the backfill; for an empty stream its start; with no backfill, from now.
+            start = "0-0" if backfill > 0 else "$"
+            last_id = (events[-1].id if events else None) or start
+            if events:
+                self.post_message(EventsReceived(events, "redis", backfill=True))
+            self.post_message(SourceDone("redis", len(events), position=last_id))
+        tail = RedisTail(url, stream, start_id=last_id, on_state=report)
+        try:
+            async for batch in tail:
+                if batch:
+                    self.post_message(EventsReceived(batch, "redis"))
+        finally:
+            await tail.aclose()
+
+    @work(exclusive=True, group="health", exit_on_error=False, name="collector health")
+    async def watch_collectors(self, url: str) -> None:
+        """Every few seconds, what the collectors say about themselves (their lag)."""
+        while True:
+            try:
+                collectors = await read_collector_health(url)
+            except (RedisError, OSError) as error:
+                self.post_message(CollectorHealth([], error=str(error)))
+            else:
+                self.post_message(CollectorHealth(collectors))
+            await asyncio.sleep(HEALTH_SECONDS)
+
+    @work(thread=True, exclusive=True, group="files", exit_on_error=False, name="file reader")
+    def load_files(self) -> None:
+        """Read the --file paths in batches; corrupt lines are counted, never fatal."""
+        stats = FileStats()
+        batch: list[TelemetryEvent] = []
+        error: str | None = None
+        try:
+            for event in read_files(self.files, None, stats):
+                batch.append(event)
+                if len(batch) >= FILE_BATCH:
+                    self.post_message(EventsReceived(batch, "file", backfill=True))
+                    batch = []
+        except SourceError as exc:
+            error = str(exc)
+        if batch:
+            self.post_message(EventsReceived(batch, "file", backfill=True))
+        if stats.problems:
+            first = stats.problems[0]
+            more = f" (and {stats.corrupt - 1} more)" if stats.corrupt > 1 else ""
+            error = error or f"{stats.corrupt} corrupt line(s) skipped: {first}{more}"
+        self.post_message(SourceDone("file", stats.events, stats.corrupt, error))
+
+    @on(EventsReceived)
+    def _on_events_received(self, message: EventsReceived) -> None:
+        if message.source == "redis" and message.events:
+            self._last_redis_id = message.events[-1].id or self._last_redis_id
+        self.add_events(message.events, live=not message.backfill)
+
+    @on(SourceDone)
+    def _on_source_done(self, message: SourceDone) -> None:
+        if message.position and self._last_redis_id is None:
+            self._last_redis_id = message.position
+        self.drain_now()
+        self._corrupt += message.corrupt
+        if message.error:
+            self.last_error = message.error
+            self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
+        if message.source == "file":
+            self._push_status(state="offline")
+        if self.current_job:
+            self._show_job(self.current_job)
+
+    @on(ConnectionChanged)
+    def _on_connection_changed(self, message: ConnectionChanged) -> None:
+        self._push_status(state=message.state, error=message.error)
+        self._update_hint()
+
+    def _update_hint(self) -> None:
+        """What the empty stream says: why there is nothing yet."""
+        status = self._status
+        hint = Text()
+        if status.state in ("reconnecting", "disconnected"):
+            hint.append("Redis is unreachable", "bold #ff5f5f")
+            hint.append(f" ({inert(status.source, 120)}); retrying with backoff.\n", "")
+            if status.error:
+                hint.append(inert(status.error, 400) + "\n", "#ff8787")
+            hint.append("Events show here as soon as it answers. --file PATH reads logs offline.")
+        elif status.state == "connecting":
+            hint.append(f"Connecting to {inert(status.source, 120)} …", "dim")
+        elif len(self.store) and not self.query_.is_empty:
+            hint.append("No buffered event matches the filter. Esc in the filter bar clears it.")
+        elif status.state == "connected":
+            hint.append(f"Connected to {inert(status.source, 120)}; no events yet.", "dim")
+        else:
+            hint.append("No events.", "dim")
+        self.stream_list.set_hint(hint)
+
+    @on(CollectorHealth)
+    def _on_collector_health(self, message: CollectorHealth) -> None:
+        lag: int | None = None
+        state: str | None = None
+        for collector in message.collectors:
+            raw = collector.get("lag", "")
+            if raw.isdigit():
+                lag = max(lag or 0, int(raw))
+                state = collector.get("state") or state
+        self._push_status(collector_lag=lag, collector_state=state)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported: a notification, never a traceback. The
+        live reader is started again a few seconds later: the stream must not go quiet."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker = event.worker
+        error = worker.error
+        text = f"{worker.name} failed: {type(error).__name__}: {error}"
+        self.last_error = text
+        self.notify(inert(text, 300), severity="error", markup=False, timeout=10)
+        if worker.group == "redis" and self.live and self.redis_url is not None:
+            self._push_status(state="reconnecting", error=inert(text, 200))
+            url, stream = self.redis_url, self.stream_key
+            resume = self._last_redis_id or "$"
+            self.set_timer(RESTART_SECONDS, lambda: self.live_reader(url, stream, 0, resume))

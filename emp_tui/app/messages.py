@@ -1,0 +1,108 @@
+"""The app's messages: workers post them up, widgets post them up, the app decides.
+
+High-rate ones say so with ``can_replace`` so that a newer one replaces one still queued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.message import Message
+
+from emp_tui.events import TelemetryEvent
+
+
+@dataclass
+class EventsReceived(Message):
+    """A batch of events from a source (backfill, live tail or file). Never replaced: each
+    batch carries different events."""
+
+    events: list[TelemetryEvent]
+    source: str
+    backfill: bool = False
+
+
+@dataclass
+class SourceDone(Message):
+    """A finite read finished (a backfill or a file): ``count`` events, ``corrupt`` lines."""
+
+    source: str
+    count: int
+    corrupt: int = 0
+    error: str | None = None
+    position: str | None = None
+    """For the stream: the ID the tail goes on from."""
+
+
+@dataclass
+class ConnectionChanged(Message):
+    """The live reader's connection state changed."""
+
+    state: str  # connecting | connected | reconnecting | disconnected
+    url: str
+    error: str | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ConnectionChanged)
+
+
+@dataclass
+class CollectorHealth(Message):
+    """What the collectors last reported about themselves (lag, state), newest first."""
+
+    collectors: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CollectorHealth)
+
+
+@dataclass
+class ExportFinished(Message):
+    """The export worker wrote ``count`` events to ``path`` (or failed: ``error``)."""
+
+    path: Path
+    fmt: str
+    count: int
+    error: str | None = None
+
+
+@dataclass
+class EventSelected(Message):
+    """The stream's cursor moved to this event (None: no selection)."""
+
+    event: TelemetryEvent | None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EventSelected)
+
+
+@dataclass
+class JobRequested(Message):
+    """Open this job's timeline (Enter on an event, a click on a job ID, the jump dialog)."""
+
+    job_id: str
+
+
+@dataclass
+class FollowChanged(Message):
+    """The stream started or stopped following new events."""
+
+    follow: bool
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FollowChanged)
+
+
+@dataclass
+class FilterSubmitted(Message):
+    """The filter bar holds a query the user wants applied ("" clears it)."""
+
+    text: str
+
+
+@dataclass
+class PaneRequested(Message):
+    """Show this pane (a click on its tab)."""
+
+    pane: str
