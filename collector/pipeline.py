@@ -194,7 +194,12 @@ class Collector:
                         pending_after = None
                         continue
                     pending_after = entries[-1][0].decode()
-                    await self._dispatch(entries, source="pending")
+                    # After a reconnect this list also holds what is being written or
+                    # waits for its ack right now: only the rest was lost on the way.
+                    waiting = self._inflight.union(self._to_ack)
+                    entries = [e for e in entries if e[0].decode() not in waiting]
+                    if entries:
+                        await self._dispatch(entries, source="pending")
                 elif loop.time() >= next_claim:
                     # Ack first: entries of ours counted as lost must not be counted again
                     # when XAUTOCLAIM reports them deleted.
@@ -237,6 +242,9 @@ class Collector:
             except _CONNECTION_ERRORS as exc:
                 failures += 1
                 self.health.state = "reconnecting"
+                # A read whose reply was lost with the connection left its entries pending
+                # under our name: read our pending entries again once Redis is back.
+                pending_after = "0"
                 wait = random.uniform(0.5, 1.0) * min(5.0, 0.1 * 2**failures)
                 if failures == 1:
                     log.warning("Redis unreachable (%s); reconnecting", _one_line(exc))

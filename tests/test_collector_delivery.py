@@ -227,6 +227,44 @@ def test_redis_killed_and_restarted_under_load(tmp_path: Path) -> None:
     assert "Traceback" not in out
 
 
+def test_entries_whose_read_reply_was_lost_are_read_again_after_a_reconnect(
+    tmp_path: Path,
+) -> None:
+    """Redis can deliver a batch (it enters the group's pending list under our name) and die
+    before the reply reaches the collector. Once Redis is back those entries must be read
+    again, not left pending for good."""
+    (tmp_path / "redis").mkdir()
+    server = RedisProcess(
+        tmp_path / "redis", extra_args=["--appendonly", "yes", "--appendfsync", "always"]
+    ).start()
+    client = server.client()
+    env = base_env(server.url, tmp_path)
+    log_path = Path(env["EMP_COLLECTOR_LOG_PATH"])
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        written = emit(client, 10)
+        wait_until(lambda: log_path.exists() and len(line_ids(log_path)) == 10, what="first")
+        # Add entries and deliver them to the collector's consumer in one transaction: the
+        # collector's own blocked read never sees them, as if its reply had been lost.
+        event = decode("0-0", {"timestamp": "1", "service": "w", "eventType": "a.b"})
+        pipe = client.pipeline(transaction=True)
+        for _ in range(20):
+            pipe.xadd(STREAM, event.encode())  # type: ignore[arg-type]
+        pipe.xreadgroup("emp-collector", "c1", {STREAM: ">"}, count=20)
+        results = pipe.execute()
+        lost = [_id.decode() for _id in results[:20]]
+        assert pending_count(client) == 20
+        server.stop(kill=True)
+        server.start()
+        client = server.client()
+        wait_until(lambda: set(line_ids(log_path)) >= set(written + lost), what="lost replies")
+        wait_until(lambda: pending_count(client) == 0, what="all acked")
+    finally:
+        proc.stop_quietly()
+        server.close()
+    assert sorted(Counter(line_ids(log_path)).values()) == [1] * 30  # each once
+
+
 def test_sigterm_flushes_acks_and_exits_zero(
     redis_url: str, rclient: redis.Redis, tmp_path: Path
 ) -> None:
