@@ -165,6 +165,8 @@ class Timeline:
     duration_ms: int
     services: list[str]  # in order of first appearance
     status: Status
+    # For a job with no terminal event: how long it has been silent at ``now_ms``.
+    silent_ms: int | None = None
 
     @property
     def events(self) -> list[TelemetryEvent]:
@@ -265,6 +267,12 @@ def job_timeline(
         steps.append(Step(event, event.timestamp - start, delta, changed, gap))
         prev = event
     end = own[-1].timestamp if own else 0
+    status = job_status(own, now_ms=now_ms, stall_ms=stall_ms)
+    silent = (
+        max(0, now_ms - end)
+        if now_ms is not None and own and status in ("running", "stalled")
+        else None
+    )
     return Timeline(
         job_id=job_id,
         steps=steps,
@@ -273,7 +281,8 @@ def job_timeline(
         end_ms=end,
         duration_ms=end - start,
         services=list(services),
-        status=job_status(own, now_ms=now_ms, stall_ms=stall_ms),
+        status=status,
+        silent_ms=silent,
     )
 
 

@@ -121,6 +121,7 @@ class TelemetryEvent:
     v: int = SCHEMA_VERSION
     id: str | None = None
     malformed: str | None = None
+    _search_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -224,6 +225,15 @@ class TelemetryEvent:
             previous=obj.get("malformed"),
         )
 
+    def search_text(self) -> str:
+        """What free-text search looks in: :func:`searchable_texts` casefolded and joined
+        with NUL (which no query can contain). Computed on first use, then kept."""
+        text = self._search_text
+        if text is None:
+            text = "\0".join(searchable_texts(self)).casefold()
+            object.__setattr__(self, "_search_text", text)
+        return text
+
     @property
     def time_s(self) -> float:
         return self.timestamp / 1000.0
@@ -296,6 +306,58 @@ def encode_fields(
         data_json,
     )
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+# -- text search ---------------------------------------------------------------------
+
+
+def scalar_text(value: Any) -> str | None:
+    """A scalar as free-text search sees it (None for lists and objects)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _collect_texts(container: Any, out: list[str]) -> None:
+    """Append every scalar inside a data object or list to ``out``, as text."""
+    values = container.values() if isinstance(container, Mapping) else container
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            out.append(value)
+        elif kind is int or kind is float:
+            out.append(str(value))
+        elif isinstance(value, Mapping | list | tuple):
+            _collect_texts(value, out)
+        else:
+            text = scalar_text(value)
+            if text is not None:
+                out.append(text)
+
+
+def searchable_texts(event: TelemetryEvent) -> list[str]:
+    """What free text and /regex/ look at: type, service, IDs and every data value."""
+    texts = [event.event_type, event.service]
+    for value in (
+        event.job_id,
+        event.worker_id,
+        event.machine_id,
+        event.user_id,
+        event.trace_id,
+        event.span_id,
+        event.id,
+    ):
+        if value:
+            texts.append(value)
+    if event.data:
+        _collect_texts(event.data, texts)
+    return texts
 
 
 # -- decoding ------------------------------------------------------------------------------

@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from emp_tui.events import LEVEL_RANK, LEVELS, TelemetryEvent, normalize_level, stream_id_ms
+from emp_tui.events import (
+    LEVEL_RANK,
+    LEVELS,
+    TelemetryEvent,
+    normalize_level,
+    scalar_text,
+    searchable_texts,
+    stream_id_ms,
+)
 
 __all__ = ["Query", "QueryError", "parse_duration_ms", "parse_query", "parse_time_ms"]
 
@@ -134,43 +142,6 @@ def _value_matcher(value: str, *, ignore_case: bool) -> Callable[[str | None], b
         return candidate == value
 
     return exact
-
-
-def _scalar_text(value: Any) -> str | None:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-def _data_texts(value: Any) -> Iterator[str]:
-    """Every scalar inside a data value, as text (lists and objects walked)."""
-    if isinstance(value, Mapping):
-        for inner in value.values():
-            yield from _data_texts(inner)
-    elif isinstance(value, list | tuple):
-        for inner in value:
-            yield from _data_texts(inner)
-    else:
-        text = _scalar_text(value)
-        if text is not None:
-            yield text
-
-
-def searchable_texts(event: TelemetryEvent) -> list[str]:
-    """What free text and /regex/ look at: type, service, IDs and every data value."""
-    texts = [event.event_type, event.service]
-    for attr in ("job_id", "worker_id", "machine_id", "user_id", "trace_id", "span_id", "id"):
-        value = getattr(event, attr)
-        if value:
-            texts.append(value)
-    texts.extend(_data_texts(event.data))
-    return texts
 
 
 def _data_lookup(data: Mapping[str, Any], path: list[str]) -> tuple[bool, Any]:
@@ -542,9 +513,9 @@ def _data_predicate(path: list[str], alternatives: list[tuple[str, int]]) -> Pre
         if present_only:
             return True
         if isinstance(value, list | tuple):
-            texts = [_scalar_text(item) for item in value]
+            texts = [scalar_text(item) for item in value]
         else:
-            texts = [_scalar_text(value)]
+            texts = [scalar_text(value)]
         return any(matcher(text) for matcher in matchers for text in texts if text is not None)
 
     return data_has
@@ -554,7 +525,7 @@ def _free_text_predicate(phrase: str) -> Predicate:
     needle = phrase.casefold()
 
     def contains(event: TelemetryEvent) -> bool:
-        return any(needle in text.casefold() for text in searchable_texts(event))
+        return needle in event.search_text()
 
     return contains
 

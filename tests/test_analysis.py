@@ -168,8 +168,12 @@ def test_timeline_status() -> None:
     assert job_timeline(running, "j").status == "running"
     assert job_timeline(running, "j", now_ms=T0 + 10 + 60_000).status == "running"
     assert job_timeline(running, "j", now_ms=T0 + 10 + 600_000).status == "stalled"
+    # how long an open job has been quiet: known only with a clock
+    assert job_timeline(running, "j").silent_ms is None
+    assert job_timeline(running, "j", now_ms=T0 + 10 + 32_000).silent_ms == 32_000
     failed = [*running, e(20, "worker", "job.failed", "j")]
     assert job_timeline(failed, "j").status == "failed"
+    assert job_timeline(failed, "j", now_ms=T0 + 99_000).silent_ms is None
     retried = [*failed, e(30, "worker", "job.completed", "j")]
     assert job_timeline(retried, "j").status == "completed"
     empty = job_timeline([], "nope")

@@ -172,6 +172,7 @@ class EmpTuiApp(App[int]):
         self.job_history: list[str] = []
         self.graph_scope = "job"
         self.timeline: Timeline | None = None
+        self._status_bar = StatusBar(id="status")
         self._timeline_dirty = False
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
@@ -215,7 +216,7 @@ class EmpTuiApp(App[int]):
             with Horizontal(id="bottom", classes="row"):
                 yield self._timeline_widget()
                 yield self._graph_widget()
-        yield StatusBar(id="status")
+        yield self._status_bar
         yield Footer()
 
     def _timeline_widget(self) -> Widget:
@@ -229,8 +230,14 @@ class EmpTuiApp(App[int]):
         return pane
 
     def on_ready(self) -> None:
-        self.ready_at = time.perf_counter()
         """When the first screen was composed and painted (the benchmark reads it)."""
+        self.ready_at = time.perf_counter()
+
+    @property
+    def ui_attached(self) -> bool:
+        """False while the app shuts down: its timers and workers may still deliver after
+        the widgets are gone, and must then leave the screen alone."""
+        return self._status_bar.is_attached
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
@@ -284,6 +291,8 @@ class EmpTuiApp(App[int]):
         self._drain()
 
     def _drain(self) -> None:
+        if not self.ui_attached:
+            return
         if not self._pending:
             if self._timeline_dirty or self._graph_dirty:
                 self._refresh_views()
@@ -323,9 +332,14 @@ class EmpTuiApp(App[int]):
             self._refresh_graph()
 
     def _tick_second(self) -> None:
+        if not self.ui_attached:
+            return
         self._rates.append(self._live_count)
         self._live_count = 0
         self._push_status()
+        timeline = self.timeline
+        if self.redis_url is not None and timeline is not None and timeline.silent_ms is not None:
+            self._timeline_dirty = True  # an open job's silence grows with the clock
         self._refresh_views()
 
     def _source_label(self) -> str:
@@ -337,6 +351,8 @@ class EmpTuiApp(App[int]):
         return ""
 
     def _push_status(self, **changes: object) -> None:
+        if not self.ui_attached:
+            return
         stream = self.stream_list
         values: dict[str, object] = {
             "rates": tuple(self._rates),
@@ -429,12 +445,18 @@ class EmpTuiApp(App[int]):
         for other in store.job_ids()[:REFERENCE_JOBS]:
             if other != job_id:
                 reference.extend(store.by_job(other))
+        if self.redis_url is not None or not store:
+            now_ms = int(self.clock() * 1000)
+        else:
+            # Offline files: "now" is the newest event at hand, not today's wall clock, so
+            # a job is silent (or stalled) relative to the rest of the recording.
+            now_ms = store[-1].timestamp
         return job_timeline(
             store.by_job(job_id),
             job_id,
             gap_ms=self.gap_ms,
             reference=reference,
-            now_ms=int(self.clock() * 1000),
+            now_ms=now_ms,
         )
 
     def _refresh_graph(self) -> None:

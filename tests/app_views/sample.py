@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from emp_tui.analysis import HandoffEdge, Timeline, job_timeline
@@ -34,11 +35,7 @@ def event(
         span_id=f"{n:016x}",
         level=level,
     )
-    return TelemetryEvent(**{**_fields(made), "id": f"{T0 + at_ms}-{n}"})
-
-
-def _fields(made: TelemetryEvent) -> dict[str, Any]:
-    return {name: getattr(made, name) for name in made.__dataclass_fields__}
+    return replace(made, id=f"{T0 + at_ms}-{n}")
 
 
 def job_events(job_id: str = JOB) -> list[TelemetryEvent]:

@@ -389,3 +389,19 @@ async def test_lanes_hide_in_a_short_pane_and_l_toggles_them() -> None:
     async with app.run_test(size=(120, 14)) as pilot:
         await pilot.pause()
         assert app.query_one(SwimLanes).display  # 14 rows: room for 6 steps under them
+
+
+async def test_header_says_how_long_an_open_job_has_been_silent() -> None:
+    open_job = [ev for ev in job_events() if ev.event_type not in ("job.completed", "job.failed")]
+    last = max(ev.timestamp for ev in open_job)
+    quiet = job_timeline(open_job, JOB, now_ms=last + 42_000)
+    assert quiet.status == "running"
+    app = TimelineApp(quiet)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.query_one(TimelineView)
+        assert "silent for 42s" in header_text(view)
+        # quiet for less than the gap threshold is not worth a warning
+        view.set_timeline(job_timeline(open_job, JOB, now_ms=last + 2_000), job_id=JOB)
+        await pilot.pause()
+        assert "silent for" not in header_text(view)

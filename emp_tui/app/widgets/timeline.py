@@ -869,6 +869,10 @@ class TimelineView(Widget):
             text.append("  ")
             text.append(timeline.status, style=_STATUS_STYLE.get(timeline.status, ""))
             text.append(f"  {duration(timeline.duration_ms)}")
+            silent = timeline.silent_ms
+            if silent is not None and silent >= self._threshold_ms:
+                # Still open and quiet for longer than a gap: the stall users come here for.
+                text.append(f" · silent for {duration(silent)}", style=f"bold {WARN_COLOR}")
             if timeline.gaps:
                 text.append(f" · {_plural(len(timeline.gaps), 'gap')}", style=f"bold {WARN_COLOR}")
             errors = sum(1 for step in timeline.steps if _is_error(step))
