@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -365,22 +366,23 @@ class EmpTuiApp(App[int]):
         return ""
 
     def _push_status(self, **changes: object) -> None:
-        if not self.ui_attached:
-            return
-        stream = self.stream_list
+        """Record ``changes`` (a reader's state, say) and show the status; what the stream
+        list knows is added while the widgets are there to ask."""
         values: dict[str, object] = {
             "rates": tuple(self._rates),
             "buffered": len(self.store),
-            "shown": len(stream.rows),
             "malformed": self.store.malformed + self._corrupt,
             "dropped": self.store.evicted,
-            "paused_new": None if stream.follow else stream.new_while_paused,
         }
+        attached = self.ui_attached
+        if attached:
+            stream = self.stream_list
+            values["shown"] = len(stream.rows)
+            values["paused_new"] = None if stream.follow else stream.new_while_paused
         values.update(changes)
-        from dataclasses import replace
-
         self._status = replace(self._status, **values)  # type: ignore[arg-type]
-        self.query_one(StatusBar).status = self._status
+        if attached:
+            self._status_bar.status = self._status
 
     # -- the filter ---------------------------------------------------------------------------
 
