@@ -76,6 +76,26 @@ async def raw_loop(url: str, count: int) -> float:
     return count / elapsed
 
 
+async def raw_group_loop(url: str, count: int) -> float:
+    """A reference beside the baseline: the same loop through a consumer group, acking each
+    batch (XREADGROUP + XACK), which is what losing nothing costs Redis and the client."""
+    client = aioredis.from_url(url)
+    await client.xgroup_create(STREAM, "bench-raw", id="0")
+    seen = 0
+    started = time.perf_counter()
+    while seen < count:
+        reply = await client.xreadgroup("bench-raw", "raw", {STREAM: ">"}, count=1000)
+        entries = reply[0][1]
+        for _entry_id, fields in entries:
+            orjson.loads(fields[b"data"])
+        await client.xack(STREAM, "bench-raw", *(entry_id for entry_id, _ in entries))
+        seen += len(entries)
+    elapsed = time.perf_counter() - started
+    await client.xgroup_destroy(STREAM, "bench-raw")
+    await client.aclose()
+    return count / elapsed
+
+
 def decode_ceiling(client: redis.Redis, count: int = 20_000) -> float:
     """Events/s of emp_tui.events.decode + to_json_line alone (one core, no I/O): the part
     of the collector's work per event that the raw loop does not do."""
@@ -315,6 +335,7 @@ def main() -> int:
         print(f"filling {STREAM} with {args.events} events ...", flush=True)
         fill(client, args.events)
         raw_before = asyncio.run(raw_loop(server.url, args.events))
+        group_raw = asyncio.run(raw_group_loop(server.url, args.events))
         ceiling = decode_ceiling(client)
 
         proc = start_collector(server.url, workdir, "bench-file")
@@ -343,6 +364,8 @@ def main() -> int:
           f"(runs: {raw_before:,.0f}, {raw_after:,.0f})")  # fmt: skip
     print(f"collector -> file, acked:  {file_rate:,.0f} events/s = {file_rate / raw:.2f}x raw "
           f"(targets >= 0.5x and >= 40,000/s)   peak RSS {mb(file_peak)}")  # fmt: skip
+    group_share = f"{group_raw / raw:.2f}x raw; the collector: {file_rate / group_raw:.2f}x it"
+    print(f"reference: raw XREADGROUP + XACK + orjson: {group_raw:,.0f} events/s = {group_share}")
     print(f"decode + to_json_line alone (no I/O): {ceiling:,.0f} events/s")
     print(f"collector -> OTLP, acked:  {otlp_rate:,.0f} events/s = {otlp_rate / raw:.2f}x raw "
           f"({receiver.requests} requests)   peak RSS {mb(otlp_peak)}")  # fmt: skip
