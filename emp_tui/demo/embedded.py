@@ -53,6 +53,55 @@ def _die_with_parent() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def server_command(binary: str, directory: Path, *extra: str) -> list[str]:
+    """A private redis-server's command line: its unix socket ``redis.sock`` and log
+    ``redis.log`` in ``directory``, no TCP port, nothing saved unless ``extra`` says so."""
+    return [
+        binary,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(directory / "redis.sock"),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+        "--logfile",
+        str(directory / "redis.log"),
+        *extra,
+    ]
+
+
+def wait_until_serving(
+    proc: subprocess.Popen[bytes], directory: Path, timeout: float
+) -> str | None:
+    """Wait for a server started with :func:`server_command` to answer. None when it does;
+    else the last line of its log (it exited, or ``timeout`` ran out)."""
+    socket = directory / "redis.sock"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with redis.Redis(unix_socket_path=str(socket), socket_timeout=1) as probe:
+                probe.ping()
+            return None
+        except redis.AuthenticationError:
+            return None  # up, and asking for a password
+        except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = directory / "redis.log"
+                lines = log.read_text(errors="replace").split("\n") if log.exists() else []
+                return next((line for line in reversed(lines) if line.strip()), "no message")
+            time.sleep(0.02)
+
+
 class EmbeddedRedis:
     """One private redis-server. ``url`` is a ``unix://`` URL; :meth:`stop` is idempotent."""
 
@@ -78,30 +127,9 @@ class EmbeddedRedis:
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="emp-tui-demo-"))
         atexit.register(self.stop)
-        log = self.dir / "redis.log"
         try:
             proc = self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port",
-                    "0",
-                    "--unixsocket",
-                    str(self.socket),
-                    "--unixsocketperm",
-                    "700",
-                    "--dir",
-                    str(self.dir),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                    "--logfile",
-                    str(log),
-                ],
+                server_command(self.binary, self.dir),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -111,19 +139,11 @@ class EmbeddedRedis:
         except OSError as exc:
             self.stop()
             raise EmbeddedRedisError(f"could not run {self.binary}: {exc}") from None
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1) as probe:
-                    probe.ping()
-                return self
-            except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    lines = log.read_text(errors="replace").split("\n") if log.exists() else []
-                    why = next((line for line in reversed(lines) if line.strip()), "no message")
-                    self.stop()
-                    raise EmbeddedRedisError(f"{self.binary} did not start: {why}") from None
-                time.sleep(0.02)
+        problem = wait_until_serving(proc, self.dir, timeout)
+        if problem is not None:
+            self.stop()
+            raise EmbeddedRedisError(f"{self.binary} did not start: {problem}")
+        return self
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s) and remove its directory."""
