@@ -74,12 +74,13 @@ async def _health(settings: Settings, as_json: bool) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    from collector.health import format_table, read_all
+    from collector.health import format_table
     from emp_tui.config import redacted_url
+    from emp_tui.health import read_collectors
 
     client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        collectors = await read_all(client)
+        collectors = await read_collectors(client)
     except (RedisError, OSError) as exc:
         message = " ".join(str(exc).split())
         print(

@@ -11,11 +11,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aioredis
 
-KEY_PREFIX: Final = "emp:collector:"
+from emp_tui.health import KEY_PREFIX
+
 TTL_S: Final = 30
 COUNTERS: Final = (
     "read",
@@ -94,21 +95,6 @@ async def publish(client: aioredis.Redis, health: Health, ttl: int = TTL_S) -> N
 
 async def remove(client: aioredis.Redis, consumer: str) -> None:
     await client.delete(KEY_PREFIX + consumer)
-
-
-async def read_all(client: aioredis.Redis) -> list[dict[str, str]]:
-    """Every live collector's health hash, sorted by consumer name."""
-    found: list[dict[str, str]] = []
-    async for key in client.scan_iter(match=KEY_PREFIX + "*", count=100, _type="hash"):
-        raw: dict[Any, Any] = await client.hgetall(key)
-        if raw:
-            found.append({_text(k): _text(v) for k, v in raw.items()})
-    found.sort(key=lambda h: h.get("consumer", ""))
-    return found
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def format_table(collectors: list[dict[str, str]], now_ms: int | None = None) -> str:

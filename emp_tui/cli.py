@@ -763,6 +763,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
     import redis
 
     from emp_tui.events import decode, stream_id_ms
+    from emp_tui.health import read_collectors_sync
 
     client = _redis_client(settings)
     stream = settings.stream
@@ -787,10 +788,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
             memory = client.memory_usage(stream, samples=0)
         except redis.ResponseError:
             memory = None
-        collectors = []
-        for key in client.scan_iter(match="emp:collector:*", count=100):
-            fields = client.hgetall(key)
-            collectors.append({k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()})
+        collectors = read_collectors_sync(client)
     except redis.ResponseError as exc:
         raise CliError(f"cannot inspect stream {stream!r}: {exc}", EXIT_SOURCE) from None
     except (redis.RedisError, OSError) as exc:

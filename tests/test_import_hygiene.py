@@ -12,6 +12,7 @@ CORE_MODULES = [
     "emp_tui.events",
     "emp_tui.telemetry",
     "emp_tui.config",
+    "emp_tui.health",
     "emp_tui.query",
     "emp_tui.store",
     "emp_tui.analysis",

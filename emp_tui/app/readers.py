@@ -1,23 +1,17 @@
-"""The one Redis read the app needs beyond :mod:`emp_tui.sources`: the collectors' health
-hashes (``emp:collector:<consumer>``), for the lag in the status bar. Called from a worker."""
+"""The app's one Redis read beyond :mod:`emp_tui.sources`: the collectors' health hashes,
+for the lag in the status bar. Called from a worker."""
 
 from __future__ import annotations
 
-HEALTH_PATTERN = "emp:collector:*"
+from emp_tui.health import read_collectors
 
 
 async def read_collector_health(url: str) -> list[dict[str, str]]:
-    """Every ``emp:collector:<consumer>`` hash, newest update first."""
+    """Every live collector's health hash (see :mod:`emp_tui.health`)."""
     import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3, decode_responses=True)
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
     try:
-        found: list[dict[str, str]] = []
-        async for key in client.scan_iter(match=HEALTH_PATTERN, count=100):
-            fields = await client.hgetall(key)
-            if fields:
-                found.append({str(k): str(v) for k, v in fields.items()})
+        return await read_collectors(client)
     finally:
         await client.aclose()
-    found.sort(key=lambda c: c.get("updated_ms", ""), reverse=True)
-    return found
