@@ -172,6 +172,8 @@ def write_events(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes the file private (0600): give the export the mode any new file gets.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as raw:
             count = _write(events, raw, fmt)
         if not overwrite:
@@ -192,6 +194,17 @@ def write_events(
         tmp.unlink(missing_ok=True)
         raise
     return count
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask can only swap it, which
+    would briefly affect files other threads create); 022 where it cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            lines = [line for line in status if line.startswith("Umask:")]
+        return int(lines[0].split()[1], 8) if lines else 0o022
+    except (OSError, ValueError, IndexError):  # not Linux, or an odd line: the usual mask
+        return 0o022
 
 
 def _write(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:

@@ -135,3 +135,17 @@ def test_a_failing_source_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         write_events(events(), tmp_path / "half.jsonl", "jsonl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_gets_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    """Written through a private temporary file, the export must not stay private."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "shared.jsonl"
+        write_events([], target, "jsonl")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
