@@ -578,6 +578,7 @@ def _timeline_summary(timeline: Timeline) -> dict[str, Any]:
         "services": timeline.services,
         "events": len(timeline.steps),
         "gaps": len(timeline.gaps),
+        "silentMs": timeline.silent_ms,
     }
 
 
@@ -612,7 +613,11 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
     gap_ms = _duration_ms(args.gap, "--gap")
     loaded = _job_events(settings, args.job_id)
     _notes(loaded.notes)
-    timeline = job_timeline(loaded.events, args.job_id, gap_ms=gap_ms, now_ms=_now_ms())
+    # Live (Redis): an open job is silent up to now. Files alone are a recording: up to their
+    # newest event, or every open job in an old log would look silent for days.
+    newest = max((event.timestamp for event in loaded.events), default=None)
+    now_ms = _now_ms() if settings.use_redis or newest is None else newest
+    timeline = job_timeline(loaded.events, args.job_id, gap_ms=gap_ms, now_ms=now_ms)
     handoffs = job_handoffs(timeline.events, args.job_id)
     if out.json:
         out.record(_timeline_summary(timeline))
@@ -633,6 +638,9 @@ def cmd_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
             out.record(_handoff_record(handoff))
         return EXIT_FOUND
     _print_timeline_header(out, timeline)
+    if timeline.silent_ms is not None and timeline.silent_ms >= gap_ms:
+        out.line(("  silent for ", "bold yellow"), (_ms(timeline.silent_ms), "bold yellow"),
+                 ("  since its last event, with no terminal event", "yellow"))  # fmt: skip
     out.line(("      offset     delta  time", "dim"))
     for step in timeline.steps:
         if step.gap is not None:

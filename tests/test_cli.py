@@ -319,6 +319,19 @@ def test_timeline_human(source: list[str]) -> None:
     assert "Handoffs (2)" in out
 
 
+def test_timeline_of_an_open_job_says_how_long_it_has_been_silent(log_file: Path) -> None:
+    """From files, silence is measured up to the newest event they hold (a recording), not
+    up to today."""
+    (summary, *_) = records(run("--file", log_file, "timeline", "job_stuck", "--json"))
+    assert summary["status"] == "running"
+    assert summary["silentMs"] == 700_000 - 600_250  # the monitor's note is the newest event
+    done = run("--file", log_file, "timeline", "job_stuck")
+    assert done.returncode == 0, done.stderr
+    assert "silent for" in done.stdout.splitlines()[1]
+    (closed, *_) = records(run("--file", log_file, "timeline", "job_gap", "--json"))
+    assert closed["silentMs"] is None
+
+
 def test_timeline_unknown_job_and_bad_gap(source: list[str]) -> None:
     assert_clean_failure(run(*source, "timeline", "job_none"), 1, "no events for job 'job_none'")
     assert_clean_failure(run(*source, "timeline", "job_gap", "--gap", "soon"), 2, "bad --gap")
