@@ -162,7 +162,7 @@ class TelemetryEvent:
 
     def encode(self) -> dict[str, str]:
         """The XADD fields of this event."""
-        return encode_fields(
+        flat = flat_fields(
             self.timestamp,
             self.service,
             self.event_type,
@@ -173,8 +173,9 @@ class TelemetryEvent:
             self.machine_id,
             self.user_id,
             self.level,
-            orjson.dumps(self.data, default=str).decode(),
+            orjson.dumps(self.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
         )
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: wire field names, native types, the stream ``id`` when known."""
@@ -276,36 +277,6 @@ def flat_fields(
         out += ("userId", user_id)
     out += ("level", level, "data", data_json, "v", "1")
     return out
-
-
-def encode_fields(
-    timestamp: int,
-    service: str,
-    event_type: str,
-    trace_id: str,
-    span_id: str | None,
-    job_id: str | None,
-    worker_id: str | None,
-    machine_id: str | None,
-    user_id: str | None,
-    level: str,
-    data_json: str,
-) -> dict[str, str]:
-    """XADD fields as a mapping (see :func:`flat_fields`)."""
-    flat = flat_fields(
-        timestamp,
-        service,
-        event_type,
-        trace_id,
-        span_id,
-        job_id,
-        worker_id,
-        machine_id,
-        user_id,
-        level,
-        data_json,
-    )
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # -- text search ---------------------------------------------------------------------
