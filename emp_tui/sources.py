@@ -145,15 +145,22 @@ def read_range(
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
             yield decode(entry_id, fields or {})
-        if len(entries) < page:
+        bounds = _next_page(entries, page, reverse, low, high)
+        if bounds is None:
             return
-        last = _text(entries[-1][0])
-        if reverse:
-            if last == "0-0":
-                return
-            high = _previous_id(last)
-        else:
-            low = _next_id(last)
+        low, high = bounds
+
+
+def _next_page(
+    entries: Any, page: int, reverse: bool, low: str, high: str
+) -> tuple[str, str] | None:
+    """The (low, high) bounds of the page after ``entries``, or None when that was the last."""
+    if len(entries) < page:
+        return None
+    last = _text(entries[-1][0])
+    if reverse:
+        return None if last == "0-0" else (low, _previous_id(last))
+    return _next_id(last), high
 
 
 def read_query(
@@ -210,15 +217,10 @@ async def aread_range(
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
             yield decode(entry_id, fields or {})
-        if len(entries) < page:
+        bounds = _next_page(entries, page, reverse, low, high)
+        if bounds is None:
             return
-        last = _text(entries[-1][0])
-        if reverse:
-            if last == "0-0":
-                return
-            high = _previous_id(last)
-        else:
-            low = _next_id(last)
+        low, high = bounds
 
 
 async def backfill(
