@@ -52,3 +52,8 @@ def key(event: TelemetryEvent) -> tuple[str, str, str | None, bytes]:
 
 def job_events(events: list[TelemetryEvent], job_id: str) -> list[TelemetryEvent]:
     return sorted((e for e in events if e.job_id == job_id), key=lambda e: e.timestamp)
+
+
+def story_lines(sim: Simulation) -> list[str]:
+    """The lines the simulation tells the user about its planted stories."""
+    return list(sim.stories)
