@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from redisproc import RedisProcess  # noqa: E402
 
-from emp_tui.demo.sim import SimConfig, Simulation  # noqa: E402
+from emp_tui.demo.model import SimConfig  # noqa: E402
+from emp_tui.demo.sim import Simulation  # noqa: E402
 from emp_tui.telemetry import EventClient  # noqa: E402
 
 STREAM = "emp:events"
@@ -37,8 +38,8 @@ def simulated(url: str, seconds: float) -> tuple[int, float]:
     sim.run(until_ms=sim.start_ms + int(seconds * 1000))
     sim.close(timeout=60)
     took = time.perf_counter() - started
-    if sim.error or sim.dropped:
-        raise SystemExit(f"simulation failed: {sim.error or f'{sim.dropped} events dropped'}")
+    if sim.error or sim.unsent:
+        raise SystemExit(f"simulation failed: {sim.error or f'{sim.unsent} events not sent'}")
     return sim.events, took
 
 

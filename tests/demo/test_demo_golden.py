@@ -12,7 +12,7 @@ import pytest
 import redis
 from simhelp import START_MS, in_emission_order, read_events, run_sim, story_lines
 
-from emp_tui.demo.sim import FaultRates
+from emp_tui.demo.model import FaultRates
 
 # (seed, scenario, random faults, simulated seconds) -> (events, digest)
 # Runs stay under the stream's MAXLEN (10,000), so that the stream holds every event.
