@@ -46,6 +46,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+import redis
+
+from emp_tui.config import redacted_url
 from emp_tui.demo.model import FaultRates, Incident, SimConfig
 from emp_tui.demo.scenarios import SCENARIOS, apply_scenario
 from emp_tui.demo.sim import Simulation
@@ -111,11 +114,19 @@ def run_scenario(
     second. ``start_ms``: the first event's time; by default the run ends at the wall-clock
     time of the call, as if it had just happened.
 
-    Raises ValueError for an unknown scenario and :class:`SimulationError` when the events
-    could not all be written. Runs at MAXLEN ~ 10000: a long run at a high rate trims its
+    Raises ValueError for an unknown scenario and :class:`SimulationError` when Redis does
+    not answer or the events could not all be written (a Redis that goes away during the
+    run is waited for, up to 30 s). Runs at MAXLEN ~ 10000: a long run at a high rate trims its
     own oldest events from the stream."""
     if scenario is not None and scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
+    try:
+        with redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5) as client:
+            client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise SimulationError(
+            f"Redis at {redacted_url(redis_url)} does not answer: {exc}"
+        ) from None
     rates = faults if faults is not None else FaultRates.none()
     seconds = duration_s if duration_s is not None else _default_seconds(scenario)
     length_ms = int(seconds * 1000)
