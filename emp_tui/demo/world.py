@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from emp_tui.demo.keeper import QueueKeeper
@@ -67,7 +68,7 @@ class World:
     def spawn(self, proc: Proc, delay_ms: float = 0) -> None:
         self.clock.spawn(proc, delay_ms)
 
-    def after(self, delay_ms: float, fn: Any, *args: Any) -> None:
+    def after(self, delay_ms: float, fn: Callable[..., None], *args: Any) -> None:
         self.clock.after(delay_ms, fn, *args)
 
     def ms(self, low: float, high: float) -> int:
