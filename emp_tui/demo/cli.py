@@ -32,8 +32,9 @@ import redis
 
 from emp_tui.config import redacted_url, redis_url_from_env, stream_from_env
 from emp_tui.demo.embedded import EmbeddedRedis, EmbeddedRedisError
-from emp_tui.demo.scenarios import SCENARIOS
-from emp_tui.demo.sim import FaultRates, SimConfig, Simulation
+from emp_tui.demo.model import FaultRates, SimConfig
+from emp_tui.demo.scenarios import SCENARIOS, apply_scenario
+from emp_tui.demo.sim import Simulation
 
 _REDIS_ENV = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")
 
@@ -160,7 +161,17 @@ def _config(args: argparse.Namespace) -> SimConfig:
     if args.faults:
         faults = faults.updated(args.faults)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 100_000)
-    return SimConfig(seed=seed, rate=args.rate, faults=faults, scenario=args.scenario)
+    return SimConfig(seed=seed, rate=args.rate, faults=faults)
+
+
+def _simulation(
+    args: argparse.Namespace, url: str, stream: str, config: SimConfig, **options: Any
+) -> Simulation:
+    """The simulation, with the scenario of the command line planted in it."""
+    sim = Simulation(url, stream, config, **options)
+    if args.scenario:
+        apply_scenario(sim, args.scenario)
+    return sim
 
 
 @contextmanager
@@ -208,7 +219,7 @@ def _configured_redis(args: argparse.Namespace) -> str | None:
 
 
 def _story_lines(sim: Simulation) -> None:
-    for line in sim.stories:
+    for line in sim.story_lines:
         _say(f"  story: {line}")
 
 
@@ -238,9 +249,11 @@ def run_demo(args: argparse.Namespace, config: SimConfig) -> int:
                 "it stops when the demo does"
             )
         history_ms = max(0, int(args.history * 1000))
-        sim = Simulation(url, stream, config, start_ms=time.time_ns() // 1_000_000 - history_ms)
+        sim = _simulation(
+            args, url, stream, config, start_ms=time.time_ns() // 1_000_000 - history_ms
+        )
         _say(
-            f"emp-tui demo: seed {config.seed}, scenario {config.scenario or 'none'}, "
+            f"emp-tui demo: seed {config.seed}, scenario {args.scenario or 'none'}, "
             f"~{config.rate:g} events/s; simulating the last {history_ms / 1000:g} s first"
         )
         if history_ms:
@@ -294,12 +307,12 @@ def run_sim(args: argparse.Namespace, config: SimConfig) -> int:
         return 1
     if args.jobs:
         config = replace(config, max_jobs=args.jobs)
-    sim = Simulation(url, stream, config)
+    sim = _simulation(args, url, stream, config)
     stop = threading.Event()
     until = sim.start_ms + int(args.duration * 1000) if args.duration else None
     _say(
         f"emp-tui sim: Redis {redacted_url(url)}, stream {stream}, seed {config.seed}, "
-        f"scenario {config.scenario or 'none'}, ~{config.rate:g} events/s, "
+        f"scenario {args.scenario or 'none'}, ~{config.rate:g} events/s, "
         f"speed {args.speed or 'max'}"
     )
     _story_lines(sim)
@@ -319,8 +332,8 @@ def run_sim(args: argparse.Namespace, config: SimConfig) -> int:
         _shutdown(stop, live, sim, None)
     took = time.monotonic() - started
     _say(f"emp-tui sim: done: {_summary(sim, sim.events / took if took > 0 else 0.0)}")
-    if sim.dropped:
-        _say(f"emp-tui sim: {sim.dropped} events could not be sent", sys.stderr)
+    if sim.unsent:
+        _say(f"emp-tui sim: {sim.unsent} events could not be sent", sys.stderr)
     if sim.error:
         _say(f"emp-tui sim: {sim.error}", sys.stderr)
         return 1
@@ -389,11 +402,17 @@ def _ask_to_exit(app: Any, patience: float = 5.0) -> None:
 
 def _summary(sim: Simulation, rate: float) -> str:
     faults = ", ".join(f"{name} {n}" for name, n in sim.faults.items() if n)
-    return (
+    line = (
         f"{sim.events} events ({rate:.0f}/s) | jobs {sim.jobs_created} created, "
         f"{sim.jobs_completed} completed, {sim.jobs_failed} failed, {len(sim.open_jobs)} open | "
         f"faults {sum(sim.faults.values())}" + (f" ({faults})" if faults else "")
     )
+    problem = sim.redis_problem
+    if problem is not None:
+        line += f" | waiting for Redis: {problem}"
+    elif sim.reconnects:
+        line += f" | Redis reconnected {sim.reconnects}x"
+    return line
 
 
 def _watch(sim: Simulation, live: threading.Thread, interval: float = 2.0) -> None:

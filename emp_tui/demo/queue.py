@@ -15,14 +15,19 @@ heads of the queues of the connectors it has, the one of highest priority and th
 oldest, removed from the queue and marked claimed in one atomic step, so two workers can never
 take the same job; its cost does not grow with the backlog). The scripts compute their keys
 from the namespace they are given, which is fine for one Redis and not for a cluster.
+
+:meth:`JobQueue.restore` writes a queue back from what its owner knows (waiting and claimed
+jobs), for a Redis that restarted empty or from an older snapshot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 PRIORITIES: Final = ("high", "normal", "low")
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
@@ -90,6 +95,26 @@ class QueueStats:
     oldest_pending_ms: int | None  # createdAt of the oldest job still waiting
 
 
+@dataclass(eq=False, slots=True)
+class StoredJob:
+    """A job as the queue holds it: waiting while ``worker_id`` is None, else claimed."""
+
+    job_id: str
+    connector: str
+    priority: str
+    user_id: str
+    created_ms: int
+    worker_id: str | None = None
+    claimed_ms: int | None = None
+    attempts: int = 0
+    progress: int | None = None
+    progress_ms: int | None = None
+
+
+def _score(priority: str, created_ms: int) -> int:
+    return PRIORITIES.index(priority) * _PRIORITY_STEP + created_ms
+
+
 class JobQueue:
     """A job queue in one Redis. ``client`` must not decode responses."""
 
@@ -124,7 +149,7 @@ class JobQueue:
                 created_ms,
                 payload_bytes,
                 MAX_PAYLOAD_BYTES,
-                str(PRIORITIES.index(priority) * _PRIORITY_STEP + created_ms),
+                _score(priority, created_ms),
             ]
         )
         return int(position)
@@ -192,6 +217,40 @@ class JobQueue:
             active=int(active),
             oldest_pending_ms=int(head[0][1]) if head else None,
         )
+
+    def restore(self, jobs: Iterable[StoredJob]) -> None:
+        """Make the queue hold exactly these jobs, waiting or claimed, in one transaction.
+        The records of finished jobs are left as they are."""
+        ns = self.ns
+        queues = list(self.client.scan_iter(match=f"{ns}:queue:*", count=1000))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(f"{ns}:waiting", f"{ns}:active", *queues)
+        for job in jobs:
+            key = self.job_key(job.job_id)
+            fields: dict[FieldT, EncodableT] = {
+                "id": job.job_id,
+                "connector": job.connector,
+                "priority": str(PRIORITIES.index(job.priority)),
+                "userId": job.user_id,
+                "createdAt": str(job.created_ms),
+                "status": "queued" if job.worker_id is None else "claimed",
+                "attempts": str(job.attempts),
+            }
+            if job.worker_id is not None:
+                fields.update(workerId=job.worker_id, claimedAt=str(job.claimed_ms or 0))
+            if job.progress is not None:
+                fields.update(progress=str(job.progress), progressAt=str(job.progress_ms or 0))
+            pipe.delete(key)
+            pipe.hset(key, mapping=fields)
+            if job.worker_id is None:
+                pipe.zadd(
+                    f"{ns}:queue:{job.connector}",
+                    {job.job_id: _score(job.priority, job.created_ms)},
+                )
+                pipe.zadd(f"{ns}:waiting", {job.job_id: job.created_ms})
+            else:
+                pipe.sadd(f"{ns}:active", job.job_id)
+        pipe.execute()
 
     def clear(self) -> int:
         """Delete every key of this namespace; how many there were."""

@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 import redis
 
-from emp_tui.demo.sim import FaultRates, SimConfig, Simulation
+from emp_tui.demo.model import FaultRates, SimConfig
+from emp_tui.demo.scenarios import apply_scenario
+from emp_tui.demo.sim import Simulation
 from emp_tui.events import TelemetryEvent, decode
 
 STREAM = "emp:events"
@@ -16,13 +18,16 @@ START_MS = 1_800_000_000_000
 
 def run_sim(url: str, seconds: float, **config: Any) -> Simulation:
     """Run a simulation for ``seconds`` of virtual time and wait until its events are in
-    the stream. Faults are off unless given."""
+    the stream. Faults are off unless given; ``scenario`` plants one."""
     config.setdefault("faults", FaultRates.none())
+    scenario = config.pop("scenario", None)
     sim = Simulation(url, STREAM, SimConfig(**config), start_ms=START_MS, record=True)
+    if scenario is not None:
+        apply_scenario(sim, scenario)
     sim.run(until_ms=START_MS + int(seconds * 1000))
     assert sim.error is None
     sim.close(timeout=10, clear_queue=False)
-    assert sim.dropped == 0
+    assert sim.unsent == 0
     return sim
 
 
@@ -52,3 +57,8 @@ def key(event: TelemetryEvent) -> tuple[str, str, str | None, bytes]:
 
 def job_events(events: list[TelemetryEvent], job_id: str) -> list[TelemetryEvent]:
     return sorted((e for e in events if e.job_id == job_id), key=lambda e: e.timestamp)
+
+
+def story_lines(sim: Simulation) -> list[str]:
+    """The lines the simulation tells the user about its planted stories."""
+    return list(sim.story_lines)

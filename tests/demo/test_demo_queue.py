@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 
-from emp_tui.demo.queue import JobQueue
+from emp_tui.demo.queue import JobQueue, StoredJob
 
 NS = "emp:test"
 
@@ -123,3 +123,59 @@ def test_stalled_lists_claimed_jobs_without_recent_progress(queue: JobQueue) -> 
     assert queue.stalled(10_000, 5_000) == [("b", 8_000)]
     assert queue.stalled(10_000, 500) == [("a", 1_000), ("b", 8_000)]
     assert queue.client.hget(queue.job_key("a"), "progress") == b"40"
+
+
+def snapshot(queue: JobQueue) -> dict[bytes, object]:
+    """Every key of the queue's namespace with its value, finished jobs' records aside."""
+    client = queue.client
+    found: dict[bytes, object] = {}
+    for key in client.scan_iter(match=f"{NS}:*"):
+        kind = client.type(key)
+        if kind == b"zset":
+            found[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == b"set":
+            found[key] = sorted(client.smembers(key))
+        elif client.hget(key, "status") not in (b"completed", b"failed"):
+            found[key] = client.hgetall(key)
+    return found
+
+
+def test_restore_writes_back_what_a_restarted_redis_lost(queue: JobQueue) -> None:
+    create(queue, "waiting", created_ms=100)
+    create(queue, "high", priority="high", created_ms=300)
+    create(queue, "flux", connector="flux-pro", created_ms=50)
+    create(queue, "running", created_ms=10)
+    create(queue, "done", created_ms=5)
+    taken = [queue.claim(w, ["comfyui"], 900 + n) for n, w in enumerate(("w0", "w1", "w2"))]
+    assert [job.job_id if job else None for job in taken] == ["high", "done", "running"]
+    queue.finish("done", "failed", 1_500)
+    queue.progress("high", 40, 1_200)
+    before = snapshot(queue)
+    jobs = [
+        StoredJob("flux", "flux-pro", "normal", "user_001", 50),
+        StoredJob("waiting", "comfyui", "normal", "user_001", 100),
+        StoredJob(
+            "high",
+            "comfyui",
+            "high",
+            "user_001",
+            300,
+            worker_id="w0",
+            claimed_ms=900,
+            attempts=1,
+            progress=40,
+            progress_ms=1_200,
+        ),
+        StoredJob("running", "comfyui", "normal", "user_001", 10, "w2", 902, 1),
+    ]
+    queue.client.flushall()  # a restart without persistence
+    queue.restore(jobs)
+    assert snapshot(queue) == before
+    assert len(before) == 8  # 4 jobs, 2 queues, waiting, active
+    # A claim Redis made before it went away is undone, and made again the same way.
+    queue.claim("w3", ["comfyui"], 2_100)
+    queue.restore(jobs)
+    assert snapshot(queue) == before
+    again = queue.claim("w3", ["comfyui"], 2_200)
+    assert again is not None and (again.job_id, again.attempt) == ("waiting", 1)
+    assert queue.stalled(10_000, 5_000) == [("waiting", 7_800), ("high", 8_800), ("running", 9_098)]

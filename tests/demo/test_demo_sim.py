@@ -9,15 +9,15 @@ import pytest
 import redis
 from simhelp import START_MS, in_emission_order, job_events, key, read_events, run_sim
 
-from emp_tui.demo.scenarios import SCENARIOS, STALL_MS
-from emp_tui.demo.sim import (
+from emp_tui.demo.model import (
     CONNECTOR_BY_NAME,
     SERVICES,
     UNSERVED_CONNECTOR,
     FaultRates,
     SimConfig,
-    Simulation,
 )
+from emp_tui.demo.scenarios import SCENARIOS, STALL_MS, apply_scenario
+from emp_tui.demo.sim import Simulation
 
 TERMINAL = {"job.completed", "job.failed"}
 
@@ -101,8 +101,18 @@ def test_fault_rates_parse_and_refuse_nonsense() -> None:
 
 
 def test_unknown_scenario_is_refused(redis_url: str) -> None:
+    sim = Simulation(redis_url, "s", SimConfig())
     with pytest.raises(ValueError, match="unknown scenario"):
-        Simulation(redis_url, "s", SimConfig(scenario="nope"))
+        apply_scenario(sim, "nope")
+    sim.close()
+
+
+def test_a_scenario_is_planted_before_the_first_run_only(redis_url: str) -> None:
+    sim = Simulation(redis_url, "s", SimConfig(faults=FaultRates.none()), start_ms=START_MS)
+    sim.run(until_ms=START_MS + 1_000)
+    with pytest.raises(RuntimeError, match="before the simulation first runs"):
+        apply_scenario(sim, "stalled-job")
+    sim.close()
 
 
 # -- each scenario's anomaly, in the raw events ------------------------------------------
@@ -198,7 +208,7 @@ def test_every_scenario_runs(redis_url: str) -> None:
         with redis.Redis.from_url(redis_url) as client:
             client.flushall()
         sim = run_sim(redis_url, 40, seed=2, scenario=name)
-        assert sim.stories, name
+        assert sim.story_lines, name
 
 
 def test_the_monitor_names_jobs_without_progress(redis_url: str) -> None:
