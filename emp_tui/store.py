@@ -20,6 +20,7 @@ at thousands of events a second. No I/O, no Textual.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,24 +40,8 @@ _NO_ENTRY = 1 << 64
 _TIE_MASK = (1 << _TIE_BITS) - 1
 
 
-def _decimal(text: str) -> bool:
-    """Digits as Redis writes them: ASCII, no sign, no leading zero."""
-    return text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1)
-
-
-def _position(event: TelemetryEvent) -> tuple[int, bool]:
-    """Where ``event`` sorts in the stream, before any tie-break: ``(position, by_id)``.
-    ``by_id`` is False when the event has no usable stream ID and is placed by its timestamp.
-    The position's millisecond (``position >> _MS_SHIFT``) is the time a query bounds: the
-    stream ID's, else the event's own."""
-    entry_id = event.id
-    if entry_id:
-        ms, _, entry = entry_id.partition("-")
-        if _decimal(ms) and _decimal(entry):
-            seq = int(entry)
-            if seq < _NO_ENTRY:
-                return ((int(ms) << _ENTRY_BITS) | seq) << _TIE_BITS, True
-    return ((event.timestamp << _ENTRY_BITS) | _NO_ENTRY) << _TIE_BITS, False
+_stream_id = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)").fullmatch
+"""A stream entry ID as Redis writes it (ASCII digits, no sign, no leading zero)."""
 
 
 def _time_bound(ms: int) -> int:
@@ -141,34 +126,61 @@ class EventStore:
         """Add ``events`` (in any order); the sequence numbers of those now held that were
         not before, ascending."""
         fresh: list[int] = []
+        held, jobs, recent = self._events, self._jobs, self._recent_jobs
+        seqs = self._seqs
+        last = seqs[-1] if len(seqs) > self._head else None
+        in_turn = True  # each newer than every event before it: the live tail's case
         ties: dict[int, int] = {}  # position -> last tie given in this batch (no stream ID)
-        held = self._events
         for event in events:
-            seq = self._sequence(event, ties)
+            # The one place that decides whether an event is held already.
+            seq: int | None = None
+            entry_id = event.id
+            if entry_id:
+                match = _stream_id(entry_id)
+                if match is not None:
+                    entry = int(match[2])
+                    if entry < _NO_ENTRY:
+                        seq = ((int(match[1]) << _ENTRY_BITS) | entry) << _TIE_BITS
+                        if seq in held:
+                            continue
             if seq is None:
-                continue
+                seq = self._loose_sequence(event.timestamp, ties)
             held[seq] = event
             fresh.append(seq)
+            newest = last is None or seq > last
+            if newest:
+                last = seq
+            else:
+                in_turn = False
+            job_id = event.job_id
+            if job_id and jobs.add(job_id, seq):  # the job's newest event
+                if newest:
+                    recent.pop(job_id, None)
+                    recent[job_id] = None
+                else:  # maybe older than other jobs' newest
+                    recent.setdefault(job_id, None)
+                    self._jobs_unordered = True
             if event.malformed is not None:
                 self.malformed += 1
         if not fresh:
             return fresh
-        self._place(fresh)
-        if len(self) > self.capacity:
-            for _ in range(len(self) - self.capacity):
-                self._evict_oldest()
+        if in_turn:
+            seqs.extend(fresh)
+        else:
+            fresh.sort()
+            self._merge(fresh)
+        excess = len(self) - self.capacity
+        if excess > 0:
+            self._evict_oldest(excess)
             oldest = self._seqs[self._head]
             if fresh[0] < oldest:
                 fresh = fresh[bisect_left(fresh, oldest) :]
         return fresh
 
-    def _sequence(self, event: TelemetryEvent, ties: dict[int, int]) -> int | None:
-        """``event``'s sequence number, or None when an event with its stream ID is held."""
-        # The one place that decides whether an event is held already.
-        position, by_id = _position(event)
-        if by_id:
-            return None if position in self._events else position
-        # No stream ID: after every event without one held for the same position.
+    def _loose_sequence(self, timestamp: int, ties: dict[int, int]) -> int:
+        """The sequence number of an event without a stream ID: by its timestamp, after the
+        stream's entries of that millisecond and the events without an ID held for it."""
+        position = ((timestamp << _ENTRY_BITS) | _NO_ENTRY) << _TIE_BITS
         tie = ties.get(position)
         if tie is None:
             tie = self._last_tie(position)
@@ -180,48 +192,33 @@ class EventStore:
 
     def _last_tie(self, position: int) -> int:
         seqs, head = self._seqs, self._head
-        if len(seqs) > head and seqs[-1] < position:  # the usual case: newer than all held
+        if len(seqs) == head or seqs[-1] < position:  # the usual case: newer than all held
             return -1
         index = bisect_left(seqs, position + _TIE_MASK + 1, head)
         if index > head and seqs[index - 1] & ~_TIE_MASK == position:
             return seqs[index - 1] & _TIE_MASK
         return -1
 
-    def _place(self, fresh: list[int]) -> None:
-        """Put the new sequence numbers in order, and in the job index."""
-        fresh.sort()  # linear when they came in order, as they usually do
+    def _merge(self, fresh: list[int]) -> None:
+        """Put ``fresh`` (ascending, some older than the newest held) among the held."""
         seqs, head = self._seqs, self._head
-        newest = seqs[-1] if len(seqs) > head else None
-        if newest is None or fresh[0] > newest:  # newer than all held: the live tail
-            seqs.extend(fresh)
-        elif fresh[-1] < seqs[head]:  # older than all held: a page of history
+        if len(seqs) == head or fresh[-1] < seqs[head]:  # older than all held: history
             seqs[head:head] = fresh
         else:  # among them: two sorted runs, which a sort merges in linear time
             seqs.extend(fresh)
             seqs[head:] = sorted(seqs[head:])
-        events, jobs, recent = self._events, self._jobs, self._recent_jobs
-        appended = newest is None or fresh[0] > newest
-        for seq in fresh:
-            job_id = events[seq].job_id
-            if not job_id:
-                continue
-            if jobs.add(job_id, seq):
-                if appended:
-                    recent.pop(job_id, None)
-                    recent[job_id] = None
-                else:  # a job's newest event, older than others' newest maybe
-                    recent.setdefault(job_id, None)
-                    self._jobs_unordered = True
 
-    def _evict_oldest(self) -> None:
-        seq = self._seqs[self._head]
-        self._head += 1
-        event = self._events.pop(seq)
-        self.evicted += 1
-        if event.job_id and self._jobs.drop_oldest(event.job_id, seq):
-            self._recent_jobs.pop(event.job_id, None)
+    def _evict_oldest(self, count: int) -> None:
+        seqs, head = self._seqs, self._head
+        events, jobs, recent = self._events, self._jobs, self._recent_jobs
+        for seq in seqs[head : head + count]:
+            job_id = events.pop(seq).job_id
+            if job_id and jobs.drop_oldest(job_id, seq):
+                recent.pop(job_id, None)
+        self._head = head + count
+        self.evicted += count
         if self._head >= self.capacity:  # compact now and then: amortised O(1)
-            del self._seqs[: self._head]
+            del seqs[: self._head]
             self._head = 0
 
     def clear(self) -> None:

@@ -315,7 +315,7 @@ class EmpTuiApp(App[int]):
         now = time.monotonic()
         job = self.current_job
         if self._timeline_dirty and job is not None and now - self._timeline_shown_at >= 0.25:
-            self._show_job(job)
+            self._refresh_timeline()
         if self._graph_dirty and now - self._graph_shown_at >= 1.0:
             self._refresh_graph()
 
@@ -397,8 +397,9 @@ class EmpTuiApp(App[int]):
         if self.is_narrow:
             self.active_pane = "timeline"
 
-    def _show_job(self, job_id: str) -> None:
-        self.state.refresh_timeline(job_id)
+    def _refresh_timeline(self) -> None:
+        """Build the open job's timeline again from the events at hand, and show it."""
+        self.state.refresh_timeline()
         self._show_timeline()
 
     def _show_timeline(self) -> None:
@@ -435,7 +436,7 @@ class EmpTuiApp(App[int]):
     def _on_gap_threshold_changed(self, message: TimelineView.GapThresholdChanged) -> None:
         self.state.gap_ms = message.ms
         if self.current_job:
-            self._show_job(self.current_job)
+            self._refresh_timeline()
 
     @on(HandoffGraph.ScopeToggled)
     def _on_scope_toggled(self, message: HandoffGraph.ScopeToggled) -> None:
@@ -734,7 +735,7 @@ class EmpTuiApp(App[int]):
         if message.source == "file":
             self._push_status(state="offline")
         if self.current_job:
-            self._show_job(self.current_job)
+            self._refresh_timeline()
 
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:

@@ -206,18 +206,14 @@ class AppState:
         """Open ``job_id`` (on top of the back stack) and build its timeline."""
         if not self.job_history or self.job_history[-1] != job_id:
             self.job_history.append(job_id)
-        return self.refresh_timeline(job_id)
+        return self._build_timeline(job_id)
 
     def back(self) -> str | None:
         """Close the open job; the one opened before it (its timeline rebuilt), if any."""
         if self.job_history:
             self.job_history.pop()
-        job = self.current_job
-        if job is None:
-            self.timeline = None
-        else:
-            self.refresh_timeline(job)
-        return job
+        self.refresh_timeline()
+        return self.current_job
 
     def now_ms(self) -> int:
         """The wall clock while reading a live stream; otherwise the newest event at hand,
@@ -226,7 +222,14 @@ class AppState:
             return int(self.clock() * 1000)
         return self.store[-1].timestamp
 
-    def refresh_timeline(self, job_id: str) -> Timeline:
+    def refresh_timeline(self) -> Timeline | None:
+        """Build the open job's timeline again (the events at hand or the threshold changed);
+        None when no job is open."""
+        job = self.current_job
+        self.timeline = None if job is None else self._build_timeline(job)
+        return self.timeline
+
+    def _build_timeline(self, job_id: str) -> Timeline:
         """``job_id``'s timeline from the events at hand; "slower than usual" compares its
         steps with those of the most recent other jobs."""
         store = self.store
