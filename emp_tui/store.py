@@ -72,13 +72,11 @@ class _JobIndex:
             return False
         return True
 
-    def drop_oldest(self, job_id: str, seq: int) -> bool:
-        """Forget ``seq``, the job's oldest; whether the job has no event left."""
+    def drop_oldest(self, job_id: str) -> bool:
+        """Forget the job's oldest event (the store lets its oldest go first); whether the
+        job has no event left."""
         seqs = self._jobs[job_id]
-        if seqs[0] == seq:
-            seqs.popleft()
-        else:  # never: the store lets its oldest events go first
-            seqs.remove(seq)
+        seqs.popleft()
         if seqs:
             return False
         del self._jobs[job_id]
@@ -109,8 +107,9 @@ class EventStore:
         self._seqs: list[int] = []  # ascending; the events held are _seqs[_head:]
         self._head = 0
         self._jobs = _JobIndex()
-        # job id -> None, the job with the newest event last (a dict keeps insertion order);
-        # _jobs_unordered says an older event made a job's newest event newer out of turn.
+        # job id -> None, the job with the newest event last (a dict keeps insertion order).
+        # _jobs_unordered: a job's newest event came out of turn (older than others held),
+        # so the order is rebuilt when next asked for.
         self._recent_jobs: dict[str, None] = {}
         self._jobs_unordered = False
 
@@ -213,7 +212,7 @@ class EventStore:
         events, jobs, recent = self._events, self._jobs, self._recent_jobs
         for seq in seqs[head : head + count]:
             job_id = events.pop(seq).job_id
-            if job_id and jobs.drop_oldest(job_id, seq):
+            if job_id and jobs.drop_oldest(job_id):
                 recent.pop(job_id, None)
         self._head = head + count
         self.evicted += count

@@ -244,6 +244,7 @@ async def test_older_events_take_their_place_and_a_paused_view_stays_put() -> No
         app.drain_now()
         await pilot.pause()
         assert app.shown_events() == events
+        assert stream.rows == app.state.rows
         assert stream.selected_event == selected
         assert app.shown_events()[int(stream.scroll_y)] == top
         assert stream.new_while_paused == 0  # none of them is newer than what was shown
