@@ -744,6 +744,8 @@ class EmpTuiApp(App[int]):
 
     def _update_hint(self) -> None:
         """What the empty stream says: why there is nothing yet."""
+        if not self.ui_attached:  # a reader's news may arrive while the app shuts down
+            return
         status = self._status
         self.stream_list.set_hint(
             _hint_text(self.state.empty_hint(status.state, status.source, status.error))
