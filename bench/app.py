@@ -210,9 +210,10 @@ async def run_emp(url: str, rate: int, seconds: float) -> dict[str, Any]:
         result["filter_100k_ms"] = [round(x, 1) for x in timings]
 
         job = "job-timeline-bench"
+        # Newer than every event in the stream: the store keeps the newest when it is full.
         job_events = [
             replace(e, job_id=job, id=f"{e.timestamp}-1")
-            for e in flood(1000, jobs=1, start_ms=1_700_000_000_000)
+            for e in flood(1000, jobs=1, start_ms=int(time.time() * 1000) + 1000)
         ]
         app.add_events(job_events)
         app.drain_now()

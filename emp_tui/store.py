@@ -1,206 +1,316 @@
-"""A bounded in-memory buffer of events with indexes by job, trace, service, worker and machine.
+"""The events at hand: a bounded in-memory cache, in stream order, with a job index.
 
-Events are held in arrival order. Past ``capacity`` the oldest are pushed out (and counted
-in ``evicted``). An event with a stream ID that is already held is not appended twice, so a
-backfill and a live tail, or a file and the stream, can overlap. Appending is a handful of
-dict operations, cheap at thousands of events a second. Indexes hold sequence numbers, so an
-event pushed out of the buffer leaves its indexes in O(1). No I/O, no Textual.
+Every event held has a **sequence number** that says where it stands in the stream and never
+changes while it is held: it is built from its stream entry ID (``<ms>-<seq>``), so sorting by
+it is sorting by stream ID, and an event added later but older than others (a page of history
+loaded after the live tail started, a second source) takes its place among them without moving
+anyone else. An event without a stream ID (some files hold none) is placed by its own
+timestamp, after the stream's entries of that millisecond and after the events without an ID
+already held for it.
+
+Adding is idempotent: an event whose stream ID is held already is not added again, so a
+backfill and a live tail, or a file and the stream, can overlap. Events without a stream ID
+are never taken for one another. Past ``capacity`` the store keeps the newest events (in
+stream order) and lets the others go, counted in ``evicted``: an event older than all those
+held is refused once the store is full.
+
+Appending in stream order (the live tail) is a few dict and list operations per event, cheap
+at thousands of events a second. No I/O, no Textual.
 """
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import overload
+from collections.abc import Iterable, Iterator, Sequence
 
 from emp_tui.events import TelemetryEvent
 from emp_tui.query import Query
 
 __all__ = ["EventStore"]
 
+_TIE_BITS = 32
+"""Room for events without a stream ID that share a millisecond."""
+_ENTRY_BITS = 65
+"""Room for the sequence part of a stream ID (0 .. 2**64 - 1), and one more value above it
+for the events without a stream ID of that millisecond."""
+_MS_SHIFT = _ENTRY_BITS + _TIE_BITS
+_NO_ENTRY = 1 << 64
+_TIE_MASK = (1 << _TIE_BITS) - 1
 
-class _Index:
-    """key -> deque of sequence numbers (ascending)."""
 
-    __slots__ = ("_keys",)
+_stream_id = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)").fullmatch
+"""A stream entry ID as Redis writes it (ASCII digits, no sign, no leading zero)."""
+
+
+def _time_bound(ms: int) -> int:
+    """The smallest sequence number of millisecond ``ms``."""
+    return ms << _MS_SHIFT
+
+
+class _JobIndex:
+    """job id -> the sequence numbers of its events held, ascending."""
+
+    __slots__ = ("_jobs",)
 
     def __init__(self) -> None:
-        self._keys: dict[str, deque[int]] = {}
+        self._jobs: dict[str, deque[int]] = {}
 
-    def add(self, key: str | None, seq: int) -> None:
-        if not key:
-            return
-        seqs = self._keys.get(key)
+    def add(self, job_id: str, seq: int) -> bool:
+        """Record ``seq``; whether it is the job's newest event now."""
+        seqs = self._jobs.get(job_id)
         if seqs is None:
-            self._keys[key] = deque((seq,))
-        else:
+            self._jobs[job_id] = deque((seq,))
+        elif seq > seqs[-1]:
             seqs.append(seq)
+        elif seq < seqs[0]:
+            seqs.appendleft(seq)
+            return False
+        else:
+            insort(seqs, seq)
+            return False
+        return True
 
-    def drop(self, key: str | None, seq: int) -> None:
-        if not key:
-            return
-        seqs = self._keys.get(key)
-        if seqs and seqs[0] == seq:
-            seqs.popleft()
-            if not seqs:
-                del self._keys[key]
+    def drop_oldest(self, job_id: str) -> bool:
+        """Forget the job's oldest event (the store lets its oldest go first); whether the
+        job has no event left."""
+        seqs = self._jobs[job_id]
+        seqs.popleft()
+        if seqs:
+            return False
+        del self._jobs[job_id]
+        return True
 
-    def get(self, key: str) -> deque[int]:
-        return self._keys.get(key) or deque()
+    def get(self, job_id: str) -> Sequence[int]:
+        return self._jobs.get(job_id) or ()
 
-    def keys(self) -> list[str]:
-        return list(self._keys)
+    def newest(self, job_id: str) -> int:
+        return self._jobs[job_id][-1]
 
     def clear(self) -> None:
-        self._keys.clear()
+        self._jobs.clear()
 
 
 class EventStore:
-    """The events at hand, oldest first, at most ``capacity`` of them."""
+    """At most ``capacity`` events, in stream order, each looked up by its sequence number."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.evicted = 0
+        """Events let go to stay within ``capacity`` (the oldest, or refused as older)."""
         self.malformed = 0
-        self._items: list[TelemetryEvent] = []
-        self._head = 0  # index in _items of the oldest event held
-        self._base = 0  # sequence number of _items[0]
-        self._ids: set[str] = set()
-        self._jobs = _Index()
-        self._traces = _Index()
-        self._services = _Index()
-        self._workers = _Index()
-        self._machines = _Index()
-        # job id -> None, most recently seen last (a dict keeps insertion order)
+        """Malformed events ever added."""
+        self._events: dict[int, TelemetryEvent] = {}
+        self._seqs: list[int] = []  # ascending; the events held are _seqs[_head:]
+        self._head = 0
+        self._jobs = _JobIndex()
+        # job id -> None, the job with the newest event last (a dict keeps insertion order).
+        # _jobs_unordered: a job's newest event came out of turn (older than others held),
+        # so the order is rebuilt when next asked for.
         self._recent_jobs: dict[str, None] = {}
+        self._jobs_unordered = False
 
     # -- adding ---------------------------------------------------------------------------
 
-    def append(self, event: TelemetryEvent) -> bool:
-        """Add ``event``; False (and nothing changes) when its stream ID is already held."""
-        entry_id = event.id
-        if entry_id is not None:
-            if entry_id in self._ids:
-                return False
-            self._ids.add(entry_id)
-        seq = self._base + len(self._items)
-        self._items.append(event)
-        self._jobs.add(event.job_id, seq)
-        self._traces.add(event.trace_id, seq)
-        self._services.add(event.service, seq)
-        self._workers.add(event.worker_id, seq)
-        self._machines.add(event.machine_id, seq)
-        if event.job_id:
-            recent = self._recent_jobs
-            recent.pop(event.job_id, None)
-            recent[event.job_id] = None
-        if event.malformed is not None:
-            self.malformed += 1
-        if len(self._items) - self._head > self.capacity:
-            self._evict_oldest()
-        return True
+    def add(self, event: TelemetryEvent) -> int | None:
+        """Add ``event``; its sequence number, or None when it is not held (its stream ID is
+        held already, or the store is full of newer events)."""
+        added = self.add_many((event,))
+        return added[0] if added else None
 
-    def extend(self, events: Iterable[TelemetryEvent]) -> int:
-        """Add many; returns how many were new."""
-        added = 0
+    def add_many(self, events: Iterable[TelemetryEvent]) -> list[int]:
+        """Add ``events`` (in any order); the sequence numbers of those now held that were
+        not before, ascending."""
+        fresh: list[int] = []
+        held, jobs, recent = self._events, self._jobs, self._recent_jobs
+        seqs = self._seqs
+        last = seqs[-1] if len(seqs) > self._head else None
+        in_turn = True  # each newer than every event before it: the live tail's case
+        ties: dict[int, int] = {}  # position -> last tie given in this batch (no stream ID)
         for event in events:
-            if self.append(event):
-                added += 1
-        return added
+            # The one place that decides whether an event is held already.
+            seq: int | None = None
+            entry_id = event.id
+            if entry_id:
+                match = _stream_id(entry_id)
+                if match is not None:
+                    entry = int(match[2])
+                    if entry < _NO_ENTRY:
+                        seq = ((int(match[1]) << _ENTRY_BITS) | entry) << _TIE_BITS
+                        if seq in held:
+                            continue
+            if seq is None:
+                seq = self._loose_sequence(event.timestamp, ties)
+            held[seq] = event
+            fresh.append(seq)
+            newest = last is None or seq > last
+            if newest:
+                last = seq
+            else:
+                in_turn = False
+            job_id = event.job_id
+            if job_id and jobs.add(job_id, seq):  # the job's newest event
+                if newest:
+                    recent.pop(job_id, None)
+                    recent[job_id] = None
+                else:  # maybe older than other jobs' newest
+                    recent.setdefault(job_id, None)
+                    self._jobs_unordered = True
+            if event.malformed is not None:
+                self.malformed += 1
+        if not fresh:
+            return fresh
+        if in_turn:
+            seqs.extend(fresh)
+        else:
+            fresh.sort()
+            self._merge(fresh)
+        excess = len(self) - self.capacity
+        if excess > 0:
+            self._evict_oldest(excess)
+            oldest = self._seqs[self._head]
+            if fresh[0] < oldest:
+                fresh = fresh[bisect_left(fresh, oldest) :]
+        return fresh
 
-    def _evict_oldest(self) -> None:
-        seq = self._base + self._head
-        event = self._items[self._head]
-        self._head += 1
-        self.evicted += 1
-        if event.id is not None:
-            self._ids.discard(event.id)
-        self._jobs.drop(event.job_id, seq)
-        self._traces.drop(event.trace_id, seq)
-        self._services.drop(event.service, seq)
-        self._workers.drop(event.worker_id, seq)
-        self._machines.drop(event.machine_id, seq)
-        if event.job_id and not self._jobs.get(event.job_id):
-            self._recent_jobs.pop(event.job_id, None)
+    def _loose_sequence(self, timestamp: int, ties: dict[int, int]) -> int:
+        """The sequence number of an event without a stream ID: by its timestamp, after the
+        stream's entries of that millisecond and the events without an ID held for it."""
+        position = ((timestamp << _ENTRY_BITS) | _NO_ENTRY) << _TIE_BITS
+        tie = ties.get(position)
+        if tie is None:
+            tie = self._last_tie(position)
+        tie += 1
+        if tie > _TIE_MASK:
+            raise OverflowError("too many events without a stream ID in one millisecond")
+        ties[position] = tie
+        return position | tie
+
+    def _last_tie(self, position: int) -> int:
+        seqs, head = self._seqs, self._head
+        if len(seqs) == head or seqs[-1] < position:  # the usual case: newer than all held
+            return -1
+        index = bisect_left(seqs, position + _TIE_MASK + 1, head)
+        if index > head and seqs[index - 1] & ~_TIE_MASK == position:
+            return seqs[index - 1] & _TIE_MASK
+        return -1
+
+    def _merge(self, fresh: list[int]) -> None:
+        """Put ``fresh`` (ascending, some older than the newest held) among the held."""
+        seqs, head = self._seqs, self._head
+        if len(seqs) == head or fresh[-1] < seqs[head]:  # older than all held: history
+            seqs[head:head] = fresh
+        else:  # among them: two sorted runs, which a sort merges in linear time
+            seqs.extend(fresh)
+            seqs[head:] = sorted(seqs[head:])
+
+    def _evict_oldest(self, count: int) -> None:
+        seqs, head = self._seqs, self._head
+        events, jobs, recent = self._events, self._jobs, self._recent_jobs
+        for seq in seqs[head : head + count]:
+            job_id = events.pop(seq).job_id
+            if job_id and jobs.drop_oldest(job_id):
+                recent.pop(job_id, None)
+        self._head = head + count
+        self.evicted += count
         if self._head >= self.capacity:  # compact now and then: amortised O(1)
-            del self._items[: self._head]
-            self._base += self._head
+            del seqs[: self._head]
             self._head = 0
 
     def clear(self) -> None:
-        self._items.clear()
+        self._events.clear()
+        self._seqs.clear()
         self._head = 0
-        self._base = 0
-        self._ids.clear()
-        for index in (self._jobs, self._traces, self._services, self._workers, self._machines):
-            index.clear()
+        self._jobs.clear()
         self._recent_jobs.clear()
+        self._jobs_unordered = False
         self.evicted = 0
         self.malformed = 0
 
     # -- reading --------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._items) - self._head
+        return len(self._seqs) - self._head
 
     def __iter__(self) -> Iterator[TelemetryEvent]:
-        items = self._items
-        for i in range(self._head, len(items)):
-            yield items[i]
+        """The events held, oldest first."""
+        events, seqs = self._events, self._seqs
+        for i in range(self._head, len(seqs)):
+            yield events[seqs[i]]
 
-    @overload
-    def __getitem__(self, index: int) -> TelemetryEvent: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[TelemetryEvent]: ...
-    def __getitem__(self, index: int | slice) -> TelemetryEvent | list[TelemetryEvent]:
-        if isinstance(index, slice):
-            return self._items[self._head :][index]
+    def __getitem__(self, index: int) -> TelemetryEvent:
+        """The ``index``-th event held in stream order (``-1``: the newest)."""
         size = len(self)
         if index < 0:
             index += size
         if not 0 <= index < size:
             raise IndexError("event index out of range")
-        return self._items[self._head + index]
+        return self._events[self._seqs[self._head + index]]
 
-    def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._ids
+    def seqs(self) -> list[int]:
+        """The sequence numbers held, ascending."""
+        return self._seqs[self._head :]
 
-    def _events(self, seqs: Iterable[int]) -> list[TelemetryEvent]:
-        items, base = self._items, self._base
-        return [items[seq - base] for seq in seqs]
+    @property
+    def oldest_seq(self) -> int | None:
+        return self._seqs[self._head] if len(self) else None
+
+    def event(self, seq: int) -> TelemetryEvent:
+        """The event held under ``seq`` (KeyError when it is not held)."""
+        return self._events[seq]
+
+    def events(self, seqs: Iterable[int]) -> list[TelemetryEvent]:
+        events = self._events
+        return [events[seq] for seq in seqs]
 
     def by_job(self, job_id: str) -> list[TelemetryEvent]:
-        return self._events(self._jobs.get(job_id))
+        """``job_id``'s events held, in stream order."""
+        return self.events(self._jobs.get(job_id))
 
-    def by_trace(self, trace_id: str) -> list[TelemetryEvent]:
-        return self._events(self._traces.get(trace_id))
+    def job_ids(self, limit: int | None = None) -> list[str]:
+        """The jobs held, the one with the newest event first (at most ``limit``)."""
+        if self._jobs_unordered:
+            newest = self._jobs.newest
+            self._recent_jobs = dict.fromkeys(sorted(self._recent_jobs, key=newest))
+            self._jobs_unordered = False
+        out: list[str] = []
+        for job_id in reversed(self._recent_jobs):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(job_id)
+        return out
 
-    def by_service(self, service: str) -> list[TelemetryEvent]:
-        return self._events(self._services.get(service))
-
-    def by_worker(self, worker_id: str) -> list[TelemetryEvent]:
-        return self._events(self._workers.get(worker_id))
-
-    def by_machine(self, machine_id: str) -> list[TelemetryEvent]:
-        return self._events(self._machines.get(machine_id))
-
-    def job_ids(self) -> list[str]:
-        """Jobs held, the most recently seen first."""
-        return list(reversed(self._recent_jobs))
-
-    def services(self) -> list[str]:
-        return sorted(self._services.keys())
-
-    def filter(self, query: Query) -> list[TelemetryEvent]:
-        """The events ``query`` matches, oldest first; looks up the job index when it can."""
-        if query.is_empty:
-            return list(self)
+    def select(self, query: Query, within: Iterable[int] | None = None) -> list[int]:
+        """The sequence numbers of the events ``query`` matches, ascending; only among
+        ``within`` (ascending, e.g. what an earlier query matched) when given. Looks only at
+        the job's events when the query names one, and only at its time range when it has
+        time bounds."""
+        events = self._events
+        candidates: Sequence[int]
         if query.job_ids:
-            seqs: set[int] = set()
-            for job_id in query.job_ids:
-                seqs.update(self._jobs.get(job_id))
-            candidates = self._events(sorted(seqs))
-            return [event for event in candidates if query.matches(event)]
-        return [event for event in self if query.matches(event)]
+            # Every term must match: any one job's events hold every candidate.
+            jobs: list[Sequence[int]] = [self._jobs.get(job_id) for job_id in query.job_ids]
+            candidates = min(jobs, key=len)
+            if within is not None:
+                allowed = set(within)
+                candidates = [seq for seq in candidates if seq in allowed]
+        elif within is not None:
+            candidates = [seq for seq in within if seq in events]
+        else:
+            candidates = self._time_range(query)
+        if query.is_empty:
+            return list(candidates)
+        matches = query.matches
+        return [seq for seq in candidates if matches(events[seq])]
+
+    def _time_range(self, query: Query) -> list[int]:
+        """The sequence numbers within the query's time bounds (all when it has none)."""
+        seqs, lo, hi = self._seqs, self._head, len(self._seqs)
+        if query.since_ms is not None:
+            lo = bisect_left(seqs, _time_bound(query.since_ms), lo, hi)
+        if query.until_ms is not None:
+            hi = bisect_left(seqs, _time_bound(query.until_ms + 1), lo, hi)
+        return seqs[lo:hi]

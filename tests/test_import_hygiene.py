@@ -15,6 +15,7 @@ CORE_MODULES = [
     "emp_tui.health",
     "emp_tui.query",
     "emp_tui.store",
+    "emp_tui.app.state",
     "emp_tui.analysis",
     "emp_tui.sources",
     "emp_tui.export",

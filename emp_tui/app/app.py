@@ -1,19 +1,20 @@
 """The emp-tui app: the live stream, the filter bar, the detail pane, the job timeline, the
 handoff graph and the status bar, on one screen.
 
-The app holds the state (the store, the filter, the job history) and does no I/O itself: each
-source is a named worker that posts :mod:`emp_tui.app.messages`, and one handler deals with
-any worker that fails. Arriving events are queued and drained into the store and the stream
-at a fixed frame rate, so ten thousand events a second cost a few dozen screen updates.
+What to show (the events at hand, the filter's rows, the jobs opened, the graph's scope) is
+decided by :class:`~emp_tui.app.state.AppState`, without Textual; the app composes the widgets,
+routes the messages and shows what the state answers. It does no I/O itself: each source is a
+named worker that posts :mod:`emp_tui.app.messages`, and one handler deals with any worker
+that fails. Arriving events are queued and drained into the store and the stream at a fixed
+frame rate, so ten thousand events a second cost a few dozen screen updates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,7 +30,7 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
-from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline
+from emp_tui.analysis import Timeline
 from emp_tui.app.commands import EmpCommands
 from emp_tui.app.messages import (
     CollectorHealth,
@@ -48,6 +49,7 @@ from emp_tui.app.render import inert
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
+from emp_tui.app.state import AppState, EmptyHint, GraphScope
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
@@ -58,15 +60,13 @@ from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
-from emp_tui.query import Query, QueryError, parse_query
+from emp_tui.query import QueryError
 from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
 from emp_tui.sources import backfill as sources_backfill
 from emp_tui.store import EventStore
 
 FRAME_SECONDS = 1 / 20
 """How often queued events are drained into the store and the screen."""
-RATE_WINDOW = 30
-"""Seconds of events/s history kept for the sparkline."""
 PANES = ("stream", "detail", "timeline", "graph")
 WIDE_FROM = 120
 """From this many columns every pane shows; narrower, one at a time."""
@@ -75,26 +75,14 @@ BACKOFF_MAX = 5.0
 RESTART_SECONDS = 2.0
 """How long after an unexpected failure the live reader starts again."""
 HEALTH_SECONDS = 5.0
-REFERENCE_JOBS = 200
-"""How many recent other jobs a timeline's "slower than usual" compares with."""
 FILE_BATCH = 5000
 DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
 ``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
 
 Clock = Callable[[], float]
-
-
-def _narrows(previous: Query, query: Query) -> bool:
-    """Whether ``query`` is ``previous`` with more terms (every term must match, so it can
-    only match fewer events). A relative ``until`` moves with the clock, so not then."""
-    old = previous.text.strip()
-    return (
-        bool(old)
-        and previous.until_ms is None
-        and query.text.startswith(old)
-        and query.text[len(old) : len(old) + 1].isspace()
-    )
+_HINT_ALERT = "bold #ff5f5f"
+_HINT_ERROR = "#ff8787"
 
 
 class EmpTuiApp(App[int]):
@@ -167,22 +155,20 @@ class EmpTuiApp(App[int]):
         self.start_query = query or ""
         self.clock = clock
         self.live = live and redis_url is not None
-        self.store = EventStore(self.config.buffer_size)
-        self.query_: Query = parse_query("")
-        self.gap_ms = self.config.gap_threshold_ms
-        self.job_history: list[str] = []
-        self.graph_scope = "job"
-        self.timeline: Timeline | None = None
+        self.state = AppState(
+            capacity=self.config.buffer_size,
+            gap_ms=self.config.gap_threshold_ms,
+            clock=clock,
+            live=redis_url is not None,
+        )
+        """What the app shows: ask it, show its answers."""
         self._status_bar = StatusBar(id="status")
         self._timeline_dirty = False
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
         self._graph_shown_at = 0.0
-        self.edges: list[HandoffEdge] = []
-        self._seq_next = 0
-        self._warmed_seq = 0  # events before this one have their search text ready
-        self._corrupt = 0
         self.last_error: str | None = None
+        """The last problem a source reported (also shown as a notification)."""
         self.last_export: ExportFinished | None = None
         self.ready_at: float | None = None
         self._last_redis_id: str | None = None
@@ -192,10 +178,6 @@ class EmpTuiApp(App[int]):
             if isinstance(binding, Binding) and binding.action != "quit"
         }
         self.keymap: dict[str, str] = {**DEFAULT_KEYMAP, **self.config.keymap}
-        """The last problem a source reported (also shown as a notification)."""
-        self._pending: list[TelemetryEvent] = []
-        self._live_count = 0
-        self._rates: deque[int] = deque([0] * RATE_WINDOW, maxlen=RATE_WINDOW)
         self._status = Status(
             state="connecting" if self.live else "offline",
             source=self._source_label(),
@@ -209,7 +191,7 @@ class EmpTuiApp(App[int]):
         yield PaneTabs(PANES, id="pane-tabs")
         with Vertical(id="panes"):
             with Horizontal(id="top", classes="row"):
-                stream = EventList(self._event_at, id="stream", classes="pane")
+                stream = EventList(self.store.event, id="stream", classes="pane")
                 stream.border_title = "1 stream"
                 yield stream
                 detail = DetailPane(id="detail", classes="pane")
@@ -222,12 +204,14 @@ class EmpTuiApp(App[int]):
         yield Footer()
 
     def _timeline_widget(self) -> Widget:
-        pane = TimelineView(gap_threshold_ms=self.gap_ms, id="timeline", classes="pane")
+        pane = TimelineView(gap_threshold_ms=self.state.gap_ms, id="timeline", classes="pane")
         pane.border_title = "3 timeline"
         return pane
 
     def _graph_widget(self) -> Widget:
-        pane = HandoffGraph(scope="job", slow_ms=self.gap_ms, id="graph", classes="pane")
+        pane = HandoffGraph(
+            scope=self.state.graph_scope, slow_ms=self.state.gap_ms, id="graph", classes="pane"
+        )
         pane.border_title = "4 handoffs"
         return pane
 
@@ -265,13 +249,32 @@ class EmpTuiApp(App[int]):
     def stream_list(self) -> EventList:
         return self.query_one(EventList)
 
+    @property
+    def store(self) -> EventStore:
+        """The events at hand (the state's)."""
+        return self.state.store
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """The open job's timeline."""
+        return self.state.timeline
+
+    @property
+    def current_job(self) -> str | None:
+        return self.state.current_job
+
+    @property
+    def gap_ms(self) -> int:
+        return self.state.gap_ms
+
+    @property
+    def graph_scope(self) -> GraphScope:
+        return self.state.graph_scope
+
     def add_events(self, events: Iterable[TelemetryEvent], *, live: bool = False) -> None:
         """Queue events for the next frame (what the readers' messages end up doing).
         ``live`` ones count towards the events/s rate (a backfill or a file does not)."""
-        before = len(self._pending)
-        self._pending.extend(events)
-        if live:
-            self._live_count += len(self._pending) - before
+        self.state.queue(events, live=live)
 
     @property
     def status(self) -> Status:
@@ -280,13 +283,7 @@ class EmpTuiApp(App[int]):
 
     def shown_events(self) -> list[TelemetryEvent]:
         """The events the stream shows (those the filter matches), oldest first."""
-        return [self._event_at(seq) for seq in self.stream_list.rows]
-
-    def _oldest_seq(self) -> int:
-        return self._seq_next - len(self.store)
-
-    def _event_at(self, seq: int) -> TelemetryEvent:
-        return self.store[seq - self._oldest_seq()]
+        return self.state.shown_events()
 
     def drain_now(self) -> None:
         """Move every queued event into the store and the stream (the frame timer's job)."""
@@ -295,31 +292,20 @@ class EmpTuiApp(App[int]):
     def _drain(self) -> None:
         if not self.ui_attached:
             return
-        if not self._pending:
+        state = self.state
+        if not state.has_pending:
             if self._timeline_dirty or self._graph_dirty:
                 self._refresh_views()
             return
-        pending, self._pending = self._pending, []
-        store = self.store
-        query = self.query_
-        match_all = query.is_empty
-        matches = query.matches
-        new_rows: list[int] = []
-        seq = self._seq_next
-        for event in pending:
-            if store.append(event):
-                if match_all or matches(event):
-                    new_rows.append(seq)
-                seq += 1
-        self._seq_next = seq
+        ingested = state.drain()
         stream = self.stream_list
-        stream.append_rows(new_rows)
-        stream.drop_before(self._oldest_seq())
+        if ingested.oldest is not None:
+            stream.drop_before(ingested.oldest)
+        stream.add_rows(ingested.rows)
         self._push_status()
-        job = self.current_job
-        if job is not None and any(event.job_id == job for event in pending):
+        if ingested.job_changed:
             self._timeline_dirty = True
-        if new_rows and self.graph_scope == "all":
+        if ingested.graph_changed:
             self._graph_dirty = True
         self._refresh_views()
 
@@ -329,33 +315,18 @@ class EmpTuiApp(App[int]):
         now = time.monotonic()
         job = self.current_job
         if self._timeline_dirty and job is not None and now - self._timeline_shown_at >= 0.25:
-            self._show_job(job)
+            self._refresh_timeline()
         if self._graph_dirty and now - self._graph_shown_at >= 1.0:
             self._refresh_graph()
 
     def _tick_second(self) -> None:
         if not self.ui_attached:
             return
-        self._rates.append(self._live_count)
-        self._live_count = 0
+        self.state.tick()
         self._push_status()
-        self._prepare_search_text()
-        timeline = self.timeline
-        if self.redis_url is not None and timeline is not None and timeline.silent_ms is not None:
+        if self.state.timeline_ages():
             self._timeline_dirty = True  # an open job's silence grows with the clock
         self._refresh_views()
-
-    def _prepare_search_text(self, budget: int = 20_000) -> None:
-        """Prepare the free-text search of events that arrived since the last second (a few
-        ms of work a second at 10k events/s), so that a free-text filter over the whole
-        buffer costs a lookup per event instead of building its text first."""
-        oldest = self._oldest_seq()
-        start = max(self._warmed_seq, oldest)
-        end = min(self._seq_next, start + budget)
-        store = self.store
-        for index in range(start - oldest, end - oldest):
-            store[index].search_text()
-        self._warmed_seq = end
 
     def _source_label(self) -> str:
         if self.redis_url is not None:
@@ -368,16 +339,10 @@ class EmpTuiApp(App[int]):
     def _push_status(self, **changes: object) -> None:
         """Record ``changes`` (a reader's state, say) and show the status; what the stream
         list knows is added while the widgets are there to ask."""
-        values: dict[str, object] = {
-            "rates": tuple(self._rates),
-            "buffered": len(self.store),
-            "malformed": self.store.malformed + self._corrupt,
-            "dropped": self.store.evicted,
-        }
+        values: dict[str, object] = asdict(self.state.figures())
         attached = self.ui_attached
         if attached:
             stream = self.stream_list
-            values["shown"] = len(stream.rows)
             values["paused_new"] = None if stream.follow else stream.new_while_paused
         values.update(changes)
         self._status = replace(self._status, **values)  # type: ignore[arg-type]
@@ -397,27 +362,17 @@ class EmpTuiApp(App[int]):
         ``text`` was applied."""
         bar = self.query_one(FilterBar)
         try:
-            query = parse_query(text, now_ms=int(self.clock() * 1000))
+            query = self.state.parse(text)
         except QueryError as error:
             bar.reject(text, error.message, error.position, error.token)
             return False
         self.drain_now()
-        previous, self.query_ = self.query_, query
-        base = self._oldest_seq()
-        matches = query.matches
-        if query.is_empty:
-            rows = list(range(base, self._seq_next))
-        elif _narrows(previous, query):
-            # Terms added to the query: only the events shown now can still match.
-            event_at = self._event_at
-            rows = [seq for seq in self.stream_list.rows if matches(event_at(seq))]
-        else:
-            rows = [base + i for i, event in enumerate(self.store) if matches(event)]
-        self.stream_list.set_rows(rows)
+        self.state.apply(query)
+        self.stream_list.set_rows(self.state.rows)
         bar.accept(text)
         self._push_status()
         self._update_hint()
-        if self.graph_scope == "all":
+        if self.state.graph_scope == "all":
             self._refresh_graph()
         return True
 
@@ -435,59 +390,38 @@ class EmpTuiApp(App[int]):
     def _on_job_requested(self, message: JobRequested) -> None:
         self.open_job(message.job_id)
 
-    def open_job(self, job_id: str, *, remember: bool = True) -> None:
+    def open_job(self, job_id: str) -> None:
         """Show ``job_id``'s timeline (and push it on the back stack)."""
-        if remember and (not self.job_history or self.job_history[-1] != job_id):
-            self.job_history.append(job_id)
-        self._show_job(job_id)
+        self.state.open_job(job_id)
+        self._show_timeline()
         if self.is_narrow:
             self.active_pane = "timeline"
 
-    def _show_job(self, job_id: str) -> None:
-        self.timeline = self.build_timeline(job_id)
+    def _refresh_timeline(self) -> None:
+        """Build the open job's timeline again from the events at hand, and show it."""
+        self.state.refresh_timeline()
+        self._show_timeline()
+
+    def _show_timeline(self) -> None:
+        """Show the state's timeline of the open job (or none), and the graph with it."""
         view = self.query_one(TimelineView)
-        view.set_timeline(self.timeline, job_id=job_id, gap_threshold_ms=self.gap_ms)
-        view.border_title = f"3 timeline · {inert(job_id, 40)}"
+        job = self.state.current_job
+        if job is None:
+            view.set_timeline(None)
+            view.border_title = "3 timeline"
+        else:
+            view.set_timeline(self.state.timeline, job_id=job, gap_threshold_ms=self.gap_ms)
+            view.border_title = f"3 timeline · {inert(job, 40)}"
         self._timeline_shown_at = time.monotonic()
         self._timeline_dirty = False
-        if self.graph_scope == "job":
+        if self.state.graph_scope == "job":
             self._refresh_graph()
 
-    def build_timeline(self, job_id: str) -> Timeline:
-        """``job_id``'s timeline from the events at hand; "slower than usual" compares its
-        steps with those of the most recent other jobs."""
-        store = self.store
-        reference: list[TelemetryEvent] = []
-        for other in store.job_ids()[:REFERENCE_JOBS]:
-            if other != job_id:
-                reference.extend(store.by_job(other))
-        if self.redis_url is not None or not store:
-            now_ms = int(self.clock() * 1000)
-        else:
-            # Offline files: "now" is the newest event at hand, not today's wall clock, so
-            # a job is silent (or stalled) relative to the rest of the recording.
-            now_ms = store[-1].timestamp
-        return job_timeline(
-            store.by_job(job_id),
-            job_id,
-            gap_ms=self.gap_ms,
-            reference=reference,
-            now_ms=now_ms,
-        )
-
     def _refresh_graph(self) -> None:
-        graph = self.query_one(HandoffGraph)
-        if self.graph_scope == "job":
-            job = self.current_job
-            events = self.store.by_job(job) if job else []
-            nodes = self.timeline.services if self.timeline is not None and job else None
-            detail = job or "no job open: Enter on an event, or j"
-        else:
-            events = self.shown_events()
-            nodes = None
-            detail = f"filter {self.query_.text}" if not self.query_.is_empty else "no filter"
-        self.edges = handoffs(events)
-        graph.set_edges(self.edges, nodes=nodes, detail=detail, slow_ms=self.gap_ms)
+        view = self.state.graph_view()
+        self.query_one(HandoffGraph).set_edges(
+            view.edges, nodes=view.nodes, detail=view.detail, slow_ms=self.gap_ms
+        )
         self._graph_shown_at = time.monotonic()
         self._graph_dirty = False
 
@@ -500,18 +434,14 @@ class EmpTuiApp(App[int]):
 
     @on(TimelineView.GapThresholdChanged)
     def _on_gap_threshold_changed(self, message: TimelineView.GapThresholdChanged) -> None:
-        self.gap_ms = message.ms
+        self.state.gap_ms = message.ms
         if self.current_job:
-            self._show_job(self.current_job)
+            self._refresh_timeline()
 
     @on(HandoffGraph.ScopeToggled)
     def _on_scope_toggled(self, message: HandoffGraph.ScopeToggled) -> None:
-        self.graph_scope = message.scope
+        self.state.graph_scope = message.scope
         self._refresh_graph()
-
-    @property
-    def current_job(self) -> str | None:
-        return self.job_history[-1] if self.job_history else None
 
     # -- panes --------------------------------------------------------------------------------
 
@@ -557,17 +487,11 @@ class EmpTuiApp(App[int]):
 
     def action_go_back(self) -> None:
         """Back to the job opened before this one; from the first, back to the stream."""
-        if self.job_history:
-            self.job_history.pop()
-            if self.job_history:
-                self._show_job(self.job_history[-1])
+        if self.state.current_job is not None:
+            previous = self.state.back()
+            self._show_timeline()
+            if previous is not None:
                 return
-            self.timeline = None
-            view = self.query_one(TimelineView)
-            view.set_timeline(None)
-            view.border_title = "3 timeline"
-            if self.graph_scope == "job":
-                self._refresh_graph()
         self.active_pane = "stream"
         self.stream_list.focus()
 
@@ -608,13 +532,13 @@ class EmpTuiApp(App[int]):
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
         default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
-        count = len(self.stream_list.rows)
+        count = len(self.state.rows)
 
         def chosen(request: ExportRequest | None) -> None:
             if request is not None:
                 self.export_events(self.shown_events(), request)
 
-        self.push_screen(ExportScreen(default, count, self.query_.text), chosen)
+        self.push_screen(ExportScreen(default, count, self.state.query.text), chosen)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
     def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
@@ -804,14 +728,14 @@ class EmpTuiApp(App[int]):
         if message.position and self._last_redis_id is None:
             self._last_redis_id = message.position
         self.drain_now()
-        self._corrupt += message.corrupt
+        self.state.corrupt += message.corrupt
         if message.error:
             self.last_error = message.error
             self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
         if message.source == "file":
             self._push_status(state="offline")
         if self.current_job:
-            self._show_job(self.current_job)
+            self._refresh_timeline()
 
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:
@@ -820,23 +744,12 @@ class EmpTuiApp(App[int]):
 
     def _update_hint(self) -> None:
         """What the empty stream says: why there is nothing yet."""
+        if not self.ui_attached:  # a reader's news may arrive while the app shuts down
+            return
         status = self._status
-        hint = Text()
-        if status.state in ("reconnecting", "disconnected"):
-            hint.append("Redis is unreachable", "bold #ff5f5f")
-            hint.append(f" ({inert(status.source, 120)}); retrying with backoff.\n", "")
-            if status.error:
-                hint.append(inert(status.error, 400) + "\n", "#ff8787")
-            hint.append("Events show here as soon as it answers. --file PATH reads logs offline.")
-        elif status.state == "connecting":
-            hint.append(f"Connecting to {inert(status.source, 120)} …", "dim")
-        elif len(self.store) and not self.query_.is_empty:
-            hint.append("No buffered event matches the filter. Esc in the filter bar clears it.")
-        elif status.state == "connected":
-            hint.append(f"Connected to {inert(status.source, 120)}; no events yet.", "dim")
-        else:
-            hint.append("No events.", "dim")
-        self.stream_list.set_hint(hint)
+        self.stream_list.set_hint(
+            _hint_text(self.state.empty_hint(status.state, status.source, status.error))
+        )
 
     @on(CollectorHealth)
     def _on_collector_health(self, message: CollectorHealth) -> None:
@@ -864,3 +777,24 @@ class EmpTuiApp(App[int]):
             url, stream = self.redis_url, self.stream_key
             resume = self._last_redis_id or "$"
             self.set_timer(RESTART_SECONDS, lambda: self.live_reader(url, stream, 0, resume))
+
+
+def _hint_text(hint: EmptyHint) -> Text:
+    """``hint`` in words, its source and error made inert."""
+    text = Text()
+    source = inert(hint.source, 120)
+    if hint.kind == "unreachable":
+        text.append("Redis is unreachable", _HINT_ALERT)
+        text.append(f" ({source}); retrying with backoff.\n", "")
+        if hint.error:
+            text.append(inert(hint.error, 400) + "\n", _HINT_ERROR)
+        text.append("Events show here as soon as it answers. --file PATH reads logs offline.")
+    elif hint.kind == "connecting":
+        text.append(f"Connecting to {source} …", "dim")
+    elif hint.kind == "no_match":
+        text.append("No buffered event matches the filter. Esc in the filter bar clears it.")
+    elif hint.kind == "connected":
+        text.append(f"Connected to {source}; no events yet.", "dim")
+    else:
+        text.append("No events.", "dim")
+    return text

@@ -226,3 +226,31 @@ async def test_adding_terms_narrows_the_shown_events_like_a_fresh_filter() -> No
         assert app.shown_events() == [
             e for e in events if e.job_id == "job-0009" and e.service != "worker"
         ]
+
+
+async def test_older_events_take_their_place_and_a_paused_view_stays_put() -> None:
+    events = sample_events()
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.add_events(events[100:])
+        app.drain_now()
+        await pilot.pause()
+        await pilot.press("up", "up")
+        await pilot.pause()
+        stream = app.stream_list
+        selected = stream.selected_event
+        top = app.shown_events()[int(stream.scroll_y)]
+        app.add_events(events[:100])  # older than every event shown, e.g. a page of history
+        app.drain_now()
+        await pilot.pause()
+        assert app.shown_events() == events
+        assert stream.rows == app.state.rows
+        assert stream.selected_event == selected
+        assert app.shown_events()[int(stream.scroll_y)] == top
+        assert stream.new_while_paused == 0  # none of them is newer than what was shown
+        newer = flood(3, start_ms=events[-1].timestamp + 1)
+        app.add_events(newer)
+        app.drain_now()
+        await pilot.pause()
+        assert stream.new_while_paused == 3
+        assert stream.selected_event == selected

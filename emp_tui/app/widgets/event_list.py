@@ -1,9 +1,10 @@
 """The live stream: a virtualized list of events drawn with the Line API.
 
 Only the rows on screen are rendered, each once (an LRU cache of strips keyed by the event's
-sequence number and whether the cursor is on it). The list holds sequence numbers, not events:
-``lookup(seq)`` (given by the app) finds the event in the store. New rows arrive in batches
-(:meth:`EventList.append_rows`), at the app's frame rate, never one message per event.
+sequence number and whether the cursor is on it). The list holds the store's sequence numbers,
+ascending (stream order), not events: ``lookup(seq)`` (given by the app) finds the event in the
+store. New rows arrive in batches (:meth:`EventList.add_rows`), at the app's frame rate, never
+one message per event; they are usually the newest, but may fall among the rows already shown.
 
 Follow mode keeps the newest row in view. Scrolling up, moving the cursor or pressing space
 (an app binding) pauses it; while paused the border says how many rows arrived since; End or
@@ -12,7 +13,7 @@ Follow mode keeps the newest row in view. Scrolling up, moving the cursor or pre
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
 from rich.style import Style
@@ -87,16 +88,33 @@ class EventList(ScrollView, can_focus=True):
         if self.cursor is None and selected is not None:
             self.post_message(EventSelected(None))
 
-    def append_rows(self, seqs: Sequence[int]) -> None:
-        """New events at the bottom (one batch per frame)."""
+    def add_rows(self, seqs: Sequence[int]) -> None:
+        """New rows (ascending; one batch per frame): at the bottom, or among the rows shown
+        when some are older. Paused, the same events stay in view and selected."""
         if not seqs:
             return
-        self.rows.extend(seqs)
+        rows = self.rows
+        top = int(self.scroll_y)
+        if not rows or seqs[0] > rows[-1]:
+            rows.extend(seqs)
+            newest = len(seqs)
+        else:
+            top_seq = rows[top] if top < len(rows) else None
+            selected = self.selected_seq
+            newest = len(seqs) - bisect_right(seqs, rows[-1])
+            rows.extend(seqs)
+            rows.sort()  # two sorted runs: merged in linear time
+            if selected is not None:
+                self.cursor = bisect_left(rows, selected)
+            if top_seq is not None:
+                top = bisect_left(rows, top_seq)
         self._resize()
         if self.follow:
             self._scroll_to_end()
         else:
-            self.new_while_paused += len(seqs)
+            self.new_while_paused += newest
+            if top != int(self.scroll_y):
+                self.scroll_to(y=top, animate=False, immediate=True, force=True)
         self.refresh()
 
     def drop_before(self, oldest_seq: int) -> None:
