@@ -51,7 +51,6 @@ from emp_tui.analysis import (
     DEFAULT_GAP_MS,
     JOB_COMPLETED_TYPES,
     JOB_FAILED_TYPES,
-    JOB_TYPE_FIELDS,
     SLOW_FACTOR,
     Usual,
     UsualSteps,
@@ -59,6 +58,7 @@ from emp_tui.analysis import (
     is_slower_than_usual,
     percentile,
 )
+from emp_tui.analysis import job_type as type_of_job
 from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent, stream_id_ms
 from emp_tui.query import quote_value
 
@@ -142,14 +142,18 @@ SILENT_MIN_EVENTS: Final = 10
 SILENT_FACTOR: Final = 10.0
 # Clock skew: each service's timestamps against the stream's clock, compared with the other
 # services' in windows of SKEW_WINDOW entries in stream order, over at most SKEW_SAMPLE events.
-SKEW_WINDOW: Final = 400
-SKEW_SAMPLE: Final = 20_000
+SKEW_WINDOW: Final = 200
+SKEW_SAMPLE: Final = 4_000
 # Collector lag as a share of the stream's MAXLEN: a warning, then an error.
 LAG_WARN_SHARE: Final = 0.1
 LAG_ERROR_SHARE: Final = 0.5
 LAG_WARN_MIN: Final = 1_000
 # A stream this close to its MAXLEN is trimming.
 TRIMMING_SHARE: Final = 0.95
+# What is usual for a type is learnt from at most this many of its jobs, spread over the
+# range; services are counted on a sample of SERVICE_SAMPLE events.
+USUAL_SAMPLE: Final = 100
+SERVICE_SAMPLE: Final = 5_000
 # Job IDs listed in an evidence filter at most; past it the filter names the type instead.
 EVIDENCE_JOBS: Final = 20
 
@@ -186,6 +190,7 @@ _ERROR_KEYS: Final = ("error", "message", "reason", "errorMessage")
 _SERVICE_KEYS: Final = ("serviceName", "service", "name")
 
 _by_time = operator.attrgetter("timestamp")
+_by_service = operator.attrgetter("service")
 
 
 # -- the finding ----------------------------------------------------------------------------
@@ -224,9 +229,10 @@ class Finding:
         return f"{self.kind}:{subject}:{self.first_ms}"
 
     @property
-    def rank(self) -> tuple[int, int]:
-        """Sort key: the most severe first, then the newest."""
-        return -SEVERITY_RANK[self.severity], -self.last_ms
+    def rank(self) -> tuple[int, int, int]:
+        """Sort key: the most severe first, then the newest; of two as new (two jobs silent
+        until now), the one that has lasted longer."""
+        return -SEVERITY_RANK[self.severity], -self.last_ms, self.first_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -297,7 +303,8 @@ class Thresholds:
 
 @dataclass(eq=False, slots=True)
 class JobFacts:
-    """What one job's events say, in time order."""
+    """What one job's events say, its events in time order (ties keep the order given). Built
+    by :meth:`Facts.job` for the jobs a detector looks at closely."""
 
     id: str
     events: list[TelemetryEvent]
@@ -307,10 +314,19 @@ class JobFacts:
     queued_ms: int | None = None
     claim: TelemetryEvent | None = None  # the first claim
     last_claim: TelemetryEvent | None = None
-    terminal: TelemetryEvent | None = None
+    terminal: TelemetryEvent | None = None  # the last end (completed or failed)
     outcome: Literal["completed", "failed"] | None = None
     error: TelemetryEvent | None = None  # the event that says why it failed
-    after_end: bool = False  # has events sent only once a job has ended (webhooks)
+
+    @property
+    def last(self) -> TelemetryEvent:
+        """Its newest event."""
+        return self.events[-1]
+
+    @property
+    def after_end(self) -> bool:
+        """Whether it has events sent only once a job has ended (webhooks)."""
+        return any(e.event_type.startswith(_AFTER_END_PREFIXES) for e in self.events)
 
     @property
     def worker(self) -> str | None:
@@ -328,10 +344,34 @@ class JobFacts:
         """Queued, never claimed, not ended."""
         return self.queued_ms is not None and self.claim is None and self.outcome is None
 
-    @property
-    def started_ms(self) -> int:
-        """When its processing started: the first claim, else its first event."""
-        return self.claim.timestamp if self.claim is not None else self.events[0].timestamp
+
+def _job_facts(job_id: str, events: list[TelemetryEvent], job_type: str | None) -> JobFacts:
+    events.sort(key=_by_time)
+    job = JobFacts(job_id, events, type=job_type)
+    for event in events:
+        role = _ROLES.get(event.event_type)
+        if role == _CREATED:
+            if job.created_ms is None:
+                job.created_ms = event.timestamp
+                job.user = event.user_id or _text(event.data.get("userId"))
+        elif role == _QUEUED:
+            if job.queued_ms is None:
+                job.queued_ms = event.timestamp
+        elif role == _CLAIMED:
+            job.claim = job.claim or event
+            job.last_claim = event
+        elif role in (_COMPLETED, _FAILED):
+            job.terminal = event
+            job.outcome = "completed" if role == _COMPLETED else "failed"
+        # What says why: the last error with a message before the end, else the end's.
+        if (
+            event.level == "error"
+            and (job.outcome is None or job.error is None)
+            and _error_text(event)[1]
+        ):
+            job.error = event
+    job.user = job.user or next((e.user_id for e in events if e.user_id), None)
+    return job
 
 
 @dataclass(eq=False, slots=True)
@@ -384,7 +424,7 @@ class _Burst:
 
 @dataclass(frozen=True, slots=True)
 class _Wait:
-    job: JobFacts
+    job_id: str
     queued_ms: int
     wait_ms: int
     claimed: bool
@@ -417,44 +457,164 @@ class Facts:
     ) -> None:
         self.events = events if isinstance(events, list) else list(events)
         self.thresholds = thresholds or Thresholds()
-        by_job: dict[str, list[TelemetryEvent]] = {}
-        others: list[TelemetryEvent] = []
-        errors: list[TelemetryEvent] = []
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        counts: Counter[str] = Counter()
-        newest = oldest = None
-        for event in self.events:
-            job = event.job_id
-            if job is None:
-                others.append(event)
-            else:
-                evs = by_job.get(job)
-                if evs is None:
-                    by_job[job] = [event]
-                else:
-                    evs.append(event)
-            if event.level == "error":
-                errors.append(event)
-            service, ts = event.service, event.timestamp
-            counts[service] += 1
-            if ts > last.get(service, ts - 1):
-                last[service] = ts
-            if ts < first.get(service, ts + 1):
-                first[service] = ts
-        if last:
-            newest = max(last.values())
-            oldest = min(first.values())
+        # Per job: its events in the order given, and its first creation, first queueing,
+        # first and last claim and last end.
+        self.by_job: dict[str, list[TelemetryEvent]] = {}
+        self.created: dict[str, TelemetryEvent] = {}
+        self.queued: dict[str, TelemetryEvent] = {}
+        self.claims: dict[str, TelemetryEvent] = {}
+        self.last_claims: dict[str, TelemetryEvent] = {}
+        self.ends: dict[str, TelemetryEvent] = {}
+        # Per job, its longest step over gap_ms between two events of one service next to
+        # each other in the order given, once claimed and before its end: (ms, from, to).
+        # One service's events keep their order in a stream (between services the order
+        # given can be off by the emitters' flush delays), so these are the jobs that
+        # slow_jobs() looks at step by step (besides those slow over all).
+        self.stepped: dict[str, tuple[int, TelemetryEvent, TelemetryEvent]] = {}
+        self.others: list[TelemetryEvent] = []  # the events of no job
+        self.errors: list[TelemetryEvent] = []  # every error-level event
+        self._index()
+        newest = max(map(_by_time, self.events), default=None)
         self.now_ms: int = now_ms if now_ms is not None else (newest or 0)
-        self.start_ms: int = oldest if oldest is not None else self.now_ms
-        self.services = {s: _ServiceFacts(first[s], last[s], counts[s]) for s in counts}
-        self.errors = errors
-        self.others = others
-        self.jobs: dict[str, JobFacts] = {job: _job_facts(job, evs) for job, evs in by_job.items()}
+        self.start_ms: int = min(map(_by_time, self.events), default=self.now_ms)
         self.workers: dict[str, WorkerFacts] = {}
         self.machines: dict[str, MachineFacts] = {}
         self._index_fleet()
+        self._jobs: dict[str, JobFacts] = {}
         self._usual: dict[str, UsualSteps] = {}
+        self._run_gaps: dict[str, int] = {}
+
+    def _index(self) -> None:
+        """The one pass over every event. It runs for every event at hand: keep it lean (the
+        detectors look closer at the few jobs that need it, through :meth:`job`)."""
+        by_job, others, errors, stepped = self.by_job, self.others, self.errors, self.stepped
+        created, queued, claims, last_claims, ends = (
+            self.created,
+            self.queued,
+            self.claims,
+            self.last_claims,
+            self.ends,
+        )
+        roles, gap = _ROLES, self.thresholds.gap_ms
+        for event in self.events:
+            if event.level == "error":
+                errors.append(event)
+            job_id = event.job_id
+            if job_id is None:
+                others.append(event)
+                continue
+            evs = by_job.get(job_id)
+            if evs is None:
+                by_job[job_id] = [event]
+            else:
+                previous = evs[-1]
+                step = event.timestamp - previous.timestamp
+                if (
+                    step > gap
+                    and previous.service == event.service
+                    and job_id in claims
+                    and job_id not in ends
+                ):
+                    seen = stepped.get(job_id)
+                    if seen is None or step > seen[0]:
+                        stepped[job_id] = (step, previous, event)
+                evs.append(event)
+            role = roles.get(event.event_type)
+            if role is None:
+                continue
+            if role == _CLAIMED:
+                if job_id not in claims:
+                    claims[job_id] = event
+                last_claims[job_id] = event
+            elif role >= _COMPLETED:
+                ends[job_id] = event
+            elif role == _CREATED:
+                if job_id not in created:
+                    created[job_id] = event
+            elif job_id not in queued:
+                queued[job_id] = event
+
+    def job(self, job_id: str) -> JobFacts:
+        """One job looked at closely (its events put in time order)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._jobs[job_id] = _job_facts(
+                job_id, self.by_job[job_id], self.job_type(job_id)
+            )
+        return job
+
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """Each job's type (see analysis.job_type): from its job.created (jobType), else its
+        job.queued (queueName), else what its events say."""
+        found = {
+            job_id: name
+            for job_id, event in self.queued.items()
+            if (name := _text(event.data.get("queueName")))
+        }
+        found.update(
+            (job_id, name)
+            for job_id, event in self.created.items()
+            if (name := _text(event.data.get("jobType")))
+        )
+        for job_id in self.by_job.keys() - found.keys():
+            name = type_of_job(self.by_job[job_id])
+            if name is not None:
+                found[job_id] = name
+        return found
+
+    def job_type(self, job_id: str) -> str | None:
+        return self.types.get(job_id)
+
+    def user(self, job_id: str) -> str | None:
+        """Who asked for the job: its job.created's user, else any of its events'."""
+        created = self.created.get(job_id)
+        if created is not None:
+            user = created.user_id or _text(created.data.get("userId"))
+            if user:
+                return user
+        return next((e.user_id for e in self.by_job.get(job_id, ()) if e.user_id), None)
+
+    @cached_property
+    def ends_by_type(self) -> dict[str, list[tuple[str, TelemetryEvent]]]:
+        """The ended jobs of each type, (job, its end), in the order given."""
+        found: dict[str, list[tuple[str, TelemetryEvent]]] = defaultdict(list)
+        types = self.types
+        for job_id, end in self.ends.items():
+            name = types.get(job_id)
+            if name is not None:
+                found[name].append((job_id, end))
+        return dict(found)
+
+    def is_open(self, job_id: str) -> bool:
+        """Not ended, and not waiting in a queue for a first claim."""
+        return job_id not in self.ends and (job_id in self.claims or job_id not in self.queued)
+
+    @cached_property
+    def services(self) -> dict[str, _ServiceFacts]:
+        """Per service: its first and last event (in the order given: a stream's) and how
+        many it sent (counted on a sample, but for the events of no job)."""
+        stride = max(1, len(self.events) // SERVICE_SAMPLE)
+        counts = Counter(map(_by_service, self.others))
+        if stride > 1:
+            sampled = Counter(map(_by_service, self.events[::stride]))
+            for service, count in sampled.items():
+                counts[service] = max(counts[service], count * stride)
+        else:
+            counts = Counter(map(_by_service, self.events))
+        first: dict[str, int] = {}
+        for event in self.events:
+            if event.service not in first:
+                first[event.service] = event.timestamp
+                if len(first) == len(counts):
+                    break
+        last: dict[str, int] = {}
+        for event in reversed(self.events):
+            if event.service not in last:
+                last[event.service] = event.timestamp
+                if len(last) == len(counts):
+                    break
+        return {s: _ServiceFacts(first[s], last[s], n) for s, n in counts.items()}
 
     # -- the fleet: workers, machines, what they serve ----------------------------------
 
@@ -493,16 +653,21 @@ class Facts:
                     machine.failed.append((service, event))
                 elif service and etype.endswith(("service_started", "service.started")):
                     machine.started[service] = event.timestamp
-        for job in self.jobs.values():
-            for claim in (job.claim, job.last_claim):
-                if claim is None or not claim.worker_id:
-                    continue
-                worker = self._worker(claim.worker_id)
-                if not worker.claims or worker.claims[-1] != (claim.timestamp, job.id):
-                    worker.claims.append((claim.timestamp, job.id))
-                worker.machine = worker.machine or job.machine
-                if job.type and job.type not in worker.serves:
-                    worker.serves[job.type] = claim.timestamp
+        # The workers that claimed jobs (the last claim of each: the one that held it).
+        workers, types = self.workers, self.types
+        for job_id, claim in self.last_claims.items():
+            worker_id = claim.worker_id
+            if not worker_id:
+                continue
+            holder = workers.get(worker_id)
+            if holder is None:
+                holder = workers[worker_id] = WorkerFacts(worker_id)
+            holder.claims.append((claim.timestamp, job_id))
+            if holder.machine is None:
+                holder.machine = claim.machine_id or _text(claim.data.get("machineId"))
+            kind = types.get(job_id)
+            if kind and kind not in holder.serves:
+                holder.serves[kind] = claim.timestamp
         for worker in self.workers.values():
             worker.claims.sort()
             if worker.machine:
@@ -513,35 +678,49 @@ class Facts:
         return [w for w in self.workers.values() if job_type in w.serves]
 
     def usual_steps(self, job_type: str | None) -> UsualSteps:
-        """How long each step usually takes in the completed jobs of ``job_type``."""
+        """How long each step usually takes in the completed jobs of ``job_type`` (at most
+        USUAL_SAMPLE of them, spread over the range)."""
         key = job_type or ""
         usual = self._usual.get(key)
         if usual is None:
+            done = [
+                job_id
+                for job_id, end in self.ends_by_type.get(key, ())
+                if _ROLES[end.event_type] == _COMPLETED
+            ]
             usual = UsualSteps(
-                job.events
-                for job in self.jobs.values()
-                if job.outcome == "completed" and (job.type or "") == key
+                sorted(self.by_job[job_id], key=_by_time)
+                for job_id in done[:: max(1, len(done) // USUAL_SAMPLE)]
             )
             self._usual[key] = usual
         return usual
 
+    def run_gap(self, job_type: str | None) -> int:
+        """Failures this close together belong to one run: the larger of 2 x ``gap_ms`` and
+        five typical gaps between the ends of jobs of ``job_type``."""
+        key = job_type or ""
+        gap = self._run_gaps.get(key)
+        if gap is None:
+            gap = 2 * self.thresholds.gap_ms
+            ends = self.finished_by_type.get(key, [])
+            if len(ends) >= 3:
+                spread = ends[:: max(1, len(ends) // USUAL_SAMPLE)]
+                typical = statistics.median(b - a for a, b in itertools.pairwise(spread))
+                gap = max(gap, int(5 * typical * len(spread) / len(ends)))
+            self._run_gaps[key] = gap
+        return gap
+
     @cached_property
     def finished_by_type(self) -> dict[str, list[int]]:
         """The end times of the finished jobs of each type, in order."""
-        ends: dict[str, list[int]] = defaultdict(list)
-        for job in self.jobs.values():
-            if job.terminal is not None and job.type:
-                ends[job.type].append(job.terminal.timestamp)
-        for times in ends.values():
-            times.sort()
-        return dict(ends)
+        return {
+            name: sorted(end.timestamp for _, end in ended)
+            for name, ended in self.ends_by_type.items()
+        }
 
     @cached_property
     def bursts(self) -> list[_Burst]:
-        return _arrival_bursts(
-            sorted(j.created_ms for j in self.jobs.values() if j.created_ms is not None),
-            self.now_ms,
-        )
+        return _arrival_bursts(sorted(e.timestamp for e in self.created.values()), self.now_ms)
 
     @cached_property
     def episodes(self) -> list[_Episode]:
@@ -549,17 +728,19 @@ class Facts:
         some worker serves (the others are never claimed)."""
         gap = self.thresholds.gap_ms
         waits: dict[str, list[_Wait]] = defaultdict(list)
-        for job in self.jobs.values():
-            if job.queued_ms is None or not job.type:
-                continue
-            if job.claim is not None:
-                wait, claimed = job.claim.timestamp - job.queued_ms, True
-            elif job.outcome is None:
-                wait, claimed = self.now_ms - job.queued_ms, False
+        claims, ends, now = self.claims, self.ends, self.now_ms
+        for job_id, queued in self.queued.items():
+            claim = claims.get(job_id)
+            if claim is not None:
+                wait, claimed = claim.timestamp - queued.timestamp, True
+            elif job_id not in ends:
+                wait, claimed = now - queued.timestamp, False
             else:
                 continue
             if wait > gap:
-                waits[job.type].append(_Wait(job, job.queued_ms, wait, claimed))
+                name = self.job_type(job_id)
+                if name:
+                    waits[name].append(_Wait(job_id, queued.timestamp, wait, claimed))
         episodes: list[_Episode] = []
         for job_type, items in waits.items():
             if not self.serving(job_type):
@@ -617,51 +798,15 @@ def _is_service_failure(event_type: str) -> bool:
     return event_type.endswith(("service_failed", "service.failed", "start_failed"))
 
 
-_JOB_TYPE_KEYS: Final = dict(JOB_TYPE_FIELDS)
-_TYPE_PRIORITY: Final = {event_type: n for n, (event_type, _) in enumerate(JOB_TYPE_FIELDS)}
-
-
-def _job_facts(job_id: str, events: list[TelemetryEvent]) -> JobFacts:
-    if len(events) > 1:
-        events.sort(key=_by_time)
-    job = JobFacts(job_id, events)
-    type_rank = len(_TYPE_PRIORITY)
-    for event in events:
-        etype = event.event_type
-        key = _JOB_TYPE_KEYS.get(etype)
-        if key is not None:
-            rank = _TYPE_PRIORITY[etype]
-            if rank < type_rank:
-                value = _text(event.data.get(key))
-                if value:
-                    job.type, type_rank = value, rank
-        if etype == "job.created":
-            job.created_ms = job.created_ms or event.timestamp
-            job.user = job.user or event.user_id or _text(event.data.get("userId"))
-        elif etype == "job.queued":
-            if job.queued_ms is None:
-                job.queued_ms = event.timestamp
-        elif etype == "job.claimed":
-            if job.claim is None:
-                job.claim = event
-            job.last_claim = event
-        elif etype in JOB_COMPLETED_TYPES:
-            job.terminal, job.outcome = event, "completed"
-        elif etype in JOB_FAILED_TYPES:
-            job.terminal, job.outcome = event, "failed"
-            if job.error is None or _error_text(job.error)[1] is None:
-                job.error = event
-        elif etype.startswith(_AFTER_END_PREFIXES):
-            job.after_end = True
-        if (
-            event.level == "error"
-            and etype not in JOB_FAILED_TYPES
-            and job.outcome is None
-            and _error_text(event)[1] is not None
-        ):
-            job.error = event
-        job.user = job.user or event.user_id
-    return job
+# What an event is to its job.
+_CREATED, _QUEUED, _CLAIMED, _COMPLETED, _FAILED = range(5)
+_ROLES: Final[dict[str, int]] = {
+    **dict.fromkeys(JOB_COMPLETED_TYPES, _COMPLETED),
+    **dict.fromkeys(JOB_FAILED_TYPES, _FAILED),
+    "job.created": _CREATED,
+    "job.queued": _QUEUED,
+    "job.claimed": _CLAIMED,
+}
 
 
 def _error_text(event: TelemetryEvent) -> tuple[str, str | None]:
@@ -723,7 +868,7 @@ def _exit_reason(event: TelemetryEvent) -> str:
 def _loss(facts: Facts, job: JobFacts) -> tuple[TelemetryEvent | None, str, int] | None:
     """The first sign, after the job's last event, that its worker or machine stopped running
     it: (event or None, what happened, when)."""
-    after = job.events[-1].timestamp
+    after = job.last.timestamp
     found: list[tuple[int, TelemetryEvent | None, str]] = []
     worker = facts.workers.get(job.worker or "")
     if worker is not None:
@@ -767,13 +912,16 @@ def stalled_jobs(facts: Facts) -> list[Finding]:
     SLOW_FACTOR x the usual time of their next step, when longer)."""
     now = facts.now_ms
     found: list[Finding] = []
-    for job in facts.jobs.values():
-        if job.outcome is not None or job.after_end or job.waiting:
+    for job_id in facts.by_job:
+        if not facts.is_open(job_id):
             continue
-        last = job.events[-1]
-        quiet = now - last.timestamp
-        kind = job.type or "?"
+        job = facts.job(job_id)
+        last = job.last
         lost = _loss(facts, job) if job.last_claim is not None else None
+        quiet = now - last.timestamp
+        if (lost is None and quiet <= facts.thresholds.stall_ms) or job.after_end:
+            continue
+        kind = job.type or "?"
         if lost is not None:
             event, what, at = lost
             found.append(
@@ -867,23 +1015,16 @@ class _Failure:
     at: int
     event: TelemetryEvent  # what says why
     message: str
-    job: JobFacts | None
-
-
-def _run_gap(facts: Facts, job_type: str | None) -> int:
-    gap = 2 * facts.thresholds.gap_ms
-    ends = facts.finished_by_type.get(job_type or "", [])
-    if len(ends) >= 3:
-        typical = statistics.median(b - a for a, b in itertools.pairwise(ends))
-        gap = max(gap, int(5 * typical))
-    return gap
+    job_id: str | None
+    user: str | None
+    machine: str | None
 
 
 def _bursts_of(
     facts: Facts, items: list[_Failure], job_type: str | None
 ) -> tuple[list[list[_Failure]], list[_Failure]]:
     """Split a cluster's failures (in time order) into bursts and the steady rest."""
-    gap = _run_gap(facts, job_type)
+    gap = facts.run_gap(job_type)
     runs: list[list[_Failure]] = []
     for item in items:
         if runs and item.at - runs[-1][-1].at <= gap:
@@ -938,10 +1079,9 @@ def _cluster_finding(
     first, last = items[0].at, items[-1].at
     message = _short(Counter(i.message for i in items).most_common(1)[0][0])
     example = items[-1].event
-    jobs = [i.job for i in items if i.job is not None]
-    job_ids = tuple(dict.fromkeys(j.id for j in jobs))
-    users = {j.user for j in jobs if j.user}
-    machines = Counter(j.machine for j in jobs if j.machine)
+    job_ids = tuple(dict.fromkeys(i.job_id for i in items if i.job_id))
+    users = {i.user for i in items if i.user}
+    machines = Counter(i.machine for i in items if i.machine)
     machine: str | None = None
     if machines:
         top, top_count = machines.most_common(1)[0]
@@ -1015,7 +1155,7 @@ def _cluster_finding(
         first_ms=first,
         last_ms=last,
         count=count,
-        job_id=jobs[-1].id if jobs else None,
+        job_id=job_ids[-1] if job_ids else None,
         jobs=job_ids,
         machine_id=machine,
         service=example.service,
@@ -1031,23 +1171,41 @@ def failure_clusters(facts: Facts) -> list[Finding]:
     far above the same error's rate elsewhere, failing a good share of the type's jobs) is
     its own finding, apart from the steady rest."""
     clusters: dict[tuple[str, str | None, str], list[_Failure]] = defaultdict(list)
-    for job in facts.jobs.values():
-        if job.outcome != "failed" or job.terminal is None:
-            continue
-        why = job.error or job.terminal
-        message = _error_text(why)[1] or why.event_type
-        clusters[(error_signature(message), job.type or "?", "")].append(
-            _Failure(job.terminal.timestamp, why, message, job)
+    signatures: dict[str, str] = {}
+
+    def sign(message: str) -> str:
+        found = signatures.get(message)
+        if found is None:
+            found = signatures[message] = error_signature(message)
+        return found
+
+    failed = {
+        job_id: end for job_id, end in facts.ends.items() if _ROLES[end.event_type] == _FAILED
+    }
+    # What says why a job failed: its last error with a message before its end, else its end.
+    why: dict[str, TelemetryEvent] = {}
+    for event in facts.errors:
+        end = failed.get(event.job_id or "")
+        if end is not None and event.timestamp < end.timestamp and _error_text(event)[1]:
+            why[end.job_id or ""] = event
+    for job_id, end in failed.items():
+        cause = why.get(job_id, end)
+        message = _error_text(cause)[1] or cause.event_type
+        claim = facts.last_claims.get(job_id)
+        machine = (claim.machine_id or _text(claim.data.get("machineId"))) if claim else None
+        clusters[(sign(message), facts.job_type(job_id) or "?", "")].append(
+            _Failure(end.timestamp, cause, message, job_id, facts.user(job_id), machine)
         )
     for event in facts.errors:
-        owner = facts.jobs.get(event.job_id or "")
-        if owner is not None and owner.outcome == "failed":
+        if event.job_id in failed or event.event_type in JOB_FAILED_TYPES:
             continue
-        if _is_service_failure(event.event_type) or event.event_type in JOB_FAILED_TYPES:
+        if _is_service_failure(event.event_type):
             continue
         message = _error_text(event)[1] or event.event_type
-        key = (error_signature(message), None, f"{event.service}\0{event.event_type}")
-        clusters[key].append(_Failure(event.timestamp, event, message, owner))
+        key = (sign(message), None, f"{event.service}\0{event.event_type}")
+        clusters[key].append(
+            _Failure(event.timestamp, event, message, event.job_id, event.user_id, event.machine_id)
+        )
     found: list[Finding] = []
     for (signature, job_type, _), items in clusters.items():
         items.sort(key=lambda i: i.at)
@@ -1078,38 +1236,35 @@ def failure_clusters(facts: Facts) -> list[Finding]:
 
 def slow_jobs(facts: Facts) -> list[Finding]:
     """Finished jobs far slower than usual for their type, from their claim to their end
-    (the wait for a worker is :func:`queue_waits`' business): over SLOW_FACTOR x the usual
-    p95 and ``gap_ms`` past it, or with one step over ``gap_ms`` and slower than usual. The
-    step that took the time is named against its usual p50/p95."""
+    (the wait for a worker is :func:`queue_waits`' business): SLOW_JOB_FACTOR x the usual
+    p95 of the type, or one step SLOW_FACTOR x the usual p95 of that step; either way
+    ``gap_ms`` past that p95. The step that took the time is named against its usual
+    p50/p95."""
     gap = facts.thresholds.gap_ms
-    by_type: dict[str, list[JobFacts]] = defaultdict(list)
-    for job in facts.jobs.values():
-        if job.terminal is not None and job.type:
-            by_type[job.type].append(job)
+    claims, stepped = facts.claims, facts.stepped
     found: list[Finding] = []
-    for job_type, jobs in by_type.items():
-        completed = [
-            float(j.terminal.timestamp - j.started_ms)
-            for j in jobs
-            if j.outcome == "completed" and j.terminal is not None
+    for job_type, ended in facts.ends_by_type.items():
+        jobs = [
+            (end.timestamp - claim.timestamp, job_id, _ROLES[end.event_type] == _COMPLETED)
+            for job_id, end in ended
+            if (claim := claims.get(job_id)) is not None
         ]
+        completed = [float(took) for took, _, done in jobs if done]
+        if len(completed) > USUAL_SAMPLE:
+            completed = completed[:: len(completed) // USUAL_SAMPLE]
         if len(completed) < SLOW_JOB_MIN_SAMPLES:
             continue
         completed.sort()
         p50, p95 = percentile(completed, 50), percentile(completed, 95)
-        for job in jobs:
-            assert job.terminal is not None
-            start, end = job.started_ms, job.terminal.timestamp
-            took = end - start
+        for took, job_id, _ in jobs:
             long_total = took > SLOW_JOB_FACTOR * p95 and took - p95 >= gap
-            begin, stop = _processing_range(job)
-            events = job.events
-            if not long_total and not any(
-                events[i].timestamp - events[i - 1].timestamp > gap for i in range(begin + 1, stop)
-            ):
-                continue
-            steps = [(events[i - 1], events[i]) for i in range(begin + 1, stop)]
             usual_steps = facts.usual_steps(job_type)
+            if not long_total:
+                longest = stepped.get(job_id)
+                if longest is None or not _far_slower(gap, *longest, usual_steps):
+                    continue
+            job = facts.job(job_id)
+            steps = _processing_steps(job)
             worst: tuple[float, TelemetryEvent, TelemetryEvent, Usual | None] | None = None
             for prev, cur in steps:
                 delta = cur.timestamp - prev.timestamp
@@ -1121,9 +1276,10 @@ def slow_jobs(facts: Facts) -> list[Finding]:
                 continue
             _, prev, cur, usual = worst
             delta = cur.timestamp - prev.timestamp
-            slow_step = delta > gap and (usual is None or is_slower_than_usual(delta, usual.p95_ms))
-            if not long_total and not slow_step:
+            if not long_total and not _far_slower(gap, delta, prev, cur, usual_steps):
                 continue
+            assert job.claim is not None and job.terminal is not None
+            start, end = job.claim.timestamp, job.terminal.timestamp
             usual_text = f" (usual {_d(usual.p50_ms)}, p95 {_d(usual.p95_ms)})" if usual else ""
             on = f" on {job.worker}" if job.worker else ""
             found.append(
@@ -1156,17 +1312,23 @@ def slow_jobs(facts: Facts) -> list[Finding]:
     return found
 
 
-def _processing_range(job: JobFacts) -> tuple[int, int]:
-    """Indexes in the job's events from its claim (else its start) to its end, inclusive
-    start and exclusive stop."""
+def _far_slower(
+    gap: int, delta: int, prev: TelemetryEvent, cur: TelemetryEvent, usual_steps: UsualSteps
+) -> bool:
+    """Whether a step is far slower than usual: slower than usual and ``gap`` past the
+    usual p95 (over ``gap`` when nothing is usual for it)."""
+    usual = usual_steps.between(prev, cur)
+    if usual is None:
+        return delta > gap
+    return is_slower_than_usual(delta, usual.p95_ms) and delta - usual.p95_ms >= gap
+
+
+def _processing_steps(job: JobFacts) -> list[tuple[TelemetryEvent, TelemetryEvent]]:
+    """The steps of a job, in time order, from its first claim to its end."""
     events = job.events
-    begin = 0
-    if job.claim is not None:
-        begin = next(i for i, e in enumerate(events) if e is job.claim)
-    stop = len(events)
-    if job.terminal is not None:
-        stop = next(i for i in range(begin, len(events)) if events[i] is job.terminal) + 1
-    return begin, stop
+    begin = next(i for i, e in enumerate(events) if e is job.claim)
+    stop = next(i for i in range(begin, len(events)) if events[i] is job.terminal) + 1
+    return [(events[i - 1], events[i]) for i in range(begin + 1, stop)]
 
 
 # -- arrivals, queue waits and capacity -----------------------------------------------------
@@ -1334,7 +1496,7 @@ def queue_waits(facts: Facts) -> list[Finding]:
         evidence = (
             f"machine:{quote_value(machine)} type:machine.*,pm2.*,worker.*"
             if machine
-            else _jobs_filter([w.job.id for w in episode.waits], job_type)
+            else _jobs_filter([w.job_id for w in episode.waits], job_type)
         )
         found.append(
             Finding(
@@ -1344,8 +1506,8 @@ def queue_waits(facts: Facts) -> list[Finding]:
                 first_ms=episode.first_ms,
                 last_ms=episode.last_ms,
                 count=count,
-                job_id=longest.job.id,
-                jobs=tuple(w.job.id for w in episode.waits),
+                job_id=longest.job_id,
+                jobs=tuple(w.job_id for w in episode.waits),
                 machine_id=machine,
                 connector=job_type,
                 evidence=evidence,
@@ -1365,9 +1527,11 @@ def queue_waits(facts: Facts) -> list[Finding]:
 def never_claimed(facts: Facts) -> list[Finding]:
     """Jobs waiting (over ``gap_ms``) for a type that no worker advertises or has run."""
     waiting: dict[str, list[JobFacts]] = defaultdict(list)
-    for job in facts.jobs.values():
-        if job.waiting and job.type:
-            waiting[job.type].append(job)
+    claims, ends, types = facts.claims, facts.ends, facts.types
+    for job_id in facts.queued.keys() - claims.keys() - ends.keys():
+        kind = types.get(job_id)
+        if kind:
+            waiting[kind].append(facts.job(job_id))
     served = sorted({name for w in facts.workers.values() for name in w.serves})
     found = []
     for job_type, jobs in waiting.items():
@@ -1521,10 +1685,9 @@ def clock_skew(facts: Facts) -> list[Finding]:
     against the time the stream gave each event (its entry ID) and compared with the other
     services' events near it in the stream, so a replay or simulation that stamps its own
     times (all services alike) is not taken for skew."""
-    stamped = [e for e in facts.events if e.id is not None]
-    stride = max(1, len(stamped) // SKEW_SAMPLE)
+    stride = max(1, len(facts.events) // SKEW_SAMPLE)
     offsets: list[tuple[str, int]] = []
-    for event in stamped[::stride]:
+    for event in facts.events[::stride]:
         ms = stream_id_ms(event.id)
         if ms is not None:
             offsets.append((event.service, event.timestamp - ms))
