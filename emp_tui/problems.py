@@ -184,8 +184,10 @@ _MACHINE_LOSS_SUFFIXES: Final = (
     ".terminated",
     ".failed",
 )
-# A job with events of these families is past its end (webhooks report a finished job).
+# A job with events of these families is past its end (webhooks report a finished job); one
+# with none of the lifecycle families is not known to run at all.
 _AFTER_END_PREFIXES: Final = ("webhook.",)
+_LIFECYCLE_PREFIXES: Final = ("job.", "connector.")
 _ERROR_KEYS: Final = ("error", "message", "reason", "errorMessage")
 _SERVICE_KEYS: Final = ("serviceName", "service", "name")
 
@@ -324,9 +326,13 @@ class JobFacts:
         return self.events[-1]
 
     @property
-    def after_end(self) -> bool:
-        """Whether it has events sent only once a job has ended (webhooks)."""
-        return any(e.event_type.startswith(_AFTER_END_PREFIXES) for e in self.events)
+    def running(self) -> bool:
+        """Whether its events say it runs: some of its lifecycle (``job.*``, ``connector.*``)
+        and none sent only once a job has ended (webhooks). An API error that names a job
+        does not make one."""
+        return not any(e.event_type.startswith(_AFTER_END_PREFIXES) for e in self.events) and any(
+            e.event_type.startswith(_LIFECYCLE_PREFIXES) for e in self.events
+        )
 
     @property
     def worker(self) -> str | None:
@@ -919,7 +925,7 @@ def stalled_jobs(facts: Facts) -> list[Finding]:
         last = job.last
         lost = _loss(facts, job) if job.last_claim is not None else None
         quiet = now - last.timestamp
-        if (lost is None and quiet <= facts.thresholds.stall_ms) or job.after_end:
+        if (lost is None and quiet <= facts.thresholds.stall_ms) or not job.running:
             continue
         kind = job.type or "?"
         if lost is not None:
@@ -1631,13 +1637,27 @@ def silent_services(facts: Facts) -> list[Finding]:
     SILENT_FACTOR x their mean interval, and for no longer than they had been speaking (a
     service that only speaks at start-up, like a machine's, is not silent afterwards)."""
     now = facts.now_ms
+    if not facts.services:
+        return []
+    newest = max(seen.last_ms for seen in facts.services.values())
+    if now - newest > facts.thresholds.silent_ms:
+        return [
+            Finding(
+                kind="silent-service",
+                severity="warn",
+                title=f"silent: no service has sent anything for {_d(now - newest)} "
+                f"(since {_clock(newest)})",
+                first_ms=newest,
+                last_ms=now,
+                count=len(facts.services),
+                data={"silentMs": now - newest, "services": sorted(facts.services)},
+            )
+        ]
     silent: list[tuple[str, _ServiceFacts, int]] = []
-    judged = 0
     for service, seen in facts.services.items():
         span = seen.last_ms - seen.first_ms
         if seen.count < SILENT_MIN_EVENTS:
             continue
-        judged += 1
         silence = now - seen.last_ms
         interval = span / (seen.count - 1)
         if (
@@ -1646,22 +1666,6 @@ def silent_services(facts: Facts) -> list[Finding]:
             and span >= silence
         ):
             silent.append((service, seen, silence))
-    if not silent:
-        return []
-    if len(silent) == judged and judged > 1:
-        since = max(seen.last_ms for _, seen, _ in silent)
-        return [
-            Finding(
-                kind="silent-service",
-                severity="warn",
-                title=f"silent: no service has sent anything for {_d(now - since)} "
-                f"(since {_clock(since)})",
-                first_ms=since,
-                last_ms=now,
-                count=len(silent),
-                data={"silentMs": now - since, "services": sorted(s for s, _, _ in silent)},
-            )
-        ]
     return [
         Finding(
             kind="silent-service",
@@ -1700,9 +1704,11 @@ def clock_skew(facts: Facts) -> list[Finding]:
         if len(window) < 2:
             continue
         medians = {s: statistics.median(v) for s, v in window.items()}
+        # Against the median service: one skewed service among three or more stands out,
+        # while the others agree with each other.
+        middle = statistics.median(medians.values())
         for service, median in medians.items():
-            others = [m for s, m in medians.items() if s != service]
-            residuals[service].append(median - statistics.median(others))
+            residuals[service].append(median - middle)
             counts[service] += len(window[service])
     found = []
     for service, values in residuals.items():
@@ -1750,8 +1756,8 @@ def collector_problems(
     found: list[Finding] = []
     maxlen = stream.maxlen if stream is not None else DEFAULT_MAXLEN
     key = stream.key if stream is not None else "the stream"
-    span_s = max((now - facts.start_ms) / 1000, 1.0)
-    rate = len(facts.events) / span_s if facts.events else 0.0
+    span_s = (facts.now_ms - facts.start_ms) / 1000
+    rate = (len(facts.events) - 1) / span_s if span_s > 0 else 0.0
     window = f", about {_d(maxlen / rate * 1000)} at {rate:.0f} events/s" if rate else ""
 
     def finding(kind: str, severity: Severity, title: str, **kw: Any) -> None:
