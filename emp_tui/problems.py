@@ -471,12 +471,12 @@ class Facts:
         self.claims: dict[str, TelemetryEvent] = {}
         self.last_claims: dict[str, TelemetryEvent] = {}
         self.ends: dict[str, TelemetryEvent] = {}
-        # Per job, its longest step over gap_ms between two events of one service next to
-        # each other in the order given, once claimed and before its end: (ms, from, to).
-        # One service's events keep their order in a stream (between services the order
-        # given can be off by the emitters' flush delays), so these are the jobs that
-        # slow_jobs() looks at step by step (besides those slow over all).
-        self.stepped: dict[str, tuple[int, TelemetryEvent, TelemetryEvent]] = {}
+        # The jobs with a step over gap_ms from an event to the next one of the same service
+        # in the order given, once claimed and before their end. One service's events keep
+        # their order in a stream (between services the order given can be off by the
+        # emitters' flush delays), so these are the jobs that slow_jobs() looks at step by
+        # step (besides those slow over all).
+        self.stepped: set[str] = set()
         self.others: list[TelemetryEvent] = []  # the events of no job
         self.errors: list[TelemetryEvent] = []  # every error-level event
         self._index()
@@ -513,17 +513,16 @@ class Facts:
             if evs is None:
                 by_job[job_id] = [event]
             else:
-                previous = evs[-1]
-                step = event.timestamp - previous.timestamp
+                previous: TelemetryEvent | None = evs[-1]
+                if previous is not None and previous.service != event.service:
+                    previous = _last_of(evs, event.service)
                 if (
-                    step > gap
-                    and previous.service == event.service
+                    previous is not None
+                    and event.timestamp - previous.timestamp > gap
                     and job_id in claims
                     and job_id not in ends
                 ):
-                    seen = stepped.get(job_id)
-                    if seen is None or step > seen[0]:
-                        stepped[job_id] = (step, previous, event)
+                    stepped.add(job_id)
                 evs.append(event)
             role = roles.get(event.event_type)
             if role is None:
@@ -765,6 +764,13 @@ class Facts:
             if current:
                 episodes.append(_episode(job_type, current))
         return episodes
+
+
+def _last_of(events: list[TelemetryEvent], service: str) -> TelemetryEvent | None:
+    for event in reversed(events):
+        if event.service == service:
+            return event
+    return None
 
 
 def _episode(job_type: str, waits: list[_Wait]) -> _Episode:
@@ -1264,25 +1270,26 @@ def slow_jobs(facts: Facts) -> list[Finding]:
         p50, p95 = percentile(completed, 50), percentile(completed, 95)
         for took, job_id, _ in jobs:
             long_total = took > SLOW_JOB_FACTOR * p95 and took - p95 >= gap
-            usual_steps = facts.usual_steps(job_type)
-            if not long_total:
-                longest = stepped.get(job_id)
-                if longest is None or not _far_slower(gap, *longest, usual_steps):
-                    continue
-            job = facts.job(job_id)
-            steps = _processing_steps(job)
-            worst: tuple[float, TelemetryEvent, TelemetryEvent, Usual | None] | None = None
-            for prev, cur in steps:
-                delta = cur.timestamp - prev.timestamp
-                usual = usual_steps.between(prev, cur)
-                excess = delta - (usual.p50_ms if usual else 0.0)
-                if worst is None or excess > worst[0]:
-                    worst = (excess, prev, cur, usual)
-            if worst is None:
+            if not long_total and job_id not in stepped:
                 continue
-            _, prev, cur, usual = worst
-            delta = cur.timestamp - prev.timestamp
-            if not long_total and not _far_slower(gap, delta, prev, cur, usual_steps):
+            job = facts.job(job_id)
+            usual_steps = facts.usual_steps(job_type)
+            steps = [
+                (prev, cur, cur.timestamp - prev.timestamp, _usual_step(usual_steps, prev, cur))
+                for prev, cur in _processing_steps(job)
+            ]
+            # The step to name: the one furthest past its usual p95 among those far slower
+            # than usual; for a job slow all over, the one furthest past its usual p50.
+            far = [step for step in steps if _far_slower(gap, step[2], step[3])]
+            if far:
+                prev, cur, delta, usual = max(
+                    far, key=lambda s: s[2] - (s[3].p95_ms if s[3] else 0)
+                )
+            elif long_total and steps:
+                prev, cur, delta, usual = max(
+                    steps, key=lambda s: s[2] - (s[3].p50_ms if s[3] else 0)
+                )
+            else:
                 continue
             assert job.claim is not None and job.terminal is not None
             start, end = job.claim.timestamp, job.terminal.timestamp
@@ -1318,12 +1325,15 @@ def slow_jobs(facts: Facts) -> list[Finding]:
     return found
 
 
-def _far_slower(
-    gap: int, delta: int, prev: TelemetryEvent, cur: TelemetryEvent, usual_steps: UsualSteps
-) -> bool:
+def _usual_step(usual_steps: UsualSteps, prev: TelemetryEvent, cur: TelemetryEvent) -> Usual | None:
+    """The usual time of a step: the same pair of event types (or services), else how long
+    jobs usually stay quiet after an event of ``prev``'s type."""
+    return usual_steps.between(prev, cur) or usual_steps.after(prev.event_type)
+
+
+def _far_slower(gap: int, delta: int, usual: Usual | None) -> bool:
     """Whether a step is far slower than usual: slower than usual and ``gap`` past the
     usual p95 (over ``gap`` when nothing is usual for it)."""
-    usual = usual_steps.between(prev, cur)
     if usual is None:
         return delta > gap
     return is_slower_than_usual(delta, usual.p95_ms) and delta - usual.p95_ms >= gap
