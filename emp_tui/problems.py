@@ -597,28 +597,24 @@ class Facts:
 
     @cached_property
     def services(self) -> dict[str, _ServiceFacts]:
-        """Per service: its first and last event (in the order given: a stream's) and how
-        many it sent (counted on a sample, but for the events of no job)."""
-        stride = max(1, len(self.events) // SERVICE_SAMPLE)
+        """Per service: its first and last event and how many it sent. Past SERVICE_SAMPLE
+        events, counted on a sample (but for the events of no job, all counted), and its
+        first and last known to within the sample's stride."""
+        events = self.events
+        stride = max(1, len(events) // SERVICE_SAMPLE)
+        sample = events[::stride] if stride > 1 else events
         counts = Counter(map(_by_service, self.others))
-        if stride > 1:
-            sampled = Counter(map(_by_service, self.events[::stride]))
-            for service, count in sampled.items():
-                counts[service] = max(counts[service], count * stride)
-        else:
-            counts = Counter(map(_by_service, self.events))
+        for service, count in Counter(map(_by_service, sample)).items():
+            counts[service] = max(counts[service], count * stride)
         first: dict[str, int] = {}
-        for event in self.events:
-            if event.service not in first:
-                first[event.service] = event.timestamp
-                if len(first) == len(counts):
-                    break
         last: dict[str, int] = {}
-        for event in reversed(self.events):
-            if event.service not in last:
-                last[event.service] = event.timestamp
-                if len(last) == len(counts):
-                    break
+        looked = (self.others, sample, events[:stride], events[-stride:])
+        for event in itertools.chain.from_iterable(looked):
+            service, ts = event.service, event.timestamp
+            if ts < first.get(service, ts + 1):
+                first[service] = ts
+            if ts > last.get(service, ts - 1):
+                last[service] = ts
         return {s: _ServiceFacts(first[s], last[s], n) for s, n in counts.items()}
 
     # -- the fleet: workers, machines, what they serve ----------------------------------
