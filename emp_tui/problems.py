@@ -269,9 +269,9 @@ class GroupState:
 
     name: str
     last_delivered_id: str | None = None
-    lag: int | None = None
+    lag: int | None = None  # None when Redis cannot tell (before 7, or after deletions)
     pending: int | None = None
-    entries_read: int | None = None
+    consumers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -283,8 +283,57 @@ class StreamState:
     maxlen: int = DEFAULT_MAXLEN
     first_id: str | None = None
     last_id: str | None = None
-    entries_added: int | None = None
     groups: tuple[GroupState, ...] = ()
+
+    @classmethod
+    def from_xinfo(
+        cls,
+        key: str,
+        stream: Mapping[Any, Any],
+        groups: Sequence[Mapping[Any, Any]] = (),
+        *,
+        maxlen: int = DEFAULT_MAXLEN,
+    ) -> StreamState:
+        """From what redis-py's ``xinfo_stream`` and ``xinfo_groups`` return (bytes or
+        text, as the client decodes)."""
+
+        def entry_id(entry: Any) -> str | None:
+            if isinstance(entry, list | tuple) and entry:
+                return _decoded(entry[0])
+            return None
+
+        def number(value: Any) -> int | None:
+            text = _decoded(value)
+            return int(text) if text is not None and text.isdigit() else None
+
+        def field_of(info: Mapping[Any, Any], name: str) -> Any:
+            return info.get(name, info.get(name.encode()))
+
+        return cls(
+            key=key,
+            length=number(field_of(stream, "length")) or 0,
+            maxlen=maxlen,
+            first_id=entry_id(field_of(stream, "first-entry")),
+            last_id=entry_id(field_of(stream, "last-entry")),
+            groups=tuple(
+                GroupState(
+                    name=_decoded(field_of(group, "name")) or "?",
+                    last_delivered_id=_decoded(field_of(group, "last-delivered-id")),
+                    lag=number(field_of(group, "lag")),
+                    pending=number(field_of(group, "pending")),
+                    consumers=number(field_of(group, "consumers")),
+                )
+                for group in groups
+            ),
+        )
+
+
+def _decoded(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -1822,20 +1871,12 @@ def collector_problems(
             continue
         if _id_key(delivered) == (0, 0):
             continue  # created at 0: it has not started reading
-        lost_text = ""
-        count = 1
-        if stream.entries_added is not None and group.entries_read is not None:
-            lost = stream.entries_added - stream.length - group.entries_read
-            if lost > 0:
-                lost_text = f"{lost:,} entries "
-                count = lost
         finding(
             "trim-loss",
             "error",
-            f"trim loss: consumer group {group.name} last read {delivered}, older than the "
-            f"oldest entry {stream.first_id}: {lost_text or 'entries '}trimmed before it read "
-            "them",
-            count=count,
+            f"trim loss: consumer group {group.name} is behind the stream's oldest entry "
+            f"(last read {delivered}, oldest {stream.first_id}): what came between was "
+            "trimmed before it read it",
             data={"group": group.name, "lastDeliveredId": delivered, "firstId": stream.first_id},
         )
     last_ms = stream_id_ms(stream.last_id)

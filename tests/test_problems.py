@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from emp_tui.events import TelemetryEvent, default_level
 from emp_tui.problems import (
@@ -643,16 +644,17 @@ def test_a_trimmed_stream_and_a_group_behind_its_oldest_entry() -> None:
         length=9_990,
         first_id=f"{T0 + 60_000}-0",
         last_id=f"{T0 + 300_000}-5",
-        entries_added=25_000,
         groups=(
-            GroupState("emp-collector", last_delivered_id=f"{T0 + 10_000}-0", entries_read=12_000),
+            GroupState("emp-collector", last_delivered_id=f"{T0 + 10_000}-0"),
             GroupState("fresh", last_delivered_id="0-0"),
             GroupState("ok", last_delivered_id=f"{T0 + 299_000}-0"),
         ),
     )
     behind, full = collector_problems(facts, None, stream)
-    assert (behind.kind, behind.severity, behind.count) == ("trim-loss", "error", 3_010)
-    assert "consumer group emp-collector last read" in behind.title
+    assert (behind.kind, behind.severity) == ("trim-loss", "error")
+    assert behind.title.startswith(
+        "trim loss: consumer group emp-collector is behind the stream's oldest entry"
+    )
     assert (full.kind, full.severity) == ("trim-loss", "info")
     assert full.title == (
         "emp:events is at its MAXLEN (9,990 entries): it holds the last 4m00s; older events "
@@ -664,3 +666,28 @@ def test_find_problems_passes_the_collectors_and_the_stream_on() -> None:
     events = [*fleet("gpu-01-w0"), *usual_jobs(3)]
     found = find_problems(events, collectors=[], stream=StreamState("emp:events", 10))
     assert kinds(found) == [("collector-absent", None)]
+
+
+def test_the_stream_state_from_a_real_xinfo(redis_url: str, rclient: Redis) -> None:
+    # Two entries read by a group, then four more with the stream trimmed to three.
+    ids = [rclient.xadd("s", {"n": str(n)}) for n in range(2)]
+    rclient.xgroup_create("s", "emp-collector", id="0")
+    rclient.xreadgroup("emp-collector", "c1", {"s": ">"}, count=2)
+    ids += [rclient.xadd("s", {"n": str(n)}, maxlen=3, approximate=False) for n in range(2, 6)]
+    rclient.xgroup_create("s", "late", id="$")
+    with Redis.from_url(redis_url) as raw:  # bytes, where rclient decodes
+        for client in (rclient, raw):
+            state = StreamState.from_xinfo(
+                "s", client.xinfo_stream("s"), client.xinfo_groups("s"), maxlen=3
+            )
+            assert (state.key, state.length, state.maxlen) == ("s", 3, 3)
+            assert (state.first_id, state.last_id) == (ids[3], ids[5])
+            groups = {g.name: g for g in state.groups}
+            assert groups["emp-collector"].last_delivered_id == ids[1]
+            assert (groups["emp-collector"].pending, groups["emp-collector"].consumers) == (2, 1)
+            assert groups["late"].last_delivered_id == ids[5]
+            found = collector_problems(Facts([]), None, state)
+            assert [(f.kind, f.data.get("group")) for f in found] == [
+                ("trim-loss", "emp-collector"),
+                ("trim-loss", None),  # at its MAXLEN
+            ]
