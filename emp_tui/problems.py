@@ -3,7 +3,8 @@
 :func:`find_problems` runs every detector over the events at hand and returns
 :class:`Finding` values, the most severe first and, among equals, the newest first. A finding
 says what is wrong in one line that carries the numbers ("orphaned: worker gpu-02-w2 restarted
-(exit 137) at 06:00:58, 18s after the last event of job_8034b610a9f7 (comfyui)"), names its
+(exit 137) at 06:00:58, 18s after the last event of job_8034b610a9f7 (comfyui), which never
+ended"), names its
 subjects (job, worker, machine, service, connector), its time span and count, and its
 evidence: a filter in the query language of :mod:`emp_tui.query` and/or a job to open.
 
@@ -11,7 +12,8 @@ The detectors read what the services say about themselves and about jobs, never 
 service's verdicts (its ``stalledJobs`` lists): without any monitor event they find the same
 problems. What events cannot tell (the collectors' health, how the stream is trimmed) comes
 in as plain values the caller has read: the collectors' health hashes as dicts of strings
-(:func:`emp_tui.health.read_collectors`) and a :class:`StreamState`.
+(:func:`emp_tui.health.read_collectors`) and a :class:`StreamState` (from XINFO, with
+:meth:`StreamState.from_xinfo`).
 
 "Now" is an argument (``now_ms``): the wall clock while reading a live stream, otherwise the
 newest event the sources hold (the default here).
@@ -225,10 +227,8 @@ class Finding:
     @property
     def key(self) -> str:
         """A stable identity: the same problem keeps it while more events arrive."""
-        subject = (
-            self.job_id or self.connector or self.machine_id or self.worker_id or self.service or ""
-        )
-        return f"{self.kind}:{subject}:{self.first_ms}"
+        subjects = (self.job_id, self.worker_id, self.machine_id, self.service, self.connector)
+        return ":".join([self.kind, *(s for s in subjects if s), str(self.first_ms)])
 
     @property
     def rank(self) -> tuple[int, int, int]:
@@ -360,14 +360,11 @@ class JobFacts:
     id: str
     events: list[TelemetryEvent]
     type: str | None = None
-    user: str | None = None
-    created_ms: int | None = None
     queued_ms: int | None = None
     claim: TelemetryEvent | None = None  # the first claim
     last_claim: TelemetryEvent | None = None
     terminal: TelemetryEvent | None = None  # the last end (completed or failed)
     outcome: Literal["completed", "failed"] | None = None
-    error: TelemetryEvent | None = None  # the event that says why it failed
 
     @property
     def last(self) -> TelemetryEvent:
@@ -394,22 +391,13 @@ class JobFacts:
         claimed = self.last_claim
         return claimed.machine_id or _text(claimed.data.get("machineId"))
 
-    @property
-    def waiting(self) -> bool:
-        """Queued, never claimed, not ended."""
-        return self.queued_ms is not None and self.claim is None and self.outcome is None
-
 
 def _job_facts(job_id: str, events: list[TelemetryEvent], job_type: str | None) -> JobFacts:
     events.sort(key=_by_time)
     job = JobFacts(job_id, events, type=job_type)
     for event in events:
         role = _ROLES.get(event.event_type)
-        if role == _CREATED:
-            if job.created_ms is None:
-                job.created_ms = event.timestamp
-                job.user = event.user_id or _text(event.data.get("userId"))
-        elif role == _QUEUED:
+        if role == _QUEUED:
             if job.queued_ms is None:
                 job.queued_ms = event.timestamp
         elif role == _CLAIMED:
@@ -418,14 +406,6 @@ def _job_facts(job_id: str, events: list[TelemetryEvent], job_type: str | None) 
         elif role in (_COMPLETED, _FAILED):
             job.terminal = event
             job.outcome = "completed" if role == _COMPLETED else "failed"
-        # What says why: the last error with a message before the end, else the end's.
-        if (
-            event.level == "error"
-            and (job.outcome is None or job.error is None)
-            and _error_text(event)[1]
-        ):
-            job.error = event
-    job.user = job.user or next((e.user_id for e in events if e.user_id), None)
     return job
 
 
@@ -563,7 +543,7 @@ class Facts:
                 by_job[job_id] = [event]
             else:
                 previous: TelemetryEvent | None = evs[-1]
-                if previous is not None and previous.service != event.service:
+                if evs[-1].service != event.service:
                     previous = _last_of(evs, event.service)
                 if (
                     previous is not None
