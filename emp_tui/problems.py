@@ -610,14 +610,14 @@ class Facts:
         return next((e.user_id for e in self.by_job.get(job_id, ()) if e.user_id), None)
 
     @cached_property
-    def ends_by_type(self) -> dict[str, list[tuple[str, TelemetryEvent]]]:
-        """The ended jobs of each type, (job, its end), in the order given."""
-        found: dict[str, list[tuple[str, TelemetryEvent]]] = defaultdict(list)
+    def ends_by_type(self) -> dict[str, list[str]]:
+        """The ended jobs of each type, in the order given."""
+        found: dict[str, list[str]] = defaultdict(list)
         types = self.types
-        for job_id, end in self.ends.items():
+        for job_id in self.ends:
             name = types.get(job_id)
             if name is not None:
-                found[name].append((job_id, end))
+                found[name].append(job_id)
         return dict(found)
 
     def is_open(self, job_id: str) -> bool:
@@ -715,8 +715,8 @@ class Facts:
         if usual is None:
             done = [
                 job_id
-                for job_id, end in self.ends_by_type.get(key, ())
-                if _ROLES[end.event_type] == _COMPLETED
+                for job_id in self.ends_by_type.get(key, ())
+                if _ROLES[self.ends[job_id].event_type] == _COMPLETED
             ]
             usual = UsualSteps(
                 sorted(self.by_job[job_id], key=_by_time)
@@ -744,7 +744,7 @@ class Facts:
     def finished_by_type(self) -> dict[str, list[int]]:
         """The end times of the finished jobs of each type, in order."""
         return {
-            name: sorted(end.timestamp for _, end in ended)
+            name: sorted(self.ends[job_id].timestamp for job_id in ended)
             for name, ended in self.ends_by_type.items()
         }
 
@@ -1280,11 +1280,12 @@ def slow_jobs(facts: Facts) -> list[Finding]:
     gap = facts.thresholds.gap_ms
     claims, stepped = facts.claims, facts.stepped
     found: list[Finding] = []
+    ends = facts.ends
     for job_type, ended in facts.ends_by_type.items():
         jobs = [
             (end.timestamp - claim.timestamp, job_id, _ROLES[end.event_type] == _COMPLETED)
-            for job_id, end in ended
-            if (claim := claims.get(job_id)) is not None
+            for job_id in ended
+            if (claim := claims.get(job_id)) is not None and (end := ends[job_id])
         ]
         completed = [float(took) for took, _, done in jobs if done]
         if len(completed) > USUAL_SAMPLE:
@@ -1317,7 +1318,7 @@ def slow_jobs(facts: Facts) -> list[Finding]:
             else:
                 continue
             assert job.claim is not None and job.terminal is not None
-            start, end = job.claim.timestamp, job.terminal.timestamp
+            started, ended_ms = job.claim.timestamp, job.terminal.timestamp
             usual_text = f" (usual {_d(usual.p50_ms)}, p95 {_d(usual.p95_ms)})" if usual else ""
             on = f" on {job.worker}" if job.worker else ""
             found.append(
@@ -1327,8 +1328,8 @@ def slow_jobs(facts: Facts) -> list[Finding]:
                     title=f"slow: {job.id} ({job_type}) took {_d(took)} (usual {_d(p50)}, "
                     f"p95 {_d(p95)}): {_d(delta)} from {prev.event_type} to "
                     f"{cur.event_type}{usual_text}{on}",
-                    first_ms=start,
-                    last_ms=end,
+                    first_ms=started,
+                    last_ms=ended_ms,
                     job_id=job.id,
                     jobs=(job.id,),
                     worker_id=job.worker,

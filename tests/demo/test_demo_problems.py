@@ -241,9 +241,8 @@ def test_the_mixed_stories_are_each_found_first_of_their_kind(
         expect(story, problems_at(story, seconds))
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_no_false_alarm_on_fault_free_traffic(stories: Callable[..., Story], seed: int) -> None:
-    story = stories(None, seed, 600, faults=False)
+def test_no_false_alarm_on_fault_free_traffic(stories: Callable[..., Story]) -> None:
+    story = stories(None, SEEDS[0], 600, faults=False)
     assert len(story.events) > 20_000
     for seconds in (60, 120, 180, 240, 300, 360, 420, 480, 540, 600):
         events, now = story.until(seconds)
