@@ -415,7 +415,7 @@ class WorkerFacts:
     machine: str | None = None
     serves: dict[str, int | None] = field(default_factory=dict)  # connector -> ready at (ms)
     events: list[TelemetryEvent] = field(default_factory=list)  # its own (not jobs') events
-    claims: list[tuple[int, str]] = field(default_factory=list)  # (ms, job) in time order
+    claims: list[str] = field(default_factory=list)  # the jobs it held last, in the order given
 
 
 @dataclass(eq=False, slots=True)
@@ -692,14 +692,13 @@ class Facts:
             holder = workers.get(worker_id)
             if holder is None:
                 holder = workers[worker_id] = WorkerFacts(worker_id)
-            holder.claims.append((claim.timestamp, job_id))
+            holder.claims.append(job_id)
             if holder.machine is None:
                 holder.machine = claim.machine_id or _text(claim.data.get("machineId"))
             kind = types.get(job_id)
             if kind and kind not in holder.serves:
                 holder.serves[kind] = claim.timestamp
         for worker in self.workers.values():
-            worker.claims.sort()
             if worker.machine:
                 self._machine(worker.machine)
 
@@ -918,11 +917,14 @@ def _loss(facts: Facts, job: JobFacts) -> tuple[TelemetryEvent | None, str, int]
                 what = f"worker {worker.id} {verb}" + (f" ({reason})" if reason else "")
                 found.append((event.timestamp, event, what))
                 break
-        index = bisect.bisect_right(worker.claims, (after, "\uffff"))
-        for at, other in worker.claims[index:]:
-            if other != job.id:
-                found.append((at, None, f"worker {worker.id} took {other}"))
-                break
+        took = [
+            (claim.timestamp, other)
+            for other in worker.claims
+            if other != job.id and (claim := facts.last_claims[other]).timestamp > after
+        ]
+        if took:
+            at, other = min(took)
+            found.append((at, None, f"worker {worker.id} took {other}"))
     machine = facts.machines.get(job.machine or "")
     if machine is not None:
         for event in machine.events:
