@@ -542,16 +542,12 @@ class Facts:
             if evs is None:
                 by_job[job_id] = [event]
             else:
-                previous: TelemetryEvent | None = evs[-1]
-                if evs[-1].service != event.service:
-                    previous = _last_of(evs, event.service)
-                if (
-                    previous is not None
-                    and event.timestamp - previous.timestamp > gap
-                    and job_id in claims
-                    and job_id not in ends
-                ):
-                    stepped.add(job_id)
+                if job_id in claims and job_id not in ends:
+                    previous: TelemetryEvent | None = evs[-1]
+                    if evs[-1].service != event.service:
+                        previous = _last_of(evs, event.service)
+                    if previous is not None and event.timestamp - previous.timestamp > gap:
+                        stepped.add(job_id)
                 evs.append(event)
             role = roles.get(event.event_type)
             if role is None:

@@ -230,10 +230,13 @@ def _unquote(raw: str, start: int) -> str:
     return raw
 
 
+_NEEDS_QUOTES: Final = re.compile(r'[\s",]')
+
+
 def quote_value(value: str) -> str:
     """``value`` written so that a term reads it back whole: as it is when it holds no space,
     quote or comma, else quoted (the inverse of how values are read)."""
-    if value and not any(c.isspace() or c in '",' for c in value):
+    if value and not _NEEDS_QUOTES.search(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
