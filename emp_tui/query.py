@@ -43,7 +43,14 @@ from emp_tui.events import (
     stream_id_ms,
 )
 
-__all__ = ["Query", "QueryError", "parse_duration_ms", "parse_query", "parse_time_ms"]
+__all__ = [
+    "Query",
+    "QueryError",
+    "parse_duration_ms",
+    "parse_query",
+    "parse_time_ms",
+    "quote_value",
+]
 
 MAX_SEQ: Final = 18446744073709551615
 
@@ -221,6 +228,17 @@ def _unquote(raw: str, start: int) -> str:
     if '"' in raw:
         raise QueryError("a quote must enclose a whole value", start + raw.index('"'), raw)
     return raw
+
+
+_NEEDS_QUOTES: Final = re.compile(r'[\s",]')
+
+
+def quote_value(value: str) -> str:
+    """``value`` written so that a term reads it back whole: as it is when it holds no space,
+    quote or comma, else quoted (the inverse of how values are read)."""
+    if value and not _NEEDS_QUOTES.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _split_alternatives(raw: str, start: int) -> list[tuple[str, int]]:

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
-from emp_tui.query import MAX_SEQ, QueryError, parse_duration_ms, parse_query, parse_time_ms
+from emp_tui.query import (
+    MAX_SEQ,
+    QueryError,
+    parse_duration_ms,
+    parse_query,
+    parse_time_ms,
+    quote_value,
+)
 
 NOW = 1_800_000_000_000  # a fixed clock
 
@@ -247,3 +254,16 @@ def test_malformed_events_are_searchable() -> None:
     assert broken.malformed
     assert parse_query("service:worker").matches(broken)
     assert parse_query('"not json"').matches(broken)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "two words", 'say "hi"', "a,b", "back\\slash", "tab\there", "new\nline", "é ü"],
+)
+def test_a_quoted_value_reads_back_whole(value: str) -> None:
+    quoted = quote_value(value)
+    # quoted only when it must be
+    assert (quoted == value) == (value in ("plain", "back\\slash"))
+    event = ev(data={"error": value})
+    assert parse_query(f"data.error:{quoted}").matches(event)
+    assert not parse_query(f"data.error:{quoted}").matches(ev(data={"error": value + "x"}))
