@@ -16,6 +16,7 @@ CORE_MODULES = [
     "emp_tui.query",
     "emp_tui.store",
     "emp_tui.analysis",
+    "emp_tui.lint",
     "emp_tui.sources",
     "emp_tui.export",
     "emp_tui.cli",
