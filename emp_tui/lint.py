@@ -10,8 +10,8 @@ The rules live in one table, :data:`RULES` (documented in the README). Two kinds
   is a job, worker or machine event by its type's entity (``job.*``, ``worker.*``,
   ``machine.*``) and carries jobId, workerId or machineId; a ``job.claimed`` names its worker.
 
-An event is *actionable* when it breaks none of the rules that apply to it; the plan's target
-is that more than 95% are. A team extends the rules in config.toml (:class:`LintConfig`):
+An event is *actionable* when it breaks none of the rules that apply to it; the plan asks
+that 95% are (``LintConfig.target``). A team extends the rules in config.toml (:class:`LintConfig`):
 more required fields per type glob, type globs exempt from a rule, more known types.
 
 Use::
@@ -321,15 +321,17 @@ class LintConfigError(ValueError):
 class LintConfig:
     """What a team adds to the rules, from the ``[lint]`` table of config.toml::
 
-    [lint]
-    target = 0.95                        # the share of actionable events to reach
-    known_types = ["billing.*"]          # more known types (globs)
-    [lint.required]                      # type glob = fields such events must carry
-    "connector.*" = ["jobId"]
-    "job.progress_updated" = ["data.progress"]
-    [lint.exempt]                        # rule id, or naming / required = type globs
-    "naming.shape" = ["LegacyEvent"]
-    required = ["debug.*"]
+        [lint]
+        target = 0.95                        # the share of actionable events to reach
+        known_types = ["billing.*"]          # more known types (globs)
+        [lint.required]                      # type glob = fields such events must carry
+        "connector.*" = ["jobId"]
+        "job.progress_updated" = ["data.progress"]
+        [lint.exempt]                        # rule id, or naming / required = type globs
+        "naming.shape" = ["LegacyEvent"]
+        required = ["debug.*"]
+
+    Every setting is optional; :meth:`from_toml` reads the table and says what is wrong.
     """
 
     target: float = DEFAULT_TARGET
@@ -437,6 +439,9 @@ class Violation:
         return {"rule": self.rule, "message": self.message}
 
 
+_Fields = tuple[tuple[str, str], ...]  # (rule id, field name)
+
+
 class Checker:
     """The rules in force for one configuration, compiled: :meth:`check` judges an event.
     What a type breaks by its name is worked out once per type and level."""
@@ -447,7 +452,7 @@ class Checker:
         self._exempt = self.config.exempt
         self._known = self.config.known_types
         self._naming: dict[tuple[str, bool], tuple[Violation, ...]] = {}
-        self._required: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+        self._required: dict[str, tuple[_Fields, _Fields]] = {}
 
     def check(self, event: TelemetryEvent) -> tuple[Violation, ...]:
         """Every rule ``event`` breaks; () when it is actionable."""
@@ -462,12 +467,14 @@ class Checker:
         required = self._required.get(event.event_type)
         if required is None:
             required = self._required[event.event_type] = self._required_for(event.event_type)
-        if not required:
+        # timestamp, service, eventType and traceId can only be wanting when the decoder said
+        # so (or left the traceId empty): most events need only their IDs and data looked at.
+        pairs = required[0] if event.malformed or not event.trace_id else required[1]
+        if not pairs:
             return naming
         missing = [
             Violation(rule, problem)
-            for rule, names in required
-            for name in names
+            for rule, name in pairs
             if (problem := field_problem(event, name)) is not None
         ]
         return (*naming, *missing) if missing else naming
@@ -475,14 +482,18 @@ class Checker:
     def is_known(self, event_type: str) -> bool:
         return event_type in KNOWN_TYPES or any(fnmatchcase(event_type, g) for g in self._known)
 
-    def _required_for(self, event_type: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return tuple(
-            (rule.id, rule.fields)
+    def _required_for(self, event_type: str) -> tuple[_Fields, _Fields]:
+        """The (rule id, field) pairs a type must carry: all of them, and those that may be
+        wanting in an event the decoder found nothing wrong with."""
+        pairs = tuple(
+            (rule.id, name)
             for rule in self.rules
             if rule.kind == "required"
             and fnmatchcase(event_type, rule.types)
             and not self._is_exempt(rule.id, "required", event_type)
+            for name in rule.fields
         )
+        return pairs, tuple(p for p in pairs if p[1] in _ATTRIBUTES or p[1].startswith("data."))
 
     def _is_exempt(self, rule: str, kind: str, event_type: str) -> bool:
         return any(

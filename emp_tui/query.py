@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from emp_tui.events import (
     LEVEL_RANK,
@@ -305,6 +305,8 @@ def _event_time_ms(event: TelemetryEvent) -> int:
 
 
 # -- numbers --------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
 
 Number = int | float
 NumberTest = Callable[[Number], bool]
@@ -634,17 +636,32 @@ def _data_predicate(path: list[str], raw: str, start: int) -> Predicate:
             return True
         items = value if isinstance(value, list | tuple) else (value,)
         for item in items:
-            if matchers:
+            if text_passes is not None:
                 text = scalar_text(item)
-                if text is not None and any(matcher(text) for matcher in matchers):
+                if text is not None and text_passes(text):
                     return True
-            if tests:
+            if number_passes is not None:
                 number = number_value(item)
-                if number is not None and any(test(number) for test in tests):
+                if number is not None and number_passes(number):
                     return True
         return False
 
+    text_passes = _either(matchers)
+    number_passes = _either(tests)
     return data_has
+
+
+def _either(tests: list[Callable[[_T], bool]]) -> Callable[[_T], bool] | None:
+    """One test passing when any of ``tests`` does; None when there are none."""
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+
+    def either(value: _T) -> bool:
+        return any(test(value) for test in tests)
+
+    return either
 
 
 def _duration_predicate(raw: str, start: int) -> Predicate:
@@ -667,11 +684,13 @@ def _duration_predicate(raw: str, start: int) -> Predicate:
         op, number = comparison
         tests.append(_number_test(op, number, offset, unit_ms=1.0, name="duration"))
 
+    passes = _either(tests)
+
     def has_duration(event: TelemetryEvent) -> bool:
         for key, value in event.data.items():
             if isinstance(key, str) and is_duration_field(key):
                 number = number_value(value)
-                if number is not None and (present_only or any(test(number) for test in tests)):
+                if number is not None and (present_only or passes is None or passes(number)):
                     return True
         return False
 

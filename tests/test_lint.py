@@ -4,6 +4,7 @@ and unknown types."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +300,29 @@ def test_required_fields_by_kind_of_event() -> None:
     assert check(event("JobCreated")) == (
         Violation("naming.shape", "no dot: name it {entity}.{action} (job.created?)"),
     )
+
+
+def test_the_checker_agrees_with_reading_every_field() -> None:
+    clean = [
+        TelemetryEvent.create("worker", "job.claimed", job_id="j", worker_id="w"),
+        TelemetryEvent.create("worker", "job.claimed", job_id="j"),
+        TelemetryEvent.create("api-server", "server.ready"),
+    ]
+    checker = Checker()
+    for each in [*decoded(MIXED), *clean]:
+        expected = [v for v in checker.check(each) if v.rule.startswith("naming.")]
+        expected += [
+            Violation(rule.id, problem)
+            for rule in RULES
+            if rule.kind == "required" and fnmatchcase(each.event_type, rule.types)
+            for name in rule.fields
+            if (problem := field_problem(each, name)) is not None
+        ]
+        assert checker.check(each) == tuple(expected), each
+    # An event the decoder found nothing wrong with has only its IDs looked at.
+    every, when_clean = checker._required_for("job.claimed")
+    assert len(every) == 6
+    assert when_clean == (("required.job", "jobId"), ("required.claim", "workerId"))
 
 
 def test_field_problem_reads_what_the_decoder_recorded() -> None:
