@@ -374,30 +374,9 @@ class LintConfig:
             elif key == "known_types":
                 known = _strings(value, "[lint] known_types must be a list of type globs")
             elif key == "required":
-                if not isinstance(value, Mapping):
-                    raise LintConfigError(
-                        '[lint.required] maps type globs to fields: "x.*" = [...]'
-                    )
-                for types, names in value.items():
-                    fields_ = _strings(
-                        names, f"[lint.required] {types!r} must be a list of field names"
-                    )
-                    if not fields_:
-                        raise LintConfigError(f"[lint.required] {types!r} names no field")
-                    for name in fields_:
-                        if not _is_field_name(name):
-                            raise LintConfigError(
-                                f"[lint.required] {types!r}: unknown field {name!r} (use "
-                                f"{', '.join(WIRE_FIELDS)} or data.<key>)"
-                            )
-                    required[types] = fields_
+                required = _read_required(value)
             elif key == "exempt":
-                if not isinstance(value, Mapping):
-                    raise LintConfigError("[lint.exempt] maps rule ids to type globs: id = [...]")
-                for rule, globs in value.items():
-                    exempt[rule] = _strings(
-                        globs, f"[lint.exempt] {rule!r} must be a list of type globs"
-                    )
+                exempt = _read_exempt(value)
             else:
                 raise LintConfigError(
                     f"[lint] unknown setting {key!r} (known: target, known_types, required, exempt)"
@@ -411,6 +390,33 @@ class LintConfig:
                     "or naming, required)"
                 )
         return config
+
+
+def _read_required(table: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(table, Mapping):
+        raise LintConfigError('[lint.required] maps type globs to fields: "x.*" = [...]')
+    required: dict[str, tuple[str, ...]] = {}
+    for types, value in table.items():
+        names = _strings(value, f"[lint.required] {types!r} must be a list of field names")
+        if not names:
+            raise LintConfigError(f"[lint.required] {types!r} names no field")
+        for name in names:
+            if not _is_field_name(name):
+                raise LintConfigError(
+                    f"[lint.required] {types!r}: unknown field {name!r} (use "
+                    f"{', '.join(WIRE_FIELDS)} or data.<key>)"
+                )
+        required[types] = names
+    return required
+
+
+def _read_exempt(table: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(table, Mapping):
+        raise LintConfigError("[lint.exempt] maps rule ids to type globs: id = [...]")
+    return {
+        rule: _strings(globs, f"[lint.exempt] {rule!r} must be a list of type globs")
+        for rule, globs in table.items()
+    }
 
 
 def _strings(value: Any, complaint: str) -> tuple[str, ...]:
@@ -430,16 +436,27 @@ def _is_field_name(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One rule an event breaks, and how (``"jobId missing"``, ``"no dot: ..."``)."""
+    """One rule an event breaks, and how (``"jobId missing"``, ``"no dot: ..."``);
+    ``field`` is the field a required-field rule found wanting."""
 
     rule: str
     message: str
+    field: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"rule": self.rule, "message": self.message}
+    @property
+    def problem(self) -> str:
+        """The message without what is particular to one event, which reports group by:
+        ``"timestamp unreadable"`` for ``"timestamp 'soon' is not epoch milliseconds"``."""
+        if self.field is None or self.message == f"{self.field} missing":
+            return self.message
+        return f"{self.field} unreadable"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"rule": self.rule, "message": self.message, "field": self.field}
 
 
 _Fields = tuple[tuple[str, str], ...]  # (rule id, field name)
+_CACHED_TYPES: Final = 10_000
 
 
 class Checker:
@@ -459,6 +476,9 @@ class Checker:
         key = (event.event_type, event.level == "error")
         naming = self._naming.get(key)
         if naming is None:
+            if len(self._naming) >= _CACHED_TYPES:  # a stream of made-up types
+                self._naming.clear()
+                self._required.clear()
             naming = self._naming[key] = tuple(
                 v
                 for v in _naming_violations(event.event_type, key[1])
@@ -473,7 +493,7 @@ class Checker:
         if not pairs:
             return naming
         missing = [
-            Violation(rule, problem)
+            Violation(rule, problem, name)
             for rule, name in pairs
             if (problem := field_problem(event, name)) is not None
         ]
@@ -581,9 +601,10 @@ class RuleScore:
 
 @dataclass(frozen=True)
 class Offender:
-    """One way events go wrong: a service's events of one type breaking one rule the same way,
-    how many, one ``example``, and ``evidence``, a query that shows them (None when the
-    type cannot be written as a plain term)."""
+    """One way events go wrong: a service's events of one type breaking one rule the same way
+    (``message``: :attr:`Violation.problem`), how many, the first such event (``example``,
+    and ``detail``, what exactly was wrong with it), and ``evidence``, a query that shows
+    them (None when the type cannot be written as a plain term)."""
 
     service: str
     event_type: str
@@ -591,6 +612,7 @@ class Offender:
     message: str
     count: int
     example: TelemetryEvent
+    detail: str
     evidence: str | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -600,6 +622,7 @@ class Offender:
             "rule": self.rule,
             "message": self.message,
             "count": self.count,
+            "detail": self.detail,
             "evidence": self.evidence,
             "example": self.example.to_dict(),
         }
@@ -654,9 +677,10 @@ class TypeChange:
 @dataclass(frozen=True)
 class LintReport:
     """How well ``events`` events follow the standards. Services and types are listed worst
-    first; ``offenders`` holds the ``offender_groups`` worst ways of going wrong, at most
-    the limit asked for. ``untracked_keys`` counts data keys of types that had more than
-    :data:`MAX_KEYS_PER_TYPE` distinct ones, left out of ``type_changes``."""
+    first; ``offenders`` holds the worst of the ``offender_groups`` ways of going wrong, at
+    most the limit asked for. ``capped_types`` are types with more than
+    :data:`MAX_KEYS_PER_TYPE` distinct data keys: the keys past that are not followed for
+    ``type_changes``."""
 
     events: int
     actionable: int
@@ -668,7 +692,7 @@ class LintReport:
     offender_groups: int
     unknown_types: tuple[UnknownType, ...]
     type_changes: tuple[TypeChange, ...]
-    untracked_keys: int = 0
+    capped_types: tuple[str, ...] = ()
 
     @property
     def share(self) -> float:
@@ -688,7 +712,7 @@ class LintReport:
             "meetsTarget": self.meets_target,
             "servicesBelowTarget": [s.service for s in self.services if not s.meets_target],
             "offenderGroups": self.offender_groups,
-            "untrackedKeys": self.untracked_keys,
+            "cappedTypes": list(self.capped_types),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -763,14 +787,12 @@ def _evidence(service: str, event_type: str, violation: Violation) -> str | None
     terms = [f"service:{service}", f"type:{event_type}"]
     if violation.rule == "naming.error_level":
         terms.append("level:error")
-    name, _, what = violation.message.partition(" ")
-    if what == "missing":
+    name = violation.field
+    if name is not None and violation.problem == f"{name} missing":
         if name.startswith("data."):
             terms.append(f"-{name}:*")
-        else:
-            term = _ID_TERMS.get(name)
-            if term is not None:
-                terms.append(f"-{term}:*")
+        elif name in _ID_TERMS:
+            terms.append(f"-{_ID_TERMS[name]}:*")
     return " ".join(terms)
 
 
@@ -798,9 +820,9 @@ class Linter:
         self._services: dict[str, list[Any]] = {}  # service -> [events, actionable, Counter]
         self._types: dict[str, _TypeStats] = {}
         self._rules: Counter[str] = Counter()
-        # (service, type, rule, message) -> [count, first event]
+        # (service, type, rule, problem) -> [count, first event, its violation]
         self._offenders: dict[tuple[str, str, str, str], list[Any]] = {}
-        self._untracked: set[tuple[str, str]] = set()
+        self._capped: set[str] = set()
 
     def add(self, events: Iterable[TelemetryEvent]) -> None:
         for event in events:
@@ -827,11 +849,12 @@ class Linter:
             service[2].update(rules)
             self._rules.update(rules)
             for violation in violations:
-                stats.problems[violation.message] += 1
-                key = (event.service, event.event_type, violation.rule, violation.message)
+                problem = violation.problem
+                stats.problems[problem] += 1
+                key = (event.service, event.event_type, violation.rule, problem)
                 group = self._offenders.get(key)
                 if group is None:
-                    self._offenders[key] = [1, event]
+                    self._offenders[key] = [1, event, violation]
                 else:
                     group[0] += 1
         if event.data:
@@ -852,7 +875,7 @@ class Linter:
             kinds = keys.get(key)
             if kinds is None:
                 if len(keys) >= MAX_KEYS_PER_TYPE:
-                    self._untracked.add((event.event_type, key))
+                    self._capped.add(event.event_type)
                     continue
                 kinds = keys[key] = {}
             seen = kinds.get(kind)
@@ -894,12 +917,15 @@ class Linter:
                 service,
                 event_type,
                 rule,
-                message,
+                problem,
                 count,
                 example,
-                _evidence(service, event_type, Violation(rule, message)),
+                violation.message,
+                _evidence(service, event_type, violation),
             )
-            for (service, event_type, rule, message), (count, example) in groups[:offenders]
+            for (service, event_type, rule, problem), (count, example, violation) in groups[
+                :offenders
+            ]
         )
         return LintReport(
             events=self._events,
@@ -912,7 +938,7 @@ class Linter:
             offender_groups=len(groups),
             unknown_types=self._unknown_types(),
             type_changes=self._type_changes(),
-            untracked_keys=len(self._untracked),
+            capped_types=tuple(sorted(self._capped)),
         )
 
     def _unknown_types(self) -> tuple[UnknownType, ...]:

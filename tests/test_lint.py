@@ -148,7 +148,8 @@ def assert_mixed_report(report: LintReport) -> None:
         ("worker", "job.progress", "naming.progress", 1),
     ]
     starting = next(o for o in report.offenders if o.event_type == "machine.starting")
-    assert starting.message.startswith("timestamp ") and "soon" in starting.message
+    assert starting.message == "timestamp unreadable"  # grouped: every bad timestamp is one
+    assert starting.detail.startswith("timestamp ") and "soon" in starting.detail
 
     unknown = {u.event_type: (u.count, u.one_off) for u in report.unknown_types}
     assert unknown == {
@@ -197,7 +198,9 @@ def test_offenders_carry_a_query_that_shows_their_events() -> None:
         query = parse_query(offender.evidence)
         shown = [e for e in events if query.matches(e)]
         assert len(shown) == offender.count, offender.evidence
-        assert all(Violation(offender.rule, offender.message) in Checker().check(e) for e in shown)
+        for each in shown:
+            problems = [(v.rule, v.problem) for v in Checker().check(each)]
+            assert (offender.rule, offender.message) in problems
 
 
 def test_fed_in_batches_the_report_is_the_same() -> None:
@@ -280,22 +283,24 @@ def test_well_named_types_pass(event_type: str) -> None:
 
 def test_required_fields_by_kind_of_event() -> None:
     check = Checker().check
-    assert check(event("job.created")) == (Violation("required.job", "jobId missing"),)
-    assert check(event("worker.ready")) == (Violation("required.worker", "workerId missing"),)
-    assert check(event("machine.ready")) == (Violation("required.machine", "machineId missing"),)
-    assert check(event("job.claimed", job_id="j")) == (
-        Violation("required.claim", "workerId missing"),
-    )
+
+    def missing(rule: str, name: str) -> Violation:
+        return Violation(rule, f"{name} missing", name)
+
+    assert check(event("job.created")) == (missing("required.job", "jobId"),)
+    assert check(event("worker.ready")) == (missing("required.worker", "workerId"),)
+    assert check(event("machine.ready")) == (missing("required.machine", "machineId"),)
+    assert check(event("job.claimed", job_id="j")) == (missing("required.claim", "workerId"),)
     assert check(event("job.claimed")) == (
-        Violation("required.job", "jobId missing"),
-        Violation("required.claim", "workerId missing"),
+        missing("required.job", "jobId"),
+        missing("required.claim", "workerId"),
     )
     assert check(event("connector.processing_started")) == ()  # not a job.* event
     # Naming and fields together; a type not of the shape is no job event.
     progress = "progress is {entity}.{status}_updated (job.progress_updated?)"
     assert check(event("job.progress")) == (
         Violation("naming.progress", progress),
-        Violation("required.job", "jobId missing"),
+        missing("required.job", "jobId"),
     )
     assert check(event("JobCreated")) == (
         Violation("naming.shape", "no dot: name it {entity}.{action} (job.created?)"),
@@ -312,7 +317,7 @@ def test_the_checker_agrees_with_reading_every_field() -> None:
     for each in [*decoded(MIXED), *clean]:
         expected = [v for v in checker.check(each) if v.rule.startswith("naming.")]
         expected += [
-            Violation(rule.id, problem)
+            Violation(rule.id, problem, name)
             for rule in RULES
             if rule.kind == "required" and fnmatchcase(each.event_type, rule.types)
             for name in rule.fields
@@ -454,7 +459,9 @@ def test_a_data_field_can_be_required() -> None:
     with_progress = TelemetryEvent.create("w", "job.progress_updated", {"progress": 5}, job_id="j")
     without = TelemetryEvent.create("w", "job.progress_updated", {"step": 1}, job_id="j")
     assert check(with_progress) == ()
-    assert check(without) == (Violation("required[job.progress_updated]", "data.progress missing"),)
+    assert check(without) == (
+        Violation("required[job.progress_updated]", "data.progress missing", "data.progress"),
+    )
     report = lint([without], config)
     assert report.offenders[0].evidence == "service:w type:job.progress_updated -data.progress:*"
 
@@ -537,3 +544,29 @@ def test_the_demo_services_follow_the_standards(redis_url: str) -> None:
     assert report.share == 1.0, [o.to_dict() for o in report.offenders]
     assert report.unknown_types == ()  # KNOWN_TYPES covers every type the platform emits
     assert report.type_changes == ()
+
+
+def test_what_differs_per_event_is_grouped_as_one_problem() -> None:
+    entries = [
+        {**wire("machine", "machine.starting", machineId="m1"), "timestamp": bad}
+        for bad in ("soon", "later", "2026-13-45")
+    ]
+    report = lint(decoded(entries))
+    (offender,) = report.offenders
+    assert (offender.message, offender.count) == ("timestamp unreadable", 3)
+    assert "soon" in offender.detail  # the first event's own reason
+    assert report.types[0].problems == {"timestamp unreadable": 3}
+
+
+def test_keys_past_the_cap_are_not_followed_and_say_so() -> None:
+    from emp_tui.lint import MAX_KEYS_PER_TYPE
+
+    by_id = {f"job_{n}": n for n in range(MAX_KEYS_PER_TYPE + 10)}
+    events = [
+        TelemetryEvent.create("monitor", "health_check.performed", {"a": 1, **by_id}),
+        TelemetryEvent.create("monitor", "health_check.performed", {"a": "1", "job_300": "x"}),
+    ]
+    report = lint(events)
+    assert report.capped_types == ("health_check.performed",)
+    assert [c.key for c in report.type_changes] == ["a"]  # job_300 was past the cap
+    assert report.to_dict()["cappedTypes"] == ["health_check.performed"]
