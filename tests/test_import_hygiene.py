@@ -18,6 +18,7 @@ CORE_MODULES = [
     "emp_tui.app.state",
     "emp_tui.analysis",
     "emp_tui.problems",
+    "emp_tui.lint",
     "emp_tui.sources",
     "emp_tui.export",
     "emp_tui.cli",
