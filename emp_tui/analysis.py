@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from emp_tui.events import TelemetryEvent, stream_id_ms
+from emp_tui.events import TelemetryEvent
+from emp_tui.stream_ids import order_key, stream_id_ms
 
 __all__ = [
     "Anomaly",
@@ -88,12 +89,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def _order_key(event: TelemetryEvent) -> tuple[int, int, int]:
-    ms = stream_id_ms(event.id)
-    seq = 0
-    if event.id is not None and ms is not None:
-        _, _, tail = event.id.partition("-")
-        seq = int(tail) if tail.isdigit() else 0
-    return event.timestamp, ms if ms is not None else event.timestamp, seq
+    return (event.timestamp, *order_key(event.id, event.timestamp))
 
 
 def sort_events(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:

@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import orjson
 
+from emp_tui.stream_ids import stream_id_ms as stream_id_ms  # where it was first defined
+
 SCHEMA_VERSION: Final = 1
 DEFAULT_STREAM: Final = "emp:events"
 DEFAULT_MAXLEN: Final = 10_000
@@ -91,14 +93,6 @@ def new_span_id() -> str:
 
 def is_hex_id(value: str, length: int) -> bool:
     return len(value) == length and _HEX.issuperset(value) and value != "0" * length
-
-
-def stream_id_ms(entry_id: str | None) -> int | None:
-    """The millisecond part of a stream entry ID ``<ms>-<seq>``, or None."""
-    if not entry_id:
-        return None
-    ms, _, _ = entry_id.partition("-")
-    return int(ms) if ms.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from rich.color import Color as RichColor
 from textual.widgets import Static
 
 from emp_tui.analysis import HandoffEdge, handoffs
-from emp_tui.app.widgets.colors import ERROR_COLOR, WARN_COLOR
+from emp_tui.app.style import ERROR_COLOR, WARN_COLOR
 from emp_tui.app.widgets.graph import HandoffDiagram, HandoffGraph, HandoffTable
 
 from .apps import GraphApp

@@ -8,7 +8,7 @@ from textual.color import Color
 from textual.widgets import Static
 
 from emp_tui.analysis import Gap, Timeline, job_timeline
-from emp_tui.app.widgets.colors import ERROR_COLOR, service_color
+from emp_tui.app.style import ERROR_COLOR, service_color
 from emp_tui.app.widgets.timeline import StepList, SwimLanes, TimelineView
 
 from .apps import TimelineApp

@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
-from emp_tui.app.render import inert
 from emp_tui.app.screens.confirm import ConfirmScreen
 from emp_tui.app.widgets.inputs import AppInput
 from emp_tui.export import FORMATS
+from emp_tui.text import inert
 
 EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "json": ".json", "chrome-trace": ".trace.json"}
 
