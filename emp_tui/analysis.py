@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from emp_tui.config import DEFAULT_GAP_MS
 from emp_tui.events import TelemetryEvent
 from emp_tui.stream_ids import order_key, stream_id_ms
 
@@ -52,7 +53,6 @@ __all__ = [
     "sort_events",
 ]
 
-DEFAULT_GAP_MS: Final = 5_000
 DEFAULT_STALL_MS: Final = 5 * 60_000
 DEFAULT_SILENT_MS: Final = 2 * 60_000
 DEFAULT_SKEW_MS: Final = 60_000

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, OptionList, RadioButton
 
 from emp_tui.app.sample import sample_events
 from emp_tui.app.screens.confirm import ConfirmScreen
@@ -174,6 +174,26 @@ async def test_export_format_and_overwrite_confirmation(tmp_path: Path) -> None:
         lines = target.read_text().splitlines()
         assert lines[0].startswith("id,timestamp")
         assert len(lines) == 1 + len(app.store)
+
+
+async def test_export_format_follows_the_file_name_as_in_the_cli(tmp_path: Path) -> None:
+    target = tmp_path / "story.trace.json"
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        assert app.screen.query_one("#fmt-jsonl", RadioButton).value
+        app.screen.query_one("#export-path", Input).value = str(target)
+        await pilot.pause()
+        assert app.screen.query_one("#fmt-chrome-trace", RadioButton).value
+        assert app.screen.query_one("#export-path", Input).value == str(target)
+        await pilot.press("enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_export is not None and app.last_export.fmt == "chrome-trace"
+        assert "traceEvents" in orjson.loads(target.read_bytes())
 
 
 async def test_y_copies_the_selected_event_json() -> None:

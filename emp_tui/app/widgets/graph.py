@@ -40,6 +40,7 @@ from textual.widgets import Static
 
 from emp_tui.app.render import inert_text
 from emp_tui.app.style import ERROR_COLOR, WARN_COLOR, service_color
+from emp_tui.config import DEFAULT_GAP_MS
 from emp_tui.text import duration, inert
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ SCOPE_LABELS: Final[dict[str, str]] = {
     "job": "this job",
     "all": "all buffered jobs matching the filter",
 }
-DEFAULT_SLOW_MS: Final = 5_000
 MAX_LEVELS: Final = 6  # arc rows on each side of the boxes; further edges are in the table only
 _BOX_GAP: Final = 2
 _MAX_EXTRA_GAP: Final = 14
@@ -523,7 +523,7 @@ class HandoffGraph(VerticalScroll, can_focus=True):
         *,
         nodes: Sequence[str] | None = None,
         scope: Scope = "job",
-        slow_ms: float = DEFAULT_SLOW_MS,
+        slow_ms: float = DEFAULT_GAP_MS,
         detail: str = "",
         name: str | None = None,
         id: str | None = None,

@@ -57,6 +57,7 @@ from emp_tui.app.style import (
     WARN_COLOR,
     service_color,
 )
+from emp_tui.config import DEFAULT_GAP_MS
 from emp_tui.events import LEVEL_RANK
 from emp_tui.text import data_summary, duration, inert, offset
 
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
     from emp_tui.analysis import Gap, Step, Timeline
     from emp_tui.events import TelemetryEvent
 
-DEFAULT_GAP_THRESHOLD_MS: Final = 5_000
 # What + and - step through; a threshold set in between moves to the next value in the list.
 THRESHOLD_STEPS_MS: Final = (
     100,
@@ -199,7 +199,7 @@ class StepList(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._timeline: Timeline | None = None
-        self._threshold_ms = DEFAULT_GAP_THRESHOLD_MS
+        self._threshold_ms = DEFAULT_GAP_MS
         # (step index, is the gap row before that step)
         self._rows: list[tuple[int, bool]] = []
         self._row_of_step: list[int] = []
@@ -674,7 +674,7 @@ class TimelineView(Widget):
         self,
         timeline: Timeline | None = None,
         *,
-        gap_threshold_ms: int = DEFAULT_GAP_THRESHOLD_MS,
+        gap_threshold_ms: int = DEFAULT_GAP_MS,
         job_id: str | None = None,
         name: str | None = None,
         id: str | None = None,
