@@ -289,7 +289,6 @@ class RedisTail:
         self.state: ConnectionState = "connecting"
         self.error: str | None = None
         self.reconnects = 0
-        self.received = 0
         self._client: redis.asyncio.Redis | None = None
         self._delay = backoff_initial
         self._state_changed = False
@@ -355,7 +354,6 @@ class RedisTail:
                     batch.append(decode(entry_id, fields or {}))
             if batch:
                 self.last_id = batch[-1].id or self.last_id
-                self.received += len(batch)
                 return batch
         raise StopAsyncIteration
 
@@ -386,8 +384,6 @@ class FileStats:
     """What reading files came to. ``problems`` holds the first few corrupt lines' reasons,
     as ``path:line: reason``."""
 
-    files: int = 0
-    lines: int = 0  # lines decoded (a pre-filter may skip most without decoding)
     events: int = 0  # events that matched
     corrupt: int = 0
     problems: list[str] = field(default_factory=list)
@@ -494,7 +490,6 @@ def read_file(
     Lines lacking a literal the query requires are skipped undecoded. Raises SourceError when
     the file cannot be opened or read."""
     stats = stats if stats is not None else FileStats()
-    stats.files += 1
     literal_sets = [
         frozenset(lit.encode() for lit in group)
         for group in (query.required_literals() if query else ())
@@ -524,7 +519,6 @@ def read_file(
                         continue
                     if not line.strip():
                         continue
-                    stats.lines += 1
                     event = TelemetryEvent.from_json_line(line)
                     if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
                         where = f"{path}:{line_no}" if numbered else str(path)
@@ -560,7 +554,6 @@ def _read_json_array(
     if not isinstance(items, list):
         raise SourceError(f"{path} is not a JSON array of events")
     for index, item in enumerate(items):
-        stats.lines += 1
         if not isinstance(item, dict):
             stats.problem(f"{path}: item {index} is not a JSON object")
             continue
