@@ -17,91 +17,16 @@ import orjson
 import pytest
 import redis
 from redisproc import RedisProcess
+from samples import HOSTILE_TEXT, incident_sample
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
 
 STREAM = "emp:events"
-# Terminal controls, C1, DEL and a right-to-left override: shown escaped, never obeyed.
-HOSTILE_TEXT = "\x1b[31mred\x1b[0m\nnext\u202eevil\x9b2J\x7f"
 NOW = time.time_ns() // 1_000_000
 BASE = NOW - 30 * 60_000  # the sample happened half an hour ago
 
 
-def _flow(job: str, start: int, worker: str, claim_ms: int, run_ms: int, *, end: str | None):
-    steps = [
-        (0, "api-server", "job.created", {"jobType": "comfyui"}),
-        (50, "api-server", "job.queued", {"queueName": "default"}),
-        (50 + claim_ms, "worker", "job.claimed", {}),
-        (60 + claim_ms, "worker", "connector.processing_started", {}),
-        (60 + claim_ms + run_ms, "worker", "connector.processing_completed", {}),
-    ]
-    if end == "failed":
-        steps[-1] = (
-            60 + claim_ms + run_ms,
-            "worker",
-            "connector.processing_failed",
-            {"error": "CUDA out of memory"},
-        )
-        steps.append((80 + claim_ms + run_ms, "api-server", "job.failed", {"error": "CUDA OOM"}))
-    elif end == "completed":
-        steps.append((80 + claim_ms + run_ms, "api-server", "job.completed", {}))
-    return [
-        TelemetryEvent.create(
-            service,
-            etype,
-            data,
-            timestamp=start + at,
-            job_id=job,
-            worker_id=worker if service == "worker" else None,
-            machine_id="m-1" if service == "worker" else None,
-        )
-        for at, service, etype, data in (s if len(s) == 4 else (*s, {}) for s in steps)
-    ]
-
-
-def sample_events() -> list[TelemetryEvent]:
-    events: list[TelemetryEvent] = []
-    # Enough ordinary jobs that one outlier does not make itself "usual" (p95 of 25 values).
-    for n in range(24):
-        events += _flow(f"job_ok_{n}", BASE + n * 10_000, f"w-{n % 2}", 200, 1000, end="completed")
-    events += _flow("job_slow", BASE + 300_000, "w-0", 3200, 1000, end="completed")
-    events += _flow("job_gap", BASE + 400_000, "w-1", 9000, 1000, end="completed")
-    events += _flow("job_bad", BASE + 500_000, "w-1", 200, 500, end="failed")
-    events += _flow("job_stuck", BASE + 600_000, "w-0", 200, 100, end=None)[:3]
-    events.append(
-        TelemetryEvent.create(
-            "worker",
-            "worker.heartbeat",
-            timestamp=BASE + 400_500,
-            worker_id="w-1",
-            machine_id="m-1",
-        )
-    )
-    events.append(
-        TelemetryEvent.create(
-            "monitor",
-            "monitor.note",
-            {"text": HOSTILE_TEXT},
-            timestamp=BASE + 700_000,
-        )
-    )
-    return sorted(events, key=lambda e: e.timestamp)
-
-
-def with_ids(events: list[TelemetryEvent]) -> list[TelemetryEvent]:
-    """Stream IDs as the stream would give them (time-based, in order)."""
-    out, last = [], (0, -1)
-    for event in events:
-        ms = event.timestamp
-        seq = last[1] + 1 if ms == last[0] else 0
-        last = (ms, seq)
-        out.append(
-            TelemetryEvent.from_json_line(orjson.dumps({**event.to_dict(), "id": f"{ms}-{seq}"}))
-        )
-    return out
-
-
-EVENTS = with_ids(sample_events())
+EVENTS = incident_sample(BASE)
 
 
 @pytest.fixture

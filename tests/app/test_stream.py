@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from samples import flood, sample_events
 from textual import events
 from textual.widgets import Static
 
-from emp_tui.app.sample import flood, sample_events
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.events import TelemetryEvent
