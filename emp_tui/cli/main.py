@@ -4,6 +4,7 @@ failure into one line and its exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -29,6 +30,9 @@ from emp_tui.cli.search import run_search, run_stream
 from emp_tui.cli.timeline import run_correlate, run_timeline
 from emp_tui.text import inert
 
+APP_REQUIRES: Final = ("textual", "rich", "platformdirs")
+"""What the app needs beyond requirements-core.txt."""
+
 Runner = Callable[[argparse.Namespace, Settings, Output], int]
 
 RUNNERS: Final[dict[str, Runner]] = {
@@ -45,6 +49,13 @@ RUNNERS: Final[dict[str, Runner]] = {
 def _run_app(args: argparse.Namespace, settings: Settings) -> int:
     if args.filter:
         parse_query(args.filter)
+    missing = [name for name in APP_REQUIRES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CliError(
+            f"the app cannot start: {', '.join(missing)} not installed (the lean install "
+            "leaves the app out; `pip install emp-tui` brings it)",
+            EXIT_USAGE,
+        )
     try:
         from emp_tui.app import run_app
     except ImportError as exc:

@@ -7,12 +7,14 @@ colours are the app's (:mod:`emp_tui.app.style`), so a service looks the same in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from emp_tui.app.style import level_text_style, service_color
+from emp_tui.cli.common import EXIT_USAGE, CliError
 from emp_tui.text import data_summary, dumps, escape, local_time
 
 if TYPE_CHECKING:
@@ -34,12 +36,22 @@ class Output:
         self.json = json_lines
         self._console: Console | None = None
         # Without colour, a line is plain text: written directly, it costs far less than
-        # through Rich (which matters for a search that prints thousands of lines).
-        self.plain = not sys.stdout.isatty() or bool(os.environ.get("NO_COLOR"))
+        # through Rich (which matters for a search that prints thousands of lines). The lean
+        # install (requirements-core.txt) has no Rich: plain text there too.
+        self.has_rich = importlib.util.find_spec("rich") is not None
+        self.plain = (
+            not sys.stdout.isatty() or bool(os.environ.get("NO_COLOR")) or not self.has_rich
+        )
 
     @property
     def console(self) -> Console:
         if self._console is None:
+            if not self.has_rich:
+                raise CliError(
+                    "this output needs Rich, which the lean install leaves out: add --json, "
+                    "or install emp-tui with its dependencies",
+                    EXIT_USAGE,
+                )
             from rich.console import Console
 
             # Piped output is not cut to 80 columns: tables keep their full width.
