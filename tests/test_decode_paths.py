@@ -9,33 +9,22 @@ from typing import Any
 
 import orjson
 import pytest
+from samples import event
 
 from emp_tui import events
 from emp_tui.events import TelemetryEvent, decode, decode_general, decode_object_general
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-
 
 def well_formed() -> list[TelemetryEvent]:
-    full = TelemetryEvent(
-        timestamp=1732700000000,
-        service="worker",
-        event_type="job.claimed",
-        trace_id=TRACE,
-        span_id="00f067aa0ba902b7",
-        job_id="job_123",
-        worker_id="w-1",
-        machine_id="m-1",
-        user_id="u-9",
-        level="warn",
-        data={"claimTimeMs": 12, "nested": {"a": [1, 2.5, None, True]}, "note": "ワーカー 🧪"},
-    )
+    data = {"claimTimeMs": 12, "nested": {"a": [1, 2.5, None, True]}, "note": "ワーカー 🧪"}
+    ids = {"job_id": "job_123", "worker_id": "w-1", "machine_id": "m-1"}
+    full = replace(event(7, 1732700000000, "worker", "job.claimed", data, **ids), user_id="u-9")
     return [
         full,
         replace(full, span_id=None, user_id=None, machine_id=None, data={}),
         replace(full, job_id=None, worker_id=None, level="error", event_type="api.error"),
-        TelemetryEvent.create("api-server", "job.created", {"jobType": "comfyui"}, job_id="j"),
-        TelemetryEvent.create("monitor", "monitor.heartbeat", timestamp=1),
+        event(8, 1732700000001, "api-server", "job.created", {"jobType": "comfyui"}, job_id="j"),
+        event(9, 1, "monitor", "monitor.heartbeat", level="warn"),
     ]
 
 
@@ -56,22 +45,22 @@ def general_paths_refused(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return called
 
 
-@pytest.mark.parametrize("event", well_formed())
+@pytest.mark.parametrize("sample", well_formed())
 def test_well_formed_entries_and_lines_take_the_fast_paths(
-    event: TelemetryEvent, general_paths_refused: list[str]
+    sample: TelemetryEvent, general_paths_refused: list[str]
 ) -> None:
-    entry = {name.encode(): value.encode() for name, value in event.encode().items()}
+    entry = {name.encode(): value.encode() for name, value in sample.encode().items()}
     decoded = decode(b"1732700000000-7", entry)
-    assert decoded == replace(event, id="1732700000000-7")
+    assert decoded == replace(sample, id="1732700000000-7")
     assert TelemetryEvent.from_json_line(decoded.to_json_line()) == decoded
     assert general_paths_refused == []
 
 
-@pytest.mark.parametrize("event", well_formed())
-def test_fast_and_general_paths_read_the_same(event: TelemetryEvent) -> None:
-    entry = {name.encode(): value.encode() for name, value in event.encode().items()}
+@pytest.mark.parametrize("sample", well_formed())
+def test_fast_and_general_paths_read_the_same(sample: TelemetryEvent) -> None:
+    entry = {name.encode(): value.encode() for name, value in sample.encode().items()}
     assert decode(b"17-3", entry) == decode_general(b"17-3", entry)
-    line = replace(event, id="17-3").to_json_line()
+    line = replace(sample, id="17-3").to_json_line()
     assert TelemetryEvent.from_json_line(line) == decode_object_general(orjson.loads(line))
 
 
