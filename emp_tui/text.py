@@ -51,12 +51,11 @@ ESCAPES: Final[dict[int, str]] = {
 }
 """The one table: code point -> the visible text shown in its place."""
 
-_UNSAFE: Final = re.compile("[" + "".join(re.escape(chr(code)) for code in ESCAPES) + "]")
-
 
 def escape(text: str) -> str:
     """``text`` with every character of :data:`ESCAPES` replaced by its visible escape."""
-    if _UNSAFE.search(text) is None:
+    # Every character of the table is one isprintable() refuses: most text is done at C speed.
+    if text.isprintable():
         return text
     return text.translate(ESCAPES)
 
@@ -78,13 +77,19 @@ _JSON_ESCAPES: Final[dict[bytes, bytes]] = {
     chr(code).encode(): f"\\u{code:04x}".encode() for code in ESCAPES if code >= 0x20
 }
 _JSON_UNSAFE: Final = re.compile(b"|".join(re.escape(raw) for raw in _JSON_ESCAPES))
+_JSON_LEADS: Final = bytes(sorted({raw[0] for raw in _JSON_ESCAPES}))
+"""The first bytes of those characters: where none occurs (nearly always: they are DEL and
+the lead bytes of C1 and of a few punctuation blocks), there is nothing to escape."""
 
 
 def escape_json(data: bytes) -> bytes:
     """JSON text (UTF-8, as orjson writes it) with DEL, C1 and the format characters of
     :data:`ESCAPES` written as ``\\uXXXX``: the same JSON to a reader, inert on a terminal.
     Such characters can only stand inside JSON strings, so the replacement is exact."""
-    if data.isascii() and b"\x7f" not in data:
+    if data.isascii():
+        if b"\x7f" not in data:
+            return data
+    elif len(data.translate(None, _JSON_LEADS)) == len(data):
         return data
     return _JSON_UNSAFE.sub(lambda match: _JSON_ESCAPES[match.group()], data)
 

@@ -36,6 +36,7 @@ def test_the_table_covers_controls_and_invisible_format_characters() -> None:
     for code in (*range(0x2000, 0x2070), 0xFEFF):
         if unicodedata.category(chr(code)) in ("Cf", "Zl", "Zp"):
             assert code in ESCAPES, hex(code)
+    # escape() relies on this: text that isprintable() accepts has nothing to escape.
     assert all(not chr(code).isprintable() for code in ESCAPES)
 
 
