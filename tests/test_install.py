@@ -65,12 +65,16 @@ def lean_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env_dir = tmp / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    log = []
     for command in (
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
+        # -v: the build's own warnings are part of what is checked
+        [str(python), "-m", "pip", "install", "-v", "--no-deps", str(source)],
         [str(python), "-m", "pip", "install", "--quiet", "-r", str(source / CORE_FILE.name)],
     ):
         done = subprocess.run(command, capture_output=True, text=True, timeout=540)
         assert done.returncode == 0, done.stdout + done.stderr
+        log.append(done.stdout + done.stderr)
+    (env_dir / "install.log").write_text("\n".join(log))
     return env_dir / "bin"
 
 
@@ -86,6 +90,14 @@ def _run(
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
+
+
+@pytest.mark.timeout(600)
+def test_the_build_warns_of_nothing(lean_env: Path) -> None:
+    """No deprecation banners (setuptools once complained of the license table)."""
+    log = (lean_env.parent / "install.log").read_text()
+    assert "Successfully installed emp-tui" in log
+    assert "Deprecat" not in log, log
 
 
 @pytest.mark.timeout(600)
