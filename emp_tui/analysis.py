@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from emp_tui import text
 from emp_tui.config import DEFAULT_GAP_MS
 from emp_tui.events import TelemetryEvent
 from emp_tui.stream_ids import order_key, stream_id_ms
@@ -557,7 +558,7 @@ def anomalies(
                 Anomaly(
                     "stalled_job",
                     job,
-                    f"no terminal event for {idle / 1000:.0f}s after {last.event_type}",
+                    f"no terminal event for {text.duration(idle)} after {last.event_type}",
                     last.timestamp,
                     last,
                 )
@@ -586,7 +587,7 @@ def anomalies(
                 Anomaly(
                     "silent_service",
                     service,
-                    f"silent for {(now - last.timestamp) / 1000:.0f}s",
+                    f"silent for {text.duration(now - last.timestamp)}",
                     last.timestamp,
                     last,
                 )
@@ -608,7 +609,7 @@ def anomalies(
             Anomaly(
                 "clock_skew",
                 service,
-                f"{count} event(s) with timestamps up to {abs(skew) / 1000:.1f}s {direction} "
+                f"{count} event(s) with timestamps up to {text.duration(abs(skew))} {direction} "
                 "the stream's clock",
                 event.timestamp,
                 event,

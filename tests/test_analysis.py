@@ -320,7 +320,7 @@ def test_anomalies_stalled_failed_silent_and_skew() -> None:
     (skew,) = [a for a in found if a.kind == "clock_skew"]
     assert skew.subject == "webhook-service"
     assert skew.event is events[-2]  # the worst of the two
-    assert "2 event(s)" in skew.message and "120.0s ahead of" in skew.message
+    assert "2 event(s)" in skew.message and "2m00s ahead of" in skew.message
     (failed,) = [a for a in found if a.kind == "failed_job"]
     assert "CUDA out of memory" in failed.message
 
