@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from emp_tui import text
-from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
 from emp_tui.events import TelemetryEvent
 from emp_tui.stream_ids import order_key, stream_id_ms
 
@@ -57,7 +57,6 @@ __all__ = [
 DEFAULT_STALL_MS: Final = 5 * 60_000
 DEFAULT_SILENT_MS: Final = 2 * 60_000
 DEFAULT_SKEW_MS: Final = 60_000
-DEFAULT_WINDOW_MS: Final = 5_000
 # "Slower than usual": above SLOW_FACTOR x the usual p95 and at least SLOW_MIN_EXCESS_MS over
 # it, judged only when the other jobs give at least SLOW_MIN_SAMPLES of the same step.
 SLOW_FACTOR: Final = 2.0

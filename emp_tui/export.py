@@ -21,10 +21,7 @@ in CSV cells other than ``data`` (which is JSON), visible escapes (:mod:`emp_tui
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Final
@@ -97,6 +94,8 @@ def _csv_cell(value: str) -> str:
 
 
 def _write_csv(events: Iterable[TelemetryEvent], out: IO[str]) -> int:
+    import csv
+
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
@@ -204,6 +203,8 @@ def write_events(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (overwrite it with --force)")
     directory = path.parent if str(path.parent) else Path(".")
+    import tempfile
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
     try:
@@ -259,6 +260,8 @@ def write_to(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
             count += 1
         raw.write(b"\n]\n")
     elif fmt == "csv":
+        import io
+
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         count = _write_csv(events, text)
         text.flush()

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from emp_tui import __version__
-from emp_tui.analysis import DEFAULT_WINDOW_MS
 from emp_tui.cli.common import EXIT_USAGE, NEGATED_MARK, CliError
-from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
 from emp_tui.export import FORMATS
 from emp_tui.text import duration
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from emp_tui.analysis import DEFAULT_WINDOW_MS
 from emp_tui.app.style import ERROR_COLOR, OK_COLOR, WARN_COLOR, service_color
 from emp_tui.cli.common import (
     EXIT_FOUND,
@@ -17,7 +16,7 @@ from emp_tui.cli.common import (
     now_ms,
 )
 from emp_tui.cli.output import Output, event_line
-from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
 from emp_tui.text import duration, offset
 
 if TYPE_CHECKING:
