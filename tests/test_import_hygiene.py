@@ -10,6 +10,8 @@ import pytest
 # Every module that must import without Textual (and without Rich, for the emitter).
 CORE_MODULES = [
     "emp_tui.events",
+    "emp_tui.text",
+    "emp_tui.stream_ids",
     "emp_tui.telemetry",
     "emp_tui.config",
     "emp_tui.health",
@@ -22,6 +24,7 @@ CORE_MODULES = [
     "emp_tui.sources",
     "emp_tui.export",
     "emp_tui.cli",
+    "emp_tui.app.style",  # the CLI's colours: plain strings, no Rich
     "collector",
     "collector.__main__",
     "collector.config",

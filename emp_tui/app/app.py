@@ -45,7 +45,6 @@ from emp_tui.app.messages import (
     SourceDone,
 )
 from emp_tui.app.readers import read_collector_health
-from emp_tui.app.render import inert
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
@@ -61,9 +60,10 @@ from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
 from emp_tui.query import QueryError
-from emp_tui.sources import FileStats, RedisTail, SourceError, read_files
+from emp_tui.sources import ConnectionState, FileStats, RedisTail, SourceError, read_files
 from emp_tui.sources import backfill as sources_backfill
 from emp_tui.store import EventStore
+from emp_tui.text import inert
 
 FRAME_SECONDS = 1 / 20
 """How often queued events are drained into the store and the screen."""
@@ -655,7 +655,7 @@ class EmpTuiApp(App[int]):
         status bar, retried with backoff, never an error."""
         label = redacted_url(url)
 
-        def report(state: str, error: str | None) -> None:
+        def report(state: ConnectionState, error: str | None) -> None:
             self.post_message(ConnectionChanged(state, label, error))
 
         delay = BACKOFF_INITIAL

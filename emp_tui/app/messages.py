@@ -10,6 +10,7 @@ from pathlib import Path
 from textual.message import Message
 
 from emp_tui.events import TelemetryEvent
+from emp_tui.sources import ConnectionState
 
 
 @dataclass
@@ -38,7 +39,7 @@ class SourceDone(Message):
 class ConnectionChanged(Message):
     """The live reader's connection state changed."""
 
-    state: str  # connecting | connected | reconnecting | disconnected
+    state: ConnectionState
     url: str
     error: str | None = None
 
