@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline
+from emp_tui.analysis import (
+    Comparison,
+    HandoffEdge,
+    Timeline,
+    compare_with_usual,
+    handoffs,
+    job_timeline,
+)
 from emp_tui.events import TelemetryEvent
 from emp_tui.query import Query, parse_query
 from emp_tui.store import EventStore
@@ -37,6 +44,8 @@ __all__ = [
 
 REFERENCE_JOBS = 200
 """How many recent other jobs a timeline's "slower than usual" compares with."""
+COMPARE_JOBS = 2000
+"""How many recent other jobs "compare with usual" looks among for jobs of the same type."""
 RATE_WINDOW = 30
 """Seconds of events/s history kept for the sparkline."""
 WARM_BUDGET = 20_000
@@ -245,6 +254,21 @@ class AppState:
             now_ms=self.now_ms(),
         )
         return self.timeline
+
+    def compare_open_job(self) -> Comparison | None:
+        """The open job beside typical jobs of its type among the recent ones at hand (its
+        events as its timeline has them); None when no job is open."""
+        job = self.current_job
+        if job is None:
+            return None
+        timeline = self.timeline
+        own = timeline.events if timeline is not None and timeline.job_id == job else []
+        store = self.store
+        reference: list[TelemetryEvent] = []
+        for other in store.job_ids(COMPARE_JOBS):
+            if other != job:
+                reference.extend(store.by_job(other))
+        return compare_with_usual(own or store.by_job(job), job, reference=reference)
 
     def timeline_ages(self) -> bool:
         """Whether the open timeline changes with the clock alone (a live job's silence)."""
