@@ -53,6 +53,19 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def reading_now_ms(
+    settings: Settings, events: Iterable[TelemetryEvent], until_ms: int | None = None
+) -> int:
+    """The "now" of what was read: the wall clock while reading Redis (a live stream),
+    otherwise the newest event the files hold (a recording: its open jobs are quiet up to its
+    end, not up to today). With an ``until`` bound, the bound (what was wrong as of then),
+    never later than the wall clock."""
+    if until_ms is not None:
+        return min(until_ms, now_ms())
+    newest = max((event.timestamp for event in events), default=None)
+    return now_ms() if settings.use_redis or newest is None else newest
+
+
 # -- settings and the query -------------------------------------------------------------------
 
 
