@@ -259,8 +259,8 @@ def _finding_row(finding: Finding) -> Row:
         line=line,
         detail=(
             ((mark, mark_style), (" ", ""), (title, style)),
-            ((inert(facts, 300), "dim"),),
             _hint(action, finding.job_id, finding.evidence),
+            ((inert(facts, 300), "dim"),),
         ),
         action=action,
         job=finding.job_id,

@@ -185,9 +185,9 @@ class ProblemsView(Widget):
         height: 1fr;
         & > #problems-detail {
             height: auto;
-            max-height: 5;
+            max-height: 7;
             padding: 0 1;
-            border-top: hkey $panel-lighten-2;
+            border-top: solid $panel-lighten-2;
         }
         &.-nothing > #problems-detail { display: none; }
     }
@@ -227,9 +227,8 @@ class ProblemsView(Widget):
         counts = state.title()
         self.border_title = "3 problems" + (f" · {counts}" if counts else "")
         self.border_subtitle = state.subtitle()
-        if self.is_mounted:
-            self._list.reload()
-            self.show_detail()
+        self._list.reload()
+        self.show_detail()
 
     def show_detail(self) -> None:
         row = self.state.selected
