@@ -158,12 +158,12 @@ def test_non_json_data_is_kept_not_dropped() -> None:
     assert event.data == {"_raw": "oops"}
 
 
-def test_invalid_utf8_is_replaced_and_flagged() -> None:
+def test_invalid_utf8_is_kept_as_escapes_and_flagged() -> None:
     event = decode(
         b"1-0",
         {b"timestamp": b"1", b"service": b"w\xff\xfe", b"eventType": b"a.b", b"traceId": TRACE},
     )
-    assert event.service == "w\ufffd\ufffd"
+    assert event.service == "w\\xff\\xfe"  # the bytes stay visible, as text
     assert event.malformed is not None and "invalid UTF-8 in service" in event.malformed
 
 

@@ -136,16 +136,21 @@ def test_unreachable_redis_never_raises_and_close_gives_up(tmp_path) -> None:
     client.event("after.close")  # ignored, not an error
 
 
-def test_unserialisable_data_is_counted_not_raised(make_client, redis_url: str) -> None:
+def test_data_json_cannot_hold_is_written_as_text(make_client, redis_url: str) -> None:
     client = make_client()
-    loop: dict[str, object] = {}
+    loop: dict[str, object] = {"n": 1}
     loop["self"] = loop
     client.event("job.created", loop)  # orjson refuses circular data
-    client.event("job.created", {"when": object(), 1: "int key"})
+    client.event("job.created", {"when": object(), 1: "int key", "big": 2**80})
+    client.event("job.created", ["not", "a", "mapping"])  # type: ignore[arg-type]
     assert client.flush(5)
-    assert client.stats.failed == 1
-    (event,) = read_all(redis_url)
-    assert event.data["1"] == "int key" and event.data["when"].startswith("<object")
+    assert (client.stats.sent, client.stats.dropped, client.stats.failed) == (3, 0, 0)
+    circular, odd, listed = read_all(redis_url)
+    assert all(e.malformed is None for e in (circular, odd, listed))
+    assert circular.data["n"] == 1 and "<cycle>" in str(circular.data["self"])
+    assert odd.data["1"] == "int key" and odd.data["when"].startswith("<object")
+    assert odd.data["big"] == str(2**80)
+    assert listed.data == {"_value": ["not", "a", "mapping"]}
 
 
 def test_operation_started_completed_and_failed(make_client, redis_url: str) -> None:
