@@ -153,6 +153,7 @@ class TelemetryEvent:
         trace_id: str | None = None,
         span_id: str | None = None,
         level: str | None = None,
+        event_id: str | None = None,
     ) -> TelemetryEvent:
         """A new event with the defaults of wire format v1 filled in."""
         if timestamp is None:
@@ -171,6 +172,7 @@ class TelemetryEvent:
             user_id=user_id,
             level=(normalize_level(level) or level) if level else default_level(event_type),
             data=dict(data) if data else {},
+            event_id=event_id,
         )
 
     # -- wire format -------------------------------------------------------------------
