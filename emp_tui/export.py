@@ -23,9 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Final
 
-import orjson
-
-from emp_tui.events import ID_FIELDS, TelemetryEvent
+from emp_tui.events import ID_FIELDS, TelemetryEvent, data_json, json_bytes
 
 __all__ = ["CSV_COLUMNS", "FORMATS", "chrome_trace", "write_events"]
 
@@ -76,7 +74,7 @@ def _write_csv(events: Iterable[TelemetryEvent], out: IO[str]) -> int:
             event.trace_id,
             event.span_id or "",
             *((getattr(event, attr) or "") for _, attr in ID_FIELDS),
-            orjson.dumps(event.data, default=str).decode(),
+            data_json(event.data),
             event.malformed or "",
         ]
         writer.writerow([_csv_cell(cell) for cell in row])
@@ -217,7 +215,7 @@ def _write(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
         raw.write(b"[")
         for event in events:
             raw.write(b",\n" if count else b"\n")
-            raw.write(orjson.dumps(event.to_dict(), default=str))
+            raw.write(json_bytes(event.to_dict()))
             count += 1
         raw.write(b"\n]\n")
     elif fmt == "csv":
@@ -227,6 +225,6 @@ def _write(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
         text.detach()
     else:
         listed = list(events)
-        raw.write(orjson.dumps(chrome_trace(listed), default=str))
+        raw.write(json_bytes(chrome_trace(listed)))
         count = len(listed)
     return count

@@ -297,3 +297,23 @@ def test_collector_writes_every_entry(
     with redis.Redis.from_url(redis_url) as client:
         pending = client.xpending(STREAM, "emp-collector")
     assert pending["pending"] == 0  # every entry acked: none comes back to crash a restart
+
+
+def test_exports_write_values_json_cannot_hold(tmp_path: Path) -> None:
+    """Events built in code (not decoded) may hold anything: every format still writes."""
+    loop: list[Any] = []
+    loop.append(loop)
+    deep: Any = 1
+    for _ in range(400):
+        deep = {"a": deep}
+    events = [
+        TelemetryEvent.create("worker", "job.x", {"big": 2**80, "loop": loop}, job_id=JOB),
+        TelemetryEvent.create("worker", "job.y", {"deep": deep, 3: "int key"}, job_id=JOB),
+        TelemetryEvent.create("worker", "job.z", {"s": "lone \udcff"}, job_id=JOB),
+    ]
+    for fmt in FORMATS:
+        path = tmp_path / f"odd.{fmt}"
+        assert write_events(events, path, fmt) == len(events)
+    back = list(read_files([tmp_path / "odd.jsonl"]))
+    assert [e.event_type for e in back] == ["job.x", "job.y", "job.z"]
+    assert back[0].data["big"] == str(2**80)
