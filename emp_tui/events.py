@@ -68,7 +68,7 @@ _KNOWN_FIELDS: Final = frozenset(
     | {wire for wire, _ in ID_FIELDS}
 )
 _HEX: Final = frozenset("0123456789abcdef")
-_STREAM_ID_RE: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_MAX_ID_LEN: Final = 41  # <ms>-<seq>, two 64-bit numbers
 
 
 def default_level(event_type: str) -> str:
@@ -222,7 +222,11 @@ class TelemetryEvent:
     def to_json_line(self) -> bytes:
         """One line of a JSON-lines file, newline included. Never raises (see
         :func:`json_bytes`)."""
-        return json_bytes(self.to_dict(), newline=True)
+        out = self.to_dict()
+        try:
+            return orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE, default=str)
+        except orjson.JSONEncodeError:
+            return json_bytes(out, newline=True)
 
     @classmethod
     def from_json_line(cls, line: bytes | str) -> TelemetryEvent:
@@ -236,10 +240,9 @@ class TelemetryEvent:
             return _unreadable(None, text.rstrip("\n"), f"line is not JSON: {exc}")
         if not isinstance(obj, dict):
             return _unreadable(None, obj, "line is not a JSON object")
-        if _brackets(line) <= MAX_DEPTH + 1:  # else data may nest too deep: the careful path
-            fast = _from_well_formed_dict(obj)
-            if fast is not None:
-                return fast
+        fast = _from_well_formed_dict(obj)
+        if fast is not None:
+            return fast
         return cls.from_dict(obj)
 
     @classmethod
@@ -590,11 +593,14 @@ _MAX_TIMESTAMP_DIGITS: Final = len(str(MAX_TIMESTAMP_MS))
 _SHALLOW_LEN: Final = 2 * MAX_DEPTH  # JSON text this short cannot nest deeper than MAX_DEPTH
 
 
-def _brackets(text: bytes | str) -> int:
-    """How many containers JSON ``text`` opens at most: a bound on its depth."""
-    if isinstance(text, bytes):
-        return text.count(b"{") + text.count(b"[")
-    return text.count("{") + text.count("[")
+def _nests_too_deep(data: dict[str, Any]) -> bool:
+    """Whether ``data`` nests deeper than MAX_DEPTH: a glance at its values, a walk only
+    through those that are containers."""
+    for value in data.values():
+        kind = type(value)
+        if (kind is dict or kind is list) and _too_deep(value, MAX_DEPTH - 1):
+            return True
+    return False
 
 
 def _ids_to_lift(
@@ -637,10 +643,8 @@ def _decode_well_formed(
         get = fields.get
         raw_data = get(b"data")
         if raw_data:
-            if len(raw_data) > _SHALLOW_LEN and _brackets(raw_data) > MAX_DEPTH:
-                return None
             data = orjson.loads(raw_data)
-            if type(data) is not dict:
+            if type(data) is not dict or (len(raw_data) > _SHALLOW_LEN and _nests_too_deep(data)):
                 return None
         else:
             data = {}
@@ -672,7 +676,7 @@ def _decode_well_formed(
         event_id = raw.decode() if raw else None
         if isinstance(entry_id, bytes):
             entry_id = entry_id.decode("ascii")
-        if entry_id is not None and _STREAM_ID_RE.fullmatch(entry_id) is None:
+        if entry_id is not None and (len(entry_id) > _MAX_ID_LEN or not entry_id.isascii()):
             return None
         return TelemetryEvent(
             timestamp=timestamp,
@@ -716,7 +720,7 @@ def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
     data = get("data")
     if data is None:
         data = {}
-    elif type(data) is not dict:
+    elif type(data) is not dict or _nests_too_deep(data):
         return None
     job_id = get("jobId")
     worker_id = get("workerId")
@@ -728,7 +732,7 @@ def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
     for value in (job_id, worker_id, machine_id, user_id, span_id, event_id, entry_id):
         if value is not None and (type(value) is not str or not value):
             return None
-    if entry_id is not None and _STREAM_ID_RE.fullmatch(entry_id) is None:
+    if entry_id is not None and (len(entry_id) > _MAX_ID_LEN or not entry_id.isascii()):
         return None
     if data and _ids_to_lift(data, job_id, worker_id, machine_id, user_id):
         return None
@@ -823,7 +827,11 @@ def _bounded(data: dict[str, Any], problems: list[str]) -> dict[str, Any]:
 
 
 def _valid_entry_id(entry_id: Any, problems: list[str], kept: dict[str, Any]) -> str | None:
-    if entry_id is None or (isinstance(entry_id, str) and _STREAM_ID_RE.fullmatch(entry_id)):
+    """The entry ID, when it can be one: text, ASCII, as long as a stream ID at most (so that
+    every reader can take its numbers apart); else None, the value kept and flagged."""
+    if entry_id is None or (
+        isinstance(entry_id, str) and 0 < len(entry_id) <= _MAX_ID_LEN and entry_id.isascii()
+    ):
         return entry_id
     problems.append(f"id {_short(entry_id)} is not a stream entry ID")
     kept["id"] = entry_id
@@ -831,7 +839,8 @@ def _valid_entry_id(entry_id: Any, problems: list[str], kept: dict[str, Any]) ->
 
 
 def _fallback_ms(entry_id: str | None) -> int:
-    """The time the stream gave an entry (its ID validated): still ordered, still findable."""
+    """The time the stream gave an entry (its ID checked for ASCII and length first): still
+    ordered, still findable."""
     ms = stream_id_ms(entry_id)
     return ms if ms is not None and ms <= MAX_TIMESTAMP_MS else 0
 

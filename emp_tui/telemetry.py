@@ -86,6 +86,8 @@ EXIT_WAIT: Final = 1.5
 """Seconds the interpreter's exit waits, for all clients together, for buffered events to
 reach Redis: a process exits within 2 s even with Redis hung."""
 _EMPTY_DATA: Final = "{}"
+_dumps: Final = orjson.dumps
+_NON_STR_KEYS: Final = orjson.OPT_NON_STR_KEYS
 _CONNECTION_ERRORS: Final = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 # What the caller's thread puts in the buffer: everything the flusher needs, nothing more.
@@ -241,6 +243,7 @@ class EventClient:
         self._dropped_at_call = 0
         self._dropped_later = 0
         self._unreported: Counter[str] = Counter()  # drops not reported yet, by reason
+        self._full_unreported = 0  # ... but those of a full buffer (counted on the hot path)
         self._report: list[bytes] = []  # the packed report in flight, sent again as it is
         self._wake_at = max(1, self.batch_size)
         self._started = False
@@ -353,14 +356,19 @@ class EventClient:
             if self._sample and random.random() >= self._sample_rate(event_type):
                 return
             if len(self._buffer) >= self.max_buffer:
-                self._drop("buffer_full")
+                with self._lock:  # the hot path of an outage: no more than two additions
+                    self._dropped_at_call += 1
+                    self._full_unreported += 1
                 return
             if not data:
                 encoded = _EMPTY_DATA
-            elif isinstance(data, Mapping):
-                encoded = data_json(data)
+            elif type(data) is dict:
+                try:
+                    encoded = _dumps(data, default=str, option=_NON_STR_KEYS).decode()
+                except orjson.JSONEncodeError:
+                    encoded = data_json(data)  # what JSON cannot hold, as text
             else:
-                encoded = data_json({"_value": data})
+                encoded = data_json(data if isinstance(data, Mapping) else {"_value": data})
             self._buffer.append(
                 (
                     time.time_ns() // 1_000_000 if timestamp is None else timestamp,
@@ -576,7 +584,7 @@ class EventClient:
                     self._popped += len(batch)
                     self._packing = len(batch)
                 if not batch:
-                    if self._unreported or self._report:
+                    if self._unreported or self._full_unreported or self._report:
                         self._report_drops()
                     return
                 packed = self._pack(batch)
@@ -672,6 +680,9 @@ class EventClient:
         if not self._report:
             with self._lock:
                 reasons, self._unreported = self._unreported, Counter()
+                if self._full_unreported:
+                    reasons["buffer_full"] += self._full_unreported
+                    self._full_unreported = 0
             count = sum(reasons.values())
             data = orjson.dumps(
                 {"count": count, "maxBuffer": self.max_buffer, "reasons": dict(reasons)}
