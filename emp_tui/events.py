@@ -240,16 +240,16 @@ class TelemetryEvent:
             return _unreadable(None, text.rstrip("\n"), f"line is not JSON: {exc}")
         if not isinstance(obj, dict):
             return _unreadable(None, obj, "line is not a JSON object")
-        fast = _from_well_formed_dict(obj)
-        if fast is not None:
-            return fast
         return cls.from_dict(obj)
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> TelemetryEvent:
         """:meth:`from_json_line` of a line already parsed. Never raises."""
         try:
-            return _from_mapping(obj.get("id"), obj, [], previous=obj.get("malformed"))
+            fast = _from_well_formed_dict(obj) if type(obj) is dict else None
+            if fast is not None:
+                return fast
+            return _from_mapping(obj.get("id"), obj, [], file_line=True)
         except Exception as exc:  # noqa: BLE001 - a bug must cost one event, never a reader
             return _undecodable(None, obj, exc)
 
@@ -741,7 +741,7 @@ def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
     level = get("level")
     if level is None or level == "":
         level = default_level(event_type)
-    elif level not in LEVEL_RANK:
+    elif type(level) is not str or level not in LEVEL_RANK:
         return None
     v = get("v", SCHEMA_VERSION)
     if v != SCHEMA_VERSION or type(v) is not int:
@@ -849,7 +849,8 @@ def _unreadable(entry_id: Any, raw: Any, why: str) -> TelemetryEvent:
     problems = [why]
     kept: dict[str, Any] = {}
     entry_id = _valid_entry_id(entry_id, problems, kept)
-    data = _bounded({"_raw": raw, **{f"_{k}": v for k, v in kept.items()}}, problems)
+    # The raw value as it came, as JSON text when it nests too deep (no news beyond ``why``).
+    data = _bounded({"_raw": raw, **{f"_{k}": v for k, v in kept.items()}}, [])
     return TelemetryEvent(
         timestamp=_fallback_ms(entry_id),
         service="unknown",
@@ -913,11 +914,18 @@ def _from_mapping(
     m: Mapping[str, Any],
     problems: list[str],
     *,
-    previous: Any = None,
+    file_line: bool = False,
     whole: bool = False,
 ) -> TelemetryEvent:
+    """The general path. ``file_line``: ``m`` is a line of a file, whose ``malformed`` holds
+    the reasons found when the entry was first decoded (elsewhere it is just another field)."""
     # Raw values of the fields that cannot be read, by wire name: they end up in data.
     kept: dict[str, Any] = {}
+    previous = m.get("malformed") if file_line else None
+    if previous is not None and not isinstance(previous, str):
+        problems.append("malformed is not a string")
+        kept["malformed"] = previous
+        previous = None
     entry_id = _valid_entry_id(entry_id, problems, kept) if not whole else entry_id
 
     # data first: correlation IDs found only inside it are lifted to the top.
@@ -943,7 +951,7 @@ def _from_mapping(
         problems.append("data is not a JSON object")
         data = {"_value": raw_data}
 
-    extra = [key for key in m if key not in _KNOWN_FIELDS and key != "malformed"]
+    extra = [key for key in m if key not in _KNOWN_FIELDS and (key != "malformed" or not file_line)]
     if extra:
         # Unknown top-level fields are kept, inside data, so that nothing is hidden.
         data = dict(data)
@@ -1019,7 +1027,7 @@ def _from_mapping(
             data.setdefault(f"_{wire}", value)
     data = _bounded(data, problems)
 
-    if isinstance(previous, str) and previous:
+    if previous:
         # Read back from a file: keep the reasons found when the entry was first decoded.
         problems[:0] = previous.split("; ")
     return TelemetryEvent(

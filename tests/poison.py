@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import redis
@@ -169,3 +170,76 @@ def write_corpus(
         n += 1
         corpus.good.append(xadd(good(n)))
     return corpus
+
+
+# -- the same for files: lines a broken writer (or a hand edit) can leave in a log ------------
+
+_LINE_BASE = {
+    "timestamp": 1_732_700_000_000,
+    "service": "worker",
+    "eventType": "job.progress_updated",
+    "traceId": TRACE.decode(),
+    "jobId": JOB,
+    "data": {},
+}
+
+
+def _line(**fields: object) -> bytes:
+    return orjson.dumps({**_LINE_BASE, **fields})
+
+
+POISON_LINES: dict[str, bytes] = {
+    "id of 20-digit numbers": _line(id="99999999999999999999-99999999999999999999"),
+    "id with a superscript digit": _line(id="²-0"),
+    "id of 5,000 digits": _line(id="1" * 5000 + "-0"),
+    "id a number": _line(id=5),
+    "timestamp in Arabic-Indic digits": _line(timestamp="١٧٣٢٧٠٠٠٠٠٠٠٠"),
+    "timestamp 1e300": _line(timestamp=1e300),
+    "timestamp negative": _line(timestamp=-1),
+    "timestamp past 64 bits": b'{"timestamp":123456789012345678901234567890,"service":"w"}',
+    "data nested 500 deep": _line(data=0).replace(b'"data":0', b'"data":' + _nested(500)),
+    "data a list nested 300 deep": _line(data=0).replace(
+        b'"data":0', b'"data":{"a":' + b"[" * 300 + b"]" * 300 + b"}"
+    ),
+    "level a list": _line(level=["warn"]),
+    "v in Arabic-Indic digits": _line(v="٣"),
+    "eventId a number": _line(eventId=7),
+    "malformed a list": _line(malformed=["x"]),
+    "jobId a list": _line(jobId=[JOB]),
+    "service null": _line(service=None),
+    "durations that are not numbers": _line(
+        eventType="job.processing_completed", data={"durationMs": "abc", "queueTimeMs": 1e308}
+    ),
+}
+"""Poison JSON lines by name: each is a JSON object, read as one event, flagged ``malformed``
+unless named in VALID_BUT_ODD_LINES."""
+
+VALID_BUT_ODD_LINES = frozenset(
+    {"id of 20-digit numbers", "eventId a number", "durations that are not numbers"}
+)
+
+CORRUPT_LINES: tuple[bytes, ...] = (
+    b"[" * 1000 + b"]" * 1000,
+    b'{"timestamp": 1e400}',
+    b'\xff\xfe{"x":1}',
+    b"not json at all",
+)
+"""Lines that are not a JSON object: counted as corrupt and skipped, as the README says."""
+
+
+def write_poison_log(path: Path) -> list[str]:
+    """Every poison and corrupt line, each between well-formed neighbours (with stream IDs);
+    returns the neighbours' IDs, in order."""
+    good_ids = []
+    lines = []
+    poison = [*POISON_LINES.values(), *CORRUPT_LINES]
+    for n in range(len(poison) + 1):
+        entry_id = f"1732700000{n:03d}-0"
+        event = dict(orjson.loads(_line(id=entry_id, data={"n": n})))
+        event["timestamp"] = 1_732_700_000_000 + n
+        lines.append(orjson.dumps(event))
+        good_ids.append(entry_id)
+        if n < len(poison):
+            lines.append(poison[n])
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return good_ids

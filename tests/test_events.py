@@ -558,3 +558,13 @@ def test_dedupe_keeps_the_first_copy_and_order() -> None:
     shared = SeenEvents()
     assert [e.event_id for e in dedupe(events[:2], shared)] == ["a", "b"]
     assert [e.event_id for e in dedupe(events[2:], shared)] == ["c", "d"]
+
+
+def test_a_malformed_field_in_the_stream_is_data_and_in_a_file_a_list_is_kept() -> None:
+    fields = {**make().encode(), "malformed": "not from a reader"}
+    event = decode("1-0", fields)
+    assert event.malformed is None and event.data["malformed"] == "not from a reader"
+    assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+    line = orjson.dumps({**make(id="1-0").to_dict(), "malformed": ["x"]})
+    read = TelemetryEvent.from_json_line(line)
+    assert read.malformed == "malformed is not a string" and read.data["_malformed"] == ["x"]

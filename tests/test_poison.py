@@ -19,12 +19,23 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from poison import JOB, POISON, VALID_BUT_ODD, Corpus, good, write_corpus
+from poison import (
+    CORRUPT_LINES,
+    JOB,
+    POISON,
+    POISON_LINES,
+    VALID_BUT_ODD,
+    VALID_BUT_ODD_LINES,
+    Corpus,
+    good,
+    write_corpus,
+    write_poison_log,
+)
 
 from emp_tui.events import TelemetryEvent, decode, json_bytes
 from emp_tui.export import FORMATS, write_events
 from emp_tui.query import parse_query
-from emp_tui.sources import RedisTail, backfill, read_files, read_query, read_range
+from emp_tui.sources import FileStats, RedisTail, backfill, read_files, read_query, read_range
 
 STREAM = "emp:events"
 BIN = Path(sys.executable).parent
@@ -317,3 +328,57 @@ def test_exports_write_values_json_cannot_hold(tmp_path: Path) -> None:
     back = list(read_files([tmp_path / "odd.jsonl"]))
     assert [e.event_type for e in back] == ["job.x", "job.y", "job.z"]
     assert back[0].data["big"] == str(2**80)
+
+
+# -- poison lines in files --------------------------------------------------------------------
+
+
+def _assert_log_read(events: list[Any], good_ids: list[str]) -> None:
+    """Every object line of the poison log read: the neighbours whole and in order, each
+    poison line one event, flagged unless it is only odd."""
+    good = set(good_ids)
+    neighbours = [e for e in events if _get(e, "id") in good]
+    assert [_get(e, "id") for e in neighbours] == good_ids
+    for n, event in enumerate(neighbours):
+        assert _malformed(event) is None and _data(event) == {"n": n}
+    poison = [e for e in events if _get(e, "id") not in good]
+    assert len(poison) == len(POISON_LINES)
+    flagged = sum(1 for e in poison if _malformed(e))
+    assert flagged == len(POISON_LINES) - len(VALID_BUT_ODD_LINES)
+
+
+def _get(record: Record, name: str) -> Any:
+    return getattr(record, name) if isinstance(record, TelemetryEvent) else record.get(name)
+
+
+def test_poison_lines_are_read_from_files(tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    good_ids = write_poison_log(log)
+    stats = FileStats()
+    events = list(read_files([log], None, stats))
+    assert stats.corrupt == len(CORRUPT_LINES)
+    _assert_log_read(events, good_ids)
+    for event in events:
+        assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+    for query in QUERIES:
+        list(read_files([log], parse_query(query)))
+
+
+def test_every_subcommand_reads_poison_lines(tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    good_ids = write_poison_log(log)
+    source = ("--file", log)
+    done = cli(*source, "search", "--json")
+    assert_ran(done)
+    _assert_log_read([orjson.loads(line) for line in done.stdout.splitlines()], good_ids)
+    assert f"skipped {len(CORRUPT_LINES)} corrupt line(s)" in done.stderr
+    for json in ((), ("--json",)):
+        assert_ran(cli(*source, "search", *json))
+        for command in (("timeline", JOB), ("correlate", JOB), ("perf",)):
+            done = cli(*source, *command, *json)
+            assert_ran(done)
+            assert done.stdout
+    for fmt in FORMATS:
+        out = tmp_path / f"export.{fmt}"
+        assert_ran(cli(*source, "export", "--format", fmt, "-o", out))
+        assert out.stat().st_size > 0

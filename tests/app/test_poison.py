@@ -7,10 +7,21 @@ out: a matter of the detail view, not of reading)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import redis
-from poison import HUGE, JOB, VALID_BUT_ODD, Corpus, write_corpus
+from poison import (
+    CORRUPT_LINES,
+    HUGE,
+    JOB,
+    POISON_LINES,
+    VALID_BUT_ODD,
+    VALID_BUT_ODD_LINES,
+    Corpus,
+    write_corpus,
+    write_poison_log,
+)
 from textual.pilot import Pilot
 
 from emp_tui.app import make_app
@@ -51,7 +62,9 @@ def _assert_shown(app: EmpTuiApp, corpus: Corpus) -> None:
 
 
 async def _look_at_each(app: EmpTuiApp, pilot: Pilot[int], count: int) -> None:
-    """Select every event in turn (the detail pane renders it), then open its job."""
+    """Select every event in turn (the detail pane renders it), then open its job: no error
+    beyond what was said before."""
+    said = app.last_error
     app.stream_list.focus()
     await pilot.press("home")
     for _ in range(count):
@@ -59,7 +72,7 @@ async def _look_at_each(app: EmpTuiApp, pilot: Pilot[int], count: int) -> None:
         await pilot.pause()
     await pilot.press("enter")
     await pilot.pause()
-    assert app.is_running and app.last_error is None, app.last_error
+    assert app.is_running and app.last_error == said, app.last_error
 
 
 async def test_backfill_shows_every_poison_entry(redis_url: str) -> None:
@@ -95,3 +108,20 @@ async def test_each_poison_entry_in_the_detail_pane_and_its_job(redis_url: str) 
         await _look_at_each(app, pilot, len(corpus.ids))
         assert app.status.state == "connected"
         assert JOB in {event.job_id for event in app.shown_events()}
+
+
+async def test_poison_lines_in_files_are_shown(tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    good_ids = write_poison_log(log)
+    app = make_app(files=[log], config=AppConfig(), clock=lambda: FIXED_NOW)
+    async with app.run_test(size=(160, 48)) as pilot:
+        expected = len(good_ids) + len(POISON_LINES)
+        await _until(pilot, lambda: len(app.shown_events()) >= expected)
+        shown = app.shown_events()
+        assert len(shown) == expected
+        assert [e.id for e in shown if e.id in set(good_ids)] == good_ids
+        flagged = [e for e in shown if e.malformed]
+        assert len(flagged) == len(POISON_LINES) - len(VALID_BUT_ODD_LINES)
+        await _until(pilot, lambda: app.last_error is not None)
+        assert f"{len(CORRUPT_LINES)} corrupt line(s) skipped" in (app.last_error or "")
+        await _look_at_each(app, pilot, expected)
