@@ -587,16 +587,23 @@ class EventClient:
                     if self._unreported or self._full_unreported or self._report:
                         self._report_drops()
                     return
-                packed = self._pack(batch)
+                packed, failures = self._pack(batch)
+                if failures:
+                    self._drop("unpackable", len(failures), queued=True)
+                    log.warning(
+                        "telemetry: %d event(s) could not be packed and were dropped: %s",
+                        len(failures),
+                        failures[0],
+                    )
                 with self._lock:
                     self._inflight = packed
                     self._packing = 0
                 self._chunk = max(1, self.batch_size)
             self._send_inflight()
 
-    def _pack(self, batch: list[_Item]) -> list[bytes]:
-        """Each event as its XADD command, with its event ID. One that cannot be packed
-        (a lone surrogate in a string, say) is dropped and counted; the others go on."""
+    def _pack(self, batch: list[_Item]) -> tuple[list[bytes], list[Exception]]:
+        """Each event as its XADD command, with its event ID, and why those that cannot be
+        packed (a lone surrogate in a string, say) could not: the others go on."""
         head = ("XADD", self.stream, "MAXLEN", "~", str(self.maxlen), "*")
         service = self.service
         next_id = self._event_ids.next
@@ -614,14 +621,7 @@ class EventClient:
                 packed.append(pack((*head, *args)))
             except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
                 failures.append(exc)
-        if failures:
-            self._drop("unpackable", len(failures), queued=True)
-            log.warning(
-                "telemetry: %d event(s) could not be packed and were dropped: %s",
-                len(failures),
-                failures[0],
-            )
-        return packed
+        return packed, failures
 
     def _send_inflight(self) -> None:
         """Send the packed events in flight, ``_chunk`` at a time. A failure that is not the
@@ -699,7 +699,10 @@ class EventClient:
                 None,
                 "warn",
             )
-            self._report = self._pack([item])
+            self._report, failures = self._pack([item])
+            if failures:  # the stream's name itself cannot be sent: say so, once
+                log.warning("telemetry: %d events dropped; cannot report it: %s", count, failures)
+                return
         self._send_packed(self._report, count=False)
         self._report = []
 
