@@ -984,7 +984,8 @@ def _from_mapping(
     if trace_id is None:
         job_id = ids["job_id"]
         trace_id = trace_id_for_job(job_id) if job_id else ""
-        if "traceId" not in kept:
+        # A flagged line read back with an empty trace: its writer's reasons say what was wrong.
+        if "traceId" not in kept and not (previous and m.get("traceId") == ""):
             problems.append("traceId missing")
     elif not is_hex_id(trace_id, 32):
         lowered = trace_id.lower()

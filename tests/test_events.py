@@ -568,3 +568,13 @@ def test_a_malformed_field_in_the_stream_is_data_and_in_a_file_a_list_is_kept() 
     line = orjson.dumps({**make(id="1-0").to_dict(), "malformed": ["x"]})
     read = TelemetryEvent.from_json_line(line)
     assert read.malformed == "malformed is not a string" and read.data["_malformed"] == ["x"]
+
+
+def test_unreadable_lines_and_entries_read_back_the_same() -> None:
+    for event in (
+        TelemetryEvent.from_json_line(b"not json"),
+        TelemetryEvent.from_json_line(b"[1, 2]"),
+        decode(b"3-0", {b"": b""}),
+    ):
+        assert event.malformed
+        assert TelemetryEvent.from_json_line(event.to_json_line()) == event

@@ -382,3 +382,56 @@ def test_every_subcommand_reads_poison_lines(tmp_path: Path) -> None:
         out = tmp_path / f"export.{fmt}"
         assert_ran(cli(*source, "export", "--format", fmt, "-o", out))
         assert out.stat().st_size > 0
+
+
+# -- a decoder bug costs one entry --------------------------------------------------------------
+
+
+async def test_a_decoder_failure_costs_one_entry_in_every_reader(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the general path raises on one entry, as a bug would. Every reader
+    delivers that entry flagged with the failure, and the entries around it."""
+    import emp_tui.events as events
+
+    real = events._from_mapping
+
+    def failing(entry_id: Any, m: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if "boom" in m:
+            raise RuntimeError("a bug\nwith a second line")
+        return real(entry_id, m, *args, **kwargs)
+
+    monkeypatch.setattr(events, "_from_mapping", failing)
+    with redis.Redis.from_url(redis_url) as client:
+        entries = [*(good(n) for n in range(2)), [(b"boom", b"1"), (b"timestamp", "²".encode())]]
+        entries.append(good(2))
+        ids = [
+            client.execute_command("XADD", STREAM, "*", *[p for f in pairs for p in f]).decode()
+            for pairs in entries
+        ]
+
+        def check(events_read: list[TelemetryEvent]) -> None:
+            assert [e.id for e in events_read] == ids
+            flagged = events_read[2].malformed
+            assert flagged == "could not be decoded: RuntimeError: a bug"
+            assert events_read[2].data["_raw"] == {"boom": "1", "timestamp": "²"}
+            assert [e.malformed for e in events_read if e.id != ids[2]] == [None] * 3
+
+        check(list(read_range(client, STREAM)))
+    check(await backfill(redis_url, STREAM))
+    tail = RedisTail(redis_url, STREAM, start_id="0-0")
+    try:
+        async with asyncio.timeout(60):
+            tailed: list[TelemetryEvent] = []
+            while len(tailed) < len(ids):
+                tailed += await anext(tail)
+    finally:
+        await tail.aclose()
+    check(tailed)
+    log = tmp_path / "events.log"
+    write_events(tailed, log, "jsonl")
+    with log.open("ab") as out:
+        out.write(b'{"boom": 1}\n')
+    from_file = list(read_files([log]))
+    check(from_file[:-1])
+    assert from_file[-1].malformed == "could not be decoded: RuntimeError: a bug"
