@@ -535,7 +535,7 @@ class EventClient:
                 self._wake.clear()
             try:
                 self._drain()
-            except _CONNECTION_ERRORS as exc:
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 self._disconnect()
                 if self._connected or backoff == 0.0:
                     log.warning(
