@@ -5,6 +5,7 @@ requirements-core.txt), and the two lists cannot drift apart."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -348,3 +349,71 @@ async def _first_screen(url: str, needle: str) -> str:
             elif message.type != aiohttp.WSMsgType.TEXT:
                 break
     return seen.decode(errors="replace")
+
+
+# -- pipx and uv, from a fresh clone ----------------------------------------------------------
+
+
+def _tool_installer(name: str) -> list[str] | None:
+    return [sys.executable, "-m", name] if importlib.util.find_spec(name) else None
+
+
+def _tool_install(tool: str, clone: Path, home: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The command that installs ``clone`` with ``tool``, its environment (everything it
+    writes under ``home``), and the folder it puts the commands in."""
+    bin_dir = home / "bin"
+    if tool == "pipx":
+        env = {"PIPX_HOME": str(home / "pipx"), "PIPX_BIN_DIR": str(bin_dir)}
+        env["PIPX_MAN_DIR"] = str(home / "man")
+        return ["install", str(clone)], env, bin_dir
+    env = {"UV_TOOL_DIR": str(home / "uv"), "UV_TOOL_BIN_DIR": str(bin_dir)}
+    env["UV_PYTHON_DOWNLOADS"] = "never"  # this interpreter, never one uv would fetch
+    return ["tool", "install", "--python", sys.executable, str(clone)], env, bin_dir
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `git clone` of this checkout: what is committed, nothing else."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout, or no git: nothing to clone")  # reason beside it
+    clone = tmp_path_factory.mktemp("clone") / "emp-tui"
+    done = subprocess.run(
+        ["git", "clone", "--quiet", str(ROOT), str(clone)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return clone
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("tool", ["pipx", "uv"])
+def test_pipx_and_uv_tool_install_from_a_fresh_clone(
+    tool: str, fresh_clone: Path, sample_log: Path, tmp_path: Path
+) -> None:
+    installer = _tool_installer(tool)
+    if installer is None:  # the dev extra brings both; a bare environment may lack them
+        pytest.skip(f"{tool} is not installed here (pip install -e '.[dev]' brings it)")
+    arguments, env, bin_dir = _tool_install(tool, fresh_clone, tmp_path / tool)
+    done = _run([*installer, *arguments], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(path.name for path in bin_dir.iterdir()) == ["emp-collector", "emp-tui"]
+    done = _run([str(bin_dir / "emp-tui"), "--version"], cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("emp-tui "), done.stderr
+    done = _run(
+        [str(bin_dir / "emp-tui"), "--file", str(sample_log), "search", "job:job_bad", "--json"],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {orjson.loads(line)["jobId"] for line in done.stdout.splitlines()} == {"job_bad"}
+    done = _run(
+        [str(bin_dir / "emp-collector"), "--print-config"],
+        {"REDIS_URL": "redis://localhost:1/0", "EMP_EVENTS_STREAM": f"emp:{tool}"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"emp:{tool}" in done.stdout
+    # The commands run the tool's own environment, not this checkout's.
+    interpreter = (bin_dir / "emp-tui").read_text().splitlines()[0].removeprefix("#!")
+    assert interpreter.startswith(str(tmp_path / tool)), interpreter
