@@ -246,6 +246,8 @@ class Tab:
             if screen and all(needle in shown for needle in needles):
                 return shown
             if time.monotonic() > deadline:
+                if screen is None:
+                    raise BrowserError("the page never made its terminal (or the hook missed it)")
                 missing = [needle for needle in needles if needle not in shown]
                 raise BrowserError(f"the terminal never showed {missing}; it showed:\n{shown}")
             time.sleep(0.2)
