@@ -11,6 +11,8 @@
     emp-tui export QUERY -o FILE|- [--format jsonl|csv|json|chrome-trace] [--force]
     emp-tui problems [--since T] [--until T] [--last 1h] [--min-severity warn] [--kind K]
     emp-tui lint [QUERY] [--last 1h] [--offenders N]
+    emp-tui serve [--host H] [--port P] [--public-url URL] [--job ID] [--filter QUERY]
+                                                   the app in a browser (textual-serve)
     emp-tui demo|sim ...                           simulated EMP services (emp_tui.demo)
 
 Global options (before or after the command): --redis-url, --stream, --file PATH (repeatable;
@@ -26,7 +28,7 @@ The package: :mod:`~emp_tui.cli.main` (``main``, the app and the delegated comma
 :mod:`~emp_tui.cli.parser` (arguments), :mod:`~emp_tui.cli.common` (exit codes, settings,
 reading events), :mod:`~emp_tui.cli.output` (text and JSON lines), and one module per command
 group: ``search`` (search, stream), ``timeline`` (timeline, correlate), ``perf``, ``health``,
-``export``, ``problems``, ``lint``.
+``export``, ``problems``, ``lint``, ``serve``.
 
 `problems` exits 0 when it found something and 1 when not, as grep; `lint` exits 0 when every
 service meets the target share of actionable events and 1 when one does not (or there is no
