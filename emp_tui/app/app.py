@@ -72,6 +72,7 @@ from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
+from emp_tui.lint import Linter
 from emp_tui.problems import StreamState
 from emp_tui.query import QueryError
 from emp_tui.sources import ConnectionState, FileStats, RedisTail, SourceError, read_files
@@ -189,6 +190,9 @@ class EmpTuiApp(App[int]):
         self.navigation = Navigation()
         """What pane 3 shows, and where Esc goes back to."""
         self.problems_pacer = Pacer(PROBLEMS_SECONDS)
+        self.linter = Linter(self.config.lint)
+        """Scores every event the app takes in against the event standards, as it arrives
+        (a few microseconds each, in the frame that takes it)."""
         self._collectors: list[dict[str, str]] | None = None
         """The collectors' health hashes: None until read (and offline)."""
         self._stream_state: StreamState | None = None
@@ -332,6 +336,7 @@ class EmpTuiApp(App[int]):
                 self._refresh_views()
             return
         ingested = state.drain()
+        self.linter.add(ingested.events)
         self.problems_pacer.changed()
         if self.problems.triage is None:
             self.problems.waiting(len(self.store))
@@ -851,15 +856,16 @@ class EmpTuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="problems", exit_on_error=False, name="problems")
     def problem_finder(self, events: list[TelemetryEvent], request: TriageRequest) -> None:
-        """The detectors and the event standards over ``events``."""
-        self.post_message(ProblemsFound(triage(events, request)))
+        """The detectors over ``events`` (the event standards are scored as events arrive)."""
+        self.post_message(ProblemsFound(triage(events, request, with_lint=False)))
 
     @on(ProblemsFound)
     def _on_problems_found(self, message: ProblemsFound) -> None:
         self.problems_pacer.done(message.triage.seconds)
         if not self.ui_attached:
             return
-        self.problems.update(message.triage)
+        report = self.linter.report() if self.store else None
+        self.problems.update(replace(message.triage, lint=report))
         self.query_one(ProblemsView).show()
         self._show_problem_marks()
 

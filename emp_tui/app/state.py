@@ -17,7 +17,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from emp_tui.analysis import (
@@ -79,6 +79,8 @@ class Ingested:
     """The open job has new events: its timeline is out of date."""
     graph_changed: bool
     """The graph shows the filtered events and new ones match."""
+    events: list[TelemetryEvent] = field(default_factory=list)
+    """The events the store took (those it already held are not among them)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ class AppState:
             oldest=oldest,
             job_changed=job is not None and any(event.job_id == job for event in events),
             graph_changed=bool(new_rows) and self.graph_scope == "all",
+            events=events,
         )
 
     def parse(self, text: str) -> Query:

@@ -100,9 +100,12 @@ def triage(
     events: Sequence[TelemetryEvent],
     request: TriageRequest,
     *,
+    with_lint: bool = True,
     timer: Callable[[], float] = time.perf_counter,
 ) -> Triage:
-    """The findings and the lint report over ``events`` (in stream order)."""
+    """The findings and (``with_lint``) the lint report over ``events`` (in stream order).
+    The app scores events as they arrive instead (a :class:`~emp_tui.lint.Linter`), and
+    adds its report to what the search found."""
     started = timer()
     findings = find_problems(
         events,
@@ -111,7 +114,7 @@ def triage(
         collectors=request.collectors,
         stream=request.stream,
     )
-    report = lint(events, request.lint) if events else None
+    report = lint(events, request.lint) if events and with_lint else None
     return Triage(
         findings=tuple(findings),
         lint=report,
