@@ -24,6 +24,9 @@ from emp_tui.events import TelemetryEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "screenshots" / "browser.png"
+"""Where the README's browser screenshot is written: by `make screenshots`, which sets
+EMP_TUI_SCREENSHOTS=1; an ordinary test run writes its screenshot to a temporary directory
+instead, so that it never leaves the work tree changed."""
 STREAM = "emp:events"
 CHROMIUM = chromium_binary()
 
@@ -46,8 +49,11 @@ def loaded_redis(redis_url: str) -> str:
 # Beside it, why: a machine without Chromium cannot run this; CI installs Debian's first.
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
 @pytest.mark.timeout(300)
-def test_the_app_in_a_browser_shows_the_stream_and_follows_it(loaded_redis: str) -> None:
+def test_the_app_in_a_browser_shows_the_stream_and_follows_it(
+    loaded_redis: str, tmp_path: Path
+) -> None:
     assert CHROMIUM is not None
+    screenshot = SCREENSHOT if os.environ.get("EMP_TUI_SCREENSHOTS") else tmp_path / "browser.png"
     served = Served(EMP_TUI, "--port", "0", "--redis-url", loaded_redis, "--job", "job_gap")
     try:
         assert served.url.startswith(f"http://{DEFAULT_HOST}:")
@@ -67,7 +73,7 @@ def test_the_app_in_a_browser_shows_the_stream_and_follows_it(loaded_redis: str)
             with redis.Redis.from_url(loaded_redis) as client:
                 client.xadd(STREAM, live.encode())
             tab.wait_for_text("job_browser", "jobType=browser")
-            png = tab.screenshot(SCREENSHOT)
+            png = tab.screenshot(screenshot)
             assert png.startswith(b"\x89PNG\r\n\x1a\n")
             width, height = (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
             assert (width, height) == (1600, 1000)
