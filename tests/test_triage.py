@@ -30,7 +30,7 @@ from emp_tui.app.triage import (
     triage,
 )
 from emp_tui.lint import lint
-from emp_tui.problems import Finding
+from emp_tui.problems import Finding, StreamState
 
 NOW = triage_sample()[-1].timestamp
 
@@ -89,6 +89,24 @@ def test_rows_findings_first_then_a_compact_standards_section() -> None:
     assert state.title() == "2 errors · 2 warnings · 1 info"
     assert state.subtitle() == "over 302 events · standards 97.7%, 1 below 95%"
     assert _plain(state.badge()) == "✖2 ▲2 ●1 "
+
+
+def test_the_cursor_follows_the_worst_problem_until_it_is_moved() -> None:
+    state = ProblemsState()
+    state.update(_found(sample_events()))
+    first = state.rows[0].key
+    state.update(_found())  # a worse problem now: the untouched cursor is on it
+    assert state.cursor == 0 and state.rows[0].key != first
+    assert state.selected is not None and state.selected.key.startswith("finding:stalled:")
+
+
+def test_the_subtitle_says_when_the_stream_holds_more_than_was_searched() -> None:
+    state = ProblemsState()
+    stream = StreamState("emp:events", length=9812)
+    state.update(_found(stream=stream))
+    assert state.subtitle().startswith("over the newest 302 of 9,812 in the stream · ")
+    state.update(_found(stream=StreamState("emp:events", length=302)))
+    assert state.subtitle().startswith("over 302 events · ")
 
 
 def test_the_cursor_skips_headings_and_stays_on_its_finding_as_findings_change() -> None:

@@ -94,6 +94,9 @@ class Triage:
     last_ms: int | None
     now_ms: int
     seconds: float = 0.0
+    stream_length: int | None = None
+    """How many entries the stream holds (XINFO), when known: more than ``events`` means
+    the search saw only part of it."""
 
 
 def triage(
@@ -123,6 +126,7 @@ def triage(
         last_ms=max((e.timestamp for e in events), default=None),
         now_ms=request.now_ms,
         seconds=timer() - started,
+        stream_length=request.stream.length if request.stream is not None else None,
     )
 
 
@@ -428,14 +432,17 @@ def _note(key: str, text: str) -> Row:
 
 class ProblemsState:
     """The rows of the Problems view, the cursor, and the counts the tab row and the border
-    show. :meth:`update` takes each new :class:`Triage`; the cursor stays on the row with
-    the same key (a finding's :attr:`~emp_tui.problems.Finding.key` is stable while events
-    arrive), else near where it was."""
+    show. :meth:`update` takes each new :class:`Triage`. Until the user moves the cursor it
+    stays on the first row (the worst problem, whichever it is now); once moved, it stays on
+    the row with the same key (a finding's :attr:`~emp_tui.problems.Finding.key` is stable
+    while events arrive), else near where it was."""
 
     def __init__(self) -> None:
         self.triage: Triage | None = None
         self.rows: list[Row] = [_note("note:waiting", "No events yet: problems show here.")]
         self.cursor = 0
+        self.touched = False
+        """The user moved the cursor: it follows its row, not the top."""
         self.generation = 0
         """Bumped on every update (the widget's cache of rendered rows goes with it)."""
 
@@ -465,6 +472,9 @@ class ProblemsState:
         self.rows = rows
         self.generation += 1
         index = None
+        if not self.touched:
+            self.cursor = self._selectable_from(0, 1)
+            return
         if selected is not None:
             index = next((i for i, row in enumerate(rows) if row.key == selected.key), None)
         self.cursor = index if index is not None else self._selectable_from(old, 1)
@@ -490,8 +500,15 @@ class ProblemsState:
                 i += direction
         return index
 
+    def select(self, index: int) -> None:
+        """The cursor on row ``index`` (a click), when it is selectable."""
+        if 0 <= index < len(self.rows) and self.rows[index].selectable:
+            self.cursor = index
+            self.touched = True
+
     def move(self, delta: int) -> None:
         """The cursor ``delta`` selectable rows on (clamped at the ends)."""
+        self.touched = True
         step = 1 if delta > 0 else -1
         index = self.cursor
         for _ in range(abs(delta)):
@@ -505,6 +522,7 @@ class ProblemsState:
 
     def move_to(self, index: int) -> None:
         """The cursor on row ``index`` (negative: from the end), or the nearest selectable."""
+        self.touched = True
         if index < 0:
             index = len(self.rows) + index
             self.cursor = self._selectable_from(index, -1)
@@ -556,6 +574,9 @@ class ProblemsState:
         if found is None:
             return ""
         text = f"over {found.events:,} events"
+        if found.stream_length is not None and found.stream_length > found.events:
+            # A view built from part of the data says so.
+            text = f"over the newest {found.events:,} of {found.stream_length:,} in the stream"
         if found.lint is not None and found.lint.events:
             report = found.lint
             below = sum(1 for s in report.services if not s.meets_target)

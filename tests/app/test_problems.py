@@ -52,7 +52,7 @@ def _shown(app: EmpTuiApp, selector: str) -> bool:
 
 def _select(app: EmpTuiApp, prefix: str) -> None:
     state = app.problems
-    state.cursor = next(i for i, row in enumerate(state.rows) if row.key.startswith(prefix))
+    state.select(next(i for i, row in enumerate(state.rows) if row.key.startswith(prefix)))
     app.query_one(ProblemsView).show()
 
 

@@ -146,7 +146,7 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
         index = where.y + self.scroll_offset.y
         if 0 <= index < len(self.state.rows) and self.state.rows[index].selectable:
             old = self.state.cursor
-            self.state.cursor = index
+            self.state.select(index)
             self._moved(old)
             if event.chain == 2:
                 self.action_choose()
