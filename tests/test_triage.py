@@ -61,7 +61,8 @@ def test_enter_opens_a_job_finding_and_filters_by_a_clusters_evidence() -> None:
     assert primary_action(by_kind["stalled"]) == OpenJob("job-0100")
     burst = by_kind["failure-cluster"]
     assert len(burst.jobs) == 8
-    assert primary_action(burst) == ApplyFilter(burst.evidence or "")
+    # The evidence, from where the burst starts.
+    assert primary_action(burst) == ApplyFilter(burst.evidence or "", burst.first_ms)
     # A cluster of one job opens it; a finding with neither has nothing to open.
     single = Finding("failure-cluster", "info", "t", 0, 0, job_id="j", jobs=("j",), evidence="x")
     assert primary_action(single) == OpenJob("j")
@@ -84,7 +85,9 @@ def test_rows_findings_first_then_a_compact_standards_section() -> None:
     assert any(t.startswith("  ✖ legacy-api 0.0% (0 of 4)") for t in texts)
     assert any("every service" not in t and t.startswith("  ✓ meet it: ") for t in texts)
     offender = next(r for r in state.rows if r.key.startswith("offender:worker:job.claimed"))
-    assert offender.action == ApplyFilter("service:worker type:job.claimed -worker:*")
+    assert offender.action == ApplyFilter(
+        "service:worker type:job.claimed -worker:*", START_MS + 20_800
+    )
     assert _plain(offender.line) == "  ✖ 3x worker job.claimed: workerId missing"
     assert state.title() == "2 errors · 2 warnings · 1 info"
     assert state.subtitle() == "over 302 events · standards 97.7%, 1 below 95%"

@@ -631,6 +631,9 @@ class EmpTuiApp(App[int]):
             self.navigation.chose_filter(depth, previous)
             self.active_pane = "stream"
             self.stream_list.focus()
+            row = None if action.at_ms is None else self.state.row_at(action.at_ms)
+            if row is not None:
+                self.stream_list.select_row(row)
 
     def action_jump_to_job(self) -> None:
         selected = self.stream_list.selected_event

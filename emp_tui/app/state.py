@@ -14,7 +14,7 @@ screen updates.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -207,6 +207,16 @@ class AppState:
     def shown_events(self) -> list[TelemetryEvent]:
         """The events the stream shows, oldest first."""
         return self.store.events(self.rows)
+
+    def row_at(self, ms: int) -> int | None:
+        """The row of the last event at or before ``ms`` (the first row when all are later;
+        None when there are none). By timestamp: the rows are in stream order, so a service
+        whose clock runs behind may put it a row or two off."""
+        if not self.rows:
+            return None
+        event = self.store.event
+        index = bisect_right(self.rows, ms, key=lambda seq: event(seq).timestamp)
+        return max(index - 1, 0)
 
     # -- jobs -----------------------------------------------------------------------------
 

@@ -174,7 +174,11 @@ class OpenJob:
 
 @dataclass(frozen=True)
 class ApplyFilter:
+    """Filter the stream with ``query``, the cursor on the last event at or before ``at_ms``
+    (where the problem starts), when given."""
+
     query: str
+    at_ms: int | None = None
 
 
 Action = OpenJob | ApplyFilter
@@ -187,7 +191,7 @@ def primary_action(finding: Finding) -> Action | None:
     if job and (finding.kind in ONE_JOB_KINDS or not finding.evidence or len(finding.jobs) <= 1):
         return OpenJob(job)
     if finding.evidence:
-        return ApplyFilter(finding.evidence)
+        return ApplyFilter(finding.evidence, finding.first_ms)
     return OpenJob(job) if job else None
 
 
@@ -205,6 +209,13 @@ class Row:
     evidence: str | None = None
     severity: str | None = None
     selectable: bool = True
+    at_ms: int | None = None
+    """Where the evidence starts: the stream's cursor goes there."""
+
+    @property
+    def evidence_filter(self) -> ApplyFilter | None:
+        """What ``v`` does."""
+        return ApplyFilter(self.evidence, self.at_ms) if self.evidence else None
 
 
 def _plural(count: int, noun: str) -> str:
@@ -273,6 +284,7 @@ def _finding_row(finding: Finding) -> Row:
         job=finding.job_id,
         evidence=finding.evidence,
         severity=finding.severity,
+        at_ms=finding.first_ms,
     )
 
 
@@ -288,7 +300,8 @@ def _example(event: TelemetryEvent) -> str:
 def _offender_row(offender: Offender) -> Row:
     what = inert(f"{offender.service} {offender.event_type}: {offender.message}", 200)
     evidence = offender.evidence
-    action = ApplyFilter(evidence) if evidence else None
+    at = offender.example.timestamp
+    action = ApplyFilter(evidence, at) if evidence else None
     return Row(
         key=f"offender:{offender.service}:{offender.event_type}:{offender.rule}:"
         + offender.message,
@@ -304,6 +317,7 @@ def _offender_row(offender: Offender) -> Row:
         ),
         action=action,
         evidence=evidence,
+        at_ms=at,
     )
 
 
@@ -315,7 +329,7 @@ def _unknown_row(unknown: UnknownType) -> Row:
     if unknown.similar:
         notes.append(f"like {inert(unknown.similar, 60)}")
     notes.append("from " + ", ".join(inert(s, 30) for s in unknown.services[:3]))
-    action = ApplyFilter(f"type:{quote_value(unknown.event_type)}")
+    action = ApplyFilter(f"type:{quote_value(unknown.event_type)}", unknown.example.timestamp)
     return Row(
         key="unknown:" + unknown.event_type,
         line=(
@@ -332,6 +346,7 @@ def _unknown_row(unknown: UnknownType) -> Row:
         ),
         action=action,
         evidence=action.query,
+        at_ms=action.at_ms,
     )
 
 

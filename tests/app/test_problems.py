@@ -129,6 +129,8 @@ async def test_enter_on_a_burst_applies_its_evidence_and_esc_restores_the_filter
         shown = app.shown_events()
         assert len(shown) == 8 and {e.job_id for e in shown} == {f"job-oa0{n}" for n in range(8)}
         assert app.focused is app.stream_list
+        # The cursor on where the burst starts (the stream stops following to keep it).
+        assert app.stream_list.selected_event == shown[0] and not app.stream_list.follow
         await pilot.press("escape")
         await pilot.pause()
         assert app.state.query.text == "service:worker"

@@ -139,6 +139,13 @@ class EventList(ScrollView, can_focus=True):
             )
         self.refresh()
 
+    def select_row(self, index: int) -> None:
+        """Select row ``index`` (clamped) and keep it in view: the stream stops following."""
+        if not self.rows:
+            return
+        self.follow = False
+        self._move_cursor(index)
+
     def set_hint(self, hint: Text | None) -> None:
         """What to say while there is no event to show (e.g. "waiting for Redis ...")."""
         if hint is not None and self._hint is not None and hint.plain == self._hint.plain:

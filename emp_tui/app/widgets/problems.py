@@ -28,7 +28,7 @@ from textual.widgets import Static
 
 from emp_tui.app.messages import PaneRequested, ProblemChosen
 from emp_tui.app.style import severity_mark, severity_text_style
-from emp_tui.app.triage import ApplyFilter, Line, OpenJob, ProblemsState
+from emp_tui.app.triage import Line, OpenJob, ProblemsState
 from emp_tui.text import inert
 
 
@@ -169,10 +169,11 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
 
     def action_evidence(self) -> None:
         row = self.state.selected
-        if row is None or not row.evidence:
+        chosen = row.evidence_filter if row is not None else None
+        if chosen is None:
             self.notify("This row has no evidence filter.", severity="warning")
             return
-        self.post_message(ProblemChosen(ApplyFilter(row.evidence)))
+        self.post_message(ProblemChosen(chosen))
 
 
 class ProblemsView(Widget):
