@@ -634,6 +634,15 @@ class EmpTuiApp(App[int]):
             row = None if action.at_ms is None else self.state.row_at(action.at_ms)
             if row is not None:
                 self.stream_list.select_row(row)
+            elif not self.state.rows:
+                chosen = self.problems.selected
+                other = f"; o opens {inert(chosen.job, 60)}" if chosen and chosen.job else ""
+                self.notify(
+                    "No event at hand matches its evidence (they may be older than those "
+                    f"loaded): Esc goes back{other}.",
+                    severity="warning",
+                    markup=False,
+                )
 
     def action_jump_to_job(self) -> None:
         selected = self.stream_list.selected_event

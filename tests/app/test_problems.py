@@ -274,3 +274,29 @@ async def test_collector_health_and_trim_loss_from_a_real_redis(
         assert "77" in lost.title
         rows = [row.key for row in app.problems.rows]
         assert any(key.startswith("finding:trim-loss:") for key in rows)
+
+
+async def test_evidence_that_matches_nothing_at_hand_says_so() -> None:
+    from emp_tui.app.messages import ProblemChosen
+    from emp_tui.app.triage import ApplyFilter
+
+    app = offline_app()
+    said: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **kwargs: Any) -> None:
+        said.append(message)
+        notify(message, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("exclamation_mark")
+        app.post_message(ProblemChosen(ApplyFilter("machine:gone type:machine.*", 0)))
+        await _until(pilot, lambda: app.state.query.text == "machine:gone type:machine.*")
+        assert not app.state.rows
+        assert any(m.startswith("No event at hand matches its evidence") for m in said), said
+        assert "o opens job-0100" in said[-1]  # the selected row's job
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.state.query.text == "" and isinstance(app.focused, ProblemList)
