@@ -89,7 +89,7 @@ def test_rows_findings_first_then_a_compact_standards_section() -> None:
         "service:worker type:job.claimed -worker:*", START_MS + 20_800
     )
     assert _plain(offender.line) == "  ✖ 3x worker job.claimed: workerId missing"
-    assert state.title() == "2 errors · 2 warnings · 1 info"
+    assert state.title() == "5 found: 2 errors, 2 warnings, 1 info"
     assert state.subtitle() == "over 302 events · standards 97.7%, 1 below 95%"
     assert _plain(state.badge()) == "✖2 ▲2 ●1 "
 

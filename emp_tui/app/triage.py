@@ -569,7 +569,8 @@ class ProblemsState:
         return tuple(parts)
 
     def title(self) -> str:
-        """The border title's figures: ``2 critical · 3 errors · 5 warnings · 1 info``."""
+        """The border title's figures: ``11 found: 2 critical, 3 errors, 5 warnings, 1 info``
+        (after the pane's "3 problems", so the count says "found")."""
         if self.triage is None:
             return ""
         counts = self.counts()
@@ -581,7 +582,7 @@ class ProblemsState:
             word = words[severity]
             plural = word in ("error", "warning") and count != 1
             out.append(f"{count:,} {word}{'s' if plural else ''}")
-        return " · ".join(out)
+        return f"{len(self.findings):,} found: " + ", ".join(out)
 
     def subtitle(self) -> str:
         """The border subtitle: what was looked at, and the standards' score."""

@@ -66,7 +66,7 @@ async def test_the_first_screen_shows_the_problems_in_the_timelines_place(
         assert _shown(app, "#problems") and not _shown(app, "#timeline")
         assert _shown(app, "#stream") and isinstance(app.focused, type(app.stream_list))
         view = app.query_one(ProblemsView)
-        assert view.border_title == "3 problems · 2 errors · 2 warnings · 1 info"
+        assert view.border_title == "3 problems · 5 found: 2 errors, 2 warnings, 1 info"
         assert app.problems.rows[0].key.startswith("finding:stalled:job-0100")
         assert not _shown(app, "#problem-banner")  # the view itself says it
 
