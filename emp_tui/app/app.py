@@ -95,6 +95,9 @@ RESTART_SECONDS = 2.0
 HEALTH_SECONDS = 5.0
 PROBLEMS_SECONDS = 3.0
 """Problems are looked for again at most this often (and less often when that takes long)."""
+PROBLEMS_HOLD_SECONDS = 2.0
+"""New findings wait this long after a key moved the Problems view's cursor: rows do not
+move under the keys."""
 FILE_BATCH = 5000
 DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
@@ -196,6 +199,8 @@ class EmpTuiApp(App[int]):
         self._collectors: list[dict[str, str]] | None = None
         """The collectors' health hashes: None until read (and offline)."""
         self._stream_state: StreamState | None = None
+        self._found = 0  # searches received, and the newest shown
+        self._shown_found = 0
         self._timeline_dirty = False
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
@@ -876,6 +881,20 @@ class EmpTuiApp(App[int]):
         self.problems_pacer.done(message.triage.seconds)
         if not self.ui_attached:
             return
+        self._found += 1
+        number = self._found
+        view = self.query_one(ProblemsView)
+        held = PROBLEMS_HOLD_SECONDS - (time.monotonic() - view.list.moved_at)
+        if held > 0 and view.list.has_focus:
+            # The user is moving through the rows: show these a moment later.
+            self.set_timer(held, lambda: self._show_found(message, number))
+            return
+        self._show_found(message, number)
+
+    def _show_found(self, message: ProblemsFound, number: int) -> None:
+        if not self.ui_attached or number < self._shown_found:
+            return  # a newer search was shown meanwhile
+        self._shown_found = number
         report = self.linter.report() if self.store else None
         self.problems.update(replace(message.triage, lint=report))
         self.query_one(ProblemsView).show()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from samples import fleet_job, triage_sample
+from samples import event, fleet_job, triage_sample
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 
@@ -257,7 +257,7 @@ async def test_collector_health_and_trim_loss_from_a_real_redis(
     for made in EVENTS:
         pipe.xadd("emp:events", made.encode())  # type: ignore[arg-type]
     pipe.execute()
-    app = make_app(redis_url=redis_url, config=AppConfig(backfill=1000))
+    app = make_app(redis_url=redis_url, config=AppConfig())
     app.problems_pacer.interval = 0.2
     async with app.run_test(size=(160, 48)) as pilot:
         kinds = lambda: {f.kind for f in app.problems.findings}  # noqa: E731
@@ -300,3 +300,38 @@ async def test_evidence_that_matches_nothing_at_hand_says_so() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.state.query.text == "" and isinstance(app.focused, ProblemList)
+
+
+async def test_esc_comes_back_to_the_row_that_was_chosen_and_keys_are_not_overtaken() -> None:
+    """Enter on the worst problem; meanwhile a worse one appears: Esc comes back to the row
+    that was opened, not to the new top. While the cursor moves, new findings wait."""
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot)
+        app.problems_pacer.interval = 0.0
+        await pilot.press("exclamation_mark", "enter")
+        await pilot.pause()
+        assert app.current_job == "job-0100"
+        before = app.problems.triage
+        # Worse: a service no other machine runs fails to start.
+        data = {"serviceName": "flux", "error": "exit 1"}
+        at = EVENTS[-1].timestamp + 1000
+        failed = event(95_000, at, "machine", "pm2.service_failed", data, machine_id="machine-7")
+        app.add_events([failed])
+        app.drain_now()
+        await _until(pilot, lambda: app.problems.triage is not before)
+        assert app.problems.rows[0].key.startswith("finding:service-failed:")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.problems.selected is not None
+        assert app.problems.selected.key.startswith("finding:stalled:job-0100")
+        # Moving through the rows holds the next findings back for a moment.
+        await pilot.press("down")
+        key = app.problems.selected.key
+        held = app.problems.triage
+        app.add_events(fleet_job(78, EVENTS[-1].timestamp + 9000, seq=96_000)[:3])
+        app.drain_now()
+        assert app.problems_pacer.running  # a search started
+        await _until(pilot, lambda: not app.problems_pacer.running)  # and its answer came
+        assert app.problems.triage is held and app.problems.selected.key == key
+        await _until(pilot, lambda: app.problems.triage is not held)  # shown a moment later

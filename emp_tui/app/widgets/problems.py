@@ -12,6 +12,7 @@ filter.
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.style import Style
@@ -69,6 +70,9 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
         super().__init__(id=id)
         self.state = state
         self._cache: LRUCache[tuple[int, int, int, bool, bool], Strip] = LRUCache(512)
+        self.moved_at = 0.0
+        """When the user last moved the cursor or chose a row (time.monotonic): the app holds
+        new findings back for a moment, so that rows do not move under the keys."""
 
     def reload(self) -> None:
         """The state changed: draw it again, keeping the cursor in view."""
@@ -116,6 +120,7 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
             self.scroll_to(y=cursor - height + 1, animate=False, immediate=True)
 
     def _moved(self, old: int) -> None:
+        self.moved_at = time.monotonic()
         if old != self.state.cursor:
             self._refresh_row(old)
             self._refresh_row(self.state.cursor)
@@ -151,7 +156,13 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
             if event.chain == 2:
                 self.action_choose()
 
+    def _chose(self) -> None:
+        """A row was chosen: the cursor stays on it (Esc comes back to it)."""
+        self.state.touched = True
+        self.moved_at = time.monotonic()
+
     def action_choose(self) -> None:
+        self._chose()
         row = self.state.selected
         if row is None or row.action is None:
             self.app.bell()
@@ -161,6 +172,7 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
         self.post_message(ProblemChosen(row.action))
 
     def action_open_job(self) -> None:
+        self._chose()
         row = self.state.selected
         if row is None or not row.job:
             self.notify("This row names no job.", severity="warning")
@@ -168,6 +180,7 @@ class ProblemList(ScrollView, can_focus=True, inherit_bindings=False):
         self.post_message(ProblemChosen(OpenJob(row.job)))
 
     def action_evidence(self) -> None:
+        self._chose()
         row = self.state.selected
         chosen = row.evidence_filter if row is not None else None
         if chosen is None:
