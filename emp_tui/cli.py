@@ -1,6 +1,6 @@
 """The `emp-tui` command: the app, and the debug tools for scripts and CI.
 
-    emp-tui [--job JOB_ID] [--filter QUERY]        the app
+    emp-tui [--job JOB_ID] [--filter QUERY] [--since T] [--until T]    the app
     emp-tui search QUERY [--limit N] [--job-id ID] [--service S] [--type T]
                          [--since T] [--until T] [--last 1h]
     emp-tui stream [QUERY]                         live tail until Ctrl+C
@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emp-tui {__version__}")
     parser.add_argument("--job", metavar="JOB_ID", help="open the app on this job's timeline")
     parser.add_argument("--filter", metavar="QUERY", help="open the app with this filter")
+    parser.add_argument(
+        "--since",
+        dest="app_since",
+        metavar="TIME",
+        help="open the app on history since TIME (10m, 2h, an ISO-8601 date; default: the "
+        "last 15 minutes the sources hold, config.toml's window)",
+    )
+    parser.add_argument(
+        "--until", dest="app_until", metavar="TIME", help="open the app on history until TIME"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = [_global_options(suppress=True)]
 
@@ -975,6 +985,8 @@ def _run_app(args: argparse.Namespace, settings: Settings) -> int:
             files=settings.files,
             job_id=args.job,
             query=args.filter,
+            since=args.app_since,
+            until=args.app_until,
         )
     )
 
@@ -987,7 +999,9 @@ def _run_delegated(argv: list[str]) -> int:
     return int(demo_main(argv))
 
 
-_VALUED_OPTIONS: Final = frozenset({"--redis-url", "--stream", "--file", "--job", "--filter"})
+_VALUED_OPTIONS: Final = frozenset(
+    {"--redis-url", "--stream", "--file", "--job", "--filter", "--since", "--until"}
+)
 
 
 def _delegated_index(argv: list[str]) -> int | None:

@@ -1,5 +1,7 @@
-"""The status bar: connection, events/s with a sparkline, buffered/shown, malformed/dropped,
-and the collector's lag when a collector reports its health. The app sets ``status``."""
+"""The status bar: connection, events/s with a sparkline, what is shown and loaded beside what
+the sources hold (or a load's progress), what the memory cap left out, whether the app looks
+at the past, malformed/dropped, and the collector's lag when a collector reports its health.
+The app sets ``status``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from emp_tui.app.render import inert
+from emp_tui.app.state import RangeView, moment
 
 _BARS = "▁▂▃▄▅▆▇█"
 _STATE_STYLE = {
@@ -45,6 +48,8 @@ class Status:
     paused_new: int | None = None
     collector_lag: int | None = None
     collector_state: str | None = None
+    range: RangeView | None = None
+    """The range and the sources (None: events are given, not read)."""
 
 
 class StatusBar(Widget):
@@ -67,7 +72,7 @@ class StatusBar(Widget):
         text.append(f" {mark} {s.state}", style)
         if s.error:
             text.append(f" — {inert(s.error, 80)}", "#ff8787")
-        elif s.source:
+        elif s.source and s.range is None:
             text.append(f" {inert(s.source, 60)}", "dim")
         rate = s.rates[-1] if s.rates else 0
         text.append("  │ ")
@@ -75,17 +80,70 @@ class StatusBar(Widget):
         text.append(sparkline(list(s.rates)[-20:]), "#5fafff")
         text.append("  │ ")
         text.append(f"{s.shown:,}", "bold")
-        text.append(f" shown of {s.buffered:,}")
-        if s.capacity:
-            text.append(f" (cap {s.capacity:,})", "dim")
+        if s.range is None:
+            text.append(f" shown of {s.buffered:,}")
+            if s.capacity:
+                text.append(f" (cap {s.capacity:,})", "dim")
+        else:
+            _range_parts(text, s.range)
+        if s.paused_new is not None and (s.range is None or s.range.held_back is None):
+            text.append(f"  │ ‖ paused, {s.paused_new:,} new", "bold #ffd75f")
         if s.malformed:
             text.append(f"  │ {s.malformed:,} malformed", "bold #ffaf00")
-        if s.dropped:
+        if s.dropped and s.range is None:
             text.append(f"  │ {s.dropped:,} dropped", "bold #ffaf00")
-        if s.paused_new is not None:
-            text.append(f"  │ ‖ paused, {s.paused_new:,} new", "bold #ffd75f")
         if s.collector_lag is not None:
             text.append(f"  │ collector lag {s.collector_lag:,}")
             if s.collector_state and s.collector_state != "running":
                 text.append(f" ({inert(s.collector_state, 20)})", "#ffaf00")
+        if s.range is not None and s.source and not s.error:
+            text.append(f"  │ {inert(s.source, 60)}", "dim")
         return text
+
+
+def _range_parts(text: Text, r: RangeView) -> None:
+    """Shown and loaded (the loaded span), or a load's progress; what the sources hold; what
+    the cap left out; the past being looked at."""
+    now = r.now_ms
+    text.append(" shown")
+    if r.partial:
+        text.append(" of the loaded", "dim")
+    if r.loading is not None:
+        text.append("  │ ")
+        text.append(f"loading {r.loading:,}", "bold #ffd75f")
+        if r.loading_total:
+            approx = "" if r.loading_exact else "~"
+            text.append(f" / {approx}{r.loading_total:,}", "#ffd75f")
+        elif r.loading_percent is not None:
+            text.append(f" ({r.loading_percent}%)", "#ffd75f")
+        text.append(" · Esc stops", "dim")
+    else:
+        text.append(f" · {r.loaded:,} loaded")
+        if r.first_ms is not None and r.last_ms is not None:
+            text.append(f" {moment(r.first_ms, now)}\N{EN DASH}{moment(r.last_ms, now)}")
+    held: list[str] = []
+    if r.stream is not None:
+        if r.stream.first_ms is None:
+            held.append("stream empty")
+        else:
+            held.append(
+                f"stream holds {r.stream.count or 0:,} since {moment(r.stream.first_ms, now)}"
+            )
+    if r.logs is not None:
+        if r.logs.first_ms is None:
+            held.append("logs empty")
+        else:
+            held.append(f"logs since {moment(r.logs.first_ms, now, day_only=True)}")
+    if held:
+        text.append("  │ " + " · ".join(held), "dim")
+    if r.left_out:
+        count = "some" if r.left_out < 0 else f"~{r.left_out:,}"
+        text.append(
+            f"  │ cap {r.capacity:,}: {count} older left out · narrow with since:/until: or ]",
+            "bold #ffaf00",
+        )
+    if r.held_back is not None:
+        why = "until: in the filter" if r.closed_by_filter else "f follows"
+        text.append(
+            f"  │ ‖ looking at the past, {r.held_back:,} new not taken · {why}", "bold #ffd75f"
+        )

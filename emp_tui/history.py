@@ -1,0 +1,589 @@
+"""History: what the sources hold, asked as one. No Textual.
+
+The sources are the Redis stream and the collector's log files (and exports). The app and
+the CLI ask them the same questions through this module:
+
+* **what they hold**: :func:`stream_span` (XINFO: the entry count, the first and last entry)
+  and :func:`logs_span` (the files' first and last times, read from their first and last
+  lines, not from everything in between), gathered in :class:`Holdings`;
+* **a time range, newest first, in pages**: :func:`read_stream_back` and
+  :func:`read_logs_back` yield lists of events from the newest down to ``since``, so that a
+  reader shows the first page at once and the rest as it comes (``ReadStats`` says how far
+  back a read has got, for a progress figure); with a ``limit`` they stop once that many were
+  read and say the range was cut;
+* **a whole job**: :func:`read_job` gathers every event of one job from every source
+  (a range scan of the stream; the files through their byte pre-filter), whatever else a
+  reader holds;
+* **"now"**: :func:`now_ms`, the one rule: the wall clock while reading a live stream,
+  otherwise the newest event the sources hold.
+
+An event's time here is the time its stream entry ID gives (``<ms>-<seq>``), else its own
+timestamp (an event of a file that never was in a stream), as for the query language's
+``since:``/``until:``. Sources overlap (the collector writes what the stream holds): merging is
+by stream ID, each once (:func:`emp_tui.sources.merge`, or the store).
+"""
+
+from __future__ import annotations
+
+import gzip
+import mmap
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from emp_tui.events import TelemetryEvent, stream_id_ms
+from emp_tui.query import MAX_SEQ, Query, parse_query
+from emp_tui.sources import (
+    FileStats,
+    SourceError,
+    connect,
+    expand_paths,
+    merge,
+    read_file,
+    read_files,
+    read_query,
+    read_range,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = [
+    "FIRST_PAGE",
+    "PAGE",
+    "Holdings",
+    "JobHistory",
+    "ReadStats",
+    "Span",
+    "TimeRange",
+    "event_ms",
+    "job_query",
+    "logs_span",
+    "now_ms",
+    "probe_stream",
+    "read_job",
+    "read_logs_back",
+    "read_stream_back",
+    "stream_span",
+]
+
+FIRST_PAGE: Final = 500
+"""The first page of a range read: small, so that the first screen comes at once."""
+PAGE: Final = 5000
+"""The pages after it."""
+_BLOCK: Final = 1 << 20
+"""Bytes of a file looked at at once when reading it backwards."""
+_HEAD: Final = 64 << 10
+"""Bytes read from the start of a file to find its first event's time."""
+_ID_KEY: Final = b'"id":"'
+
+Clock = Callable[[], float]
+
+
+def event_ms(event: TelemetryEvent) -> int:
+    """The time ``event`` stands at: its stream entry ID's, else its own timestamp."""
+    ms = stream_id_ms(event.id)
+    return event.timestamp if ms is None else ms
+
+
+# -- ranges and spans ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """From ``since_ms`` to ``until_ms``, both inclusive; None: no bound on that side (from
+    the oldest event held; up to the newest, and on while a stream is live)."""
+
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    def contains(self, ms: int) -> bool:
+        return (self.since_ms is None or ms >= self.since_ms) and (
+            self.until_ms is None or ms <= self.until_ms
+        )
+
+    def covers(self, other: TimeRange) -> bool:
+        """Whether every moment of ``other`` is in this range."""
+        low = self.since_ms is None or (
+            other.since_ms is not None and other.since_ms >= self.since_ms
+        )
+        high = self.until_ms is None or (
+            other.until_ms is not None and other.until_ms <= self.until_ms
+        )
+        return low and high
+
+    @property
+    def is_open(self) -> bool:
+        """No end: the live tail belongs to it."""
+        return self.until_ms is None
+
+    def stream_bounds(self) -> tuple[str, str]:
+        """XRANGE bounds of the range (``-`` and ``+`` where it has none)."""
+        start = "-" if self.since_ms is None else f"{max(self.since_ms, 0)}-0"
+        end = "+" if self.until_ms is None else f"{max(self.until_ms, 0)}-{MAX_SEQ}"
+        return start, end
+
+
+@dataclass(frozen=True)
+class Span:
+    """What one source holds: how many events (when known without reading them all) and the
+    times (and for the stream the IDs) of its first and last."""
+
+    source: Literal["stream", "logs"]
+    count: int | None
+    first_ms: int | None
+    last_ms: int | None
+    first_id: str | None = None
+    last_id: str | None = None
+    files: int = 0
+    size: int = 0
+    """Bytes of the files (logs)."""
+    trimmed: bool | None = None
+    """The stream: entries were removed before its first (MAXLEN); None when Redis does not
+    say (before 7.0)."""
+    unreadable: tuple[str, ...] = ()
+    """Files that could not be read, as ``path: reason``."""
+
+    @property
+    def empty(self) -> bool:
+        return self.first_ms is None
+
+    def estimate(self, since_ms: int | None, until_ms: int | None = None) -> tuple[int, bool]:
+        """How many of its events fall between ``since_ms`` and ``until_ms``, and whether that
+        is exact. The stream knows its count; within part of its span the events are assumed
+        spread evenly. Files do not know their count: (0, False)."""
+        if self.count is None or self.first_ms is None or self.last_ms is None:
+            return 0, False
+        low = self.first_ms if since_ms is None else max(since_ms, self.first_ms)
+        high = self.last_ms if until_ms is None else min(until_ms, self.last_ms)
+        if low <= self.first_ms and high >= self.last_ms:
+            return self.count, True
+        if high < low:
+            return 0, True
+        whole = self.last_ms - self.first_ms
+        if whole <= 0:
+            return self.count, False
+        return round(self.count * (high - low) / whole), False
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What the sources hold, each source's :class:`Span` (None: not read, or unreachable)."""
+
+    stream: Span | None = None
+    logs: Span | None = None
+
+    @property
+    def spans(self) -> list[Span]:
+        return [span for span in (self.stream, self.logs) if span is not None]
+
+    @property
+    def first_ms(self) -> int | None:
+        """The oldest moment any source holds."""
+        times = [span.first_ms for span in self.spans if span.first_ms is not None]
+        return min(times) if times else None
+
+    @property
+    def last_ms(self) -> int | None:
+        """The newest event any source holds."""
+        times = [span.last_ms for span in self.spans if span.last_ms is not None]
+        return max(times) if times else None
+
+
+def now_ms(*, live: bool, holdings: Holdings | None, clock: Clock) -> int:
+    """ "Now", by the one rule: the wall clock (``clock``) while reading a live stream;
+    otherwise the newest event the sources hold (so that a recording's open jobs are silent
+    up to its end, not for days), or the clock when they hold nothing."""
+    if not live and holdings is not None:
+        newest = holdings.last_ms
+        if newest is not None:
+            return newest
+    return int(clock() * 1000)
+
+
+@dataclass
+class ReadStats:
+    """What a read came to, updated as it goes (a reader can show it as progress)."""
+
+    read: int = 0
+    """Events delivered."""
+    reached_ms: int | None = None
+    """The oldest time a backwards read has looked at."""
+    cut: bool = False
+    """It stopped at its limit with more of the range left."""
+    files: FileStats = field(default_factory=FileStats)
+    """Corrupt lines and unreadable files met on the way."""
+
+
+# -- the stream -----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def stream_span(client: redis.Redis, stream: str) -> Span:
+    """What the stream holds (XINFO STREAM). A stream that does not exist holds nothing.
+    Raises SourceError."""
+    import redis
+
+    try:
+        info: Any = client.xinfo_stream(stream)
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return Span("stream", 0, None, None)
+        raise SourceError(f"cannot inspect stream {stream!r}: {exc}") from None
+    except (redis.RedisError, OSError) as exc:
+        raise SourceError(f"lost Redis while inspecting {stream!r}: {exc}") from None
+    first, last = info.get("first-entry"), info.get("last-entry")
+    first_id = _text(first[0]) if first else None
+    last_id = _text(last[0]) if last else None
+    length = int(info.get("length", 0))
+    added = info.get("entries-added")
+    return Span(
+        "stream",
+        length,
+        stream_id_ms(first_id),
+        stream_id_ms(last_id),
+        first_id,
+        last_id,
+        trimmed=None if added is None else int(added) > length,
+    )
+
+
+def probe_stream(url: str, stream: str) -> Span:
+    """What the stream at ``url`` holds, on a connection of its own. Raises SourceError."""
+    client = connect(url)
+    try:
+        return stream_span(client, stream)
+    finally:
+        client.close()
+
+
+def read_stream_back(
+    client: redis.Redis,
+    stream: str,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    *,
+    stats: ReadStats | None = None,
+    limit: int | None = None,
+    first_page: int = FIRST_PAGE,
+    page: int = PAGE,
+) -> Iterator[list[TelemetryEvent]]:
+    """The stream's entries from ``until_ms`` (or its newest) back to ``since_ms`` (or its
+    oldest), newest first, a page at a time. Raises SourceError."""
+    stats = stats if stats is not None else ReadStats()
+    start, end = TimeRange(since_ms, until_ms).stream_bounds()
+    batch: list[TelemetryEvent] = []
+    size = first_page
+    for event in read_range(client, stream, start, end, reverse=True, page=page):
+        if limit is not None and stats.read >= limit:
+            stats.cut = True
+            break
+        batch.append(event)
+        stats.read += 1
+        stats.reached_ms = event_ms(event)
+        if len(batch) >= size:
+            yield batch
+            batch, size = [], page
+    if batch:
+        yield batch
+
+
+# -- the files ------------------------------------------------------------------------------
+
+
+def _contents(path: Path) -> bytes | mmap.mmap:
+    """The bytes of ``path``, gzip undone (a plain file mapped, not copied). Raises
+    SourceError when it cannot be read or is not valid gzip."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+            if magic == b"\x1f\x8b":
+                handle.seek(0)
+                return gzip.GzipFile(fileobj=handle).read()
+            try:
+                return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:  # an empty file cannot be mapped
+                return b""
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SourceError(f"cannot read {path}: {reason}") from None
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (gzip undone). Raises SourceError."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+            handle.seek(0)
+            if magic == b"\x1f\x8b":
+                return gzip.GzipFile(fileobj=handle).read(_HEAD)
+            return handle.read(_HEAD)
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SourceError(f"cannot read {path}: {reason}") from None
+
+
+def _line_ms(line: bytes) -> int | None:
+    """The time of one JSON line: its stream ID's, read from the bytes (the collector writes
+    ``"id":"<ms>-<seq>"``), else its timestamp after decoding; None for a line without an
+    event."""
+    at = line.find(_ID_KEY, 0, 24)  # the collector and exports write it first
+    if at >= 0:
+        start = at + len(_ID_KEY)
+        dash = line.find(b"-", start, start + 21)
+        if dash > start and line[start:dash].isdigit():
+            return int(line[start:dash])
+    if not line.strip():
+        return None
+    event = TelemetryEvent.from_json_line(line)
+    if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
+        return None
+    return event_ms(event)
+
+
+_NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
+
+
+def _first_ms(data: bytes | mmap.mmap) -> int | None:
+    for line in data[:_HEAD].splitlines():
+        ms = _line_ms(line)
+        if ms is not None:
+            return ms
+    return None
+
+
+def _last_ms(data: bytes | mmap.mmap) -> int | None:
+    for lines in _blocks_back(data, 64 << 10):
+        for line in lines:
+            ms = _line_ms(line)
+            if ms is not None:
+                return ms
+    return None
+
+
+def _blocks_back(data: bytes | mmap.mmap, block: int = _BLOCK) -> Iterator[list[bytes]]:
+    """The lines of ``data``, newest (last) first, a block of whole lines at a time."""
+    end = len(data)
+    while end > 0:
+        start = max(0, end - block)
+        if start > 0:
+            start = data.rfind(b"\n", 0, start) + 1
+        lines = data[start:end].splitlines()
+        lines.reverse()
+        yield lines
+        end = start
+
+
+def _is_array(head: bytes) -> bool:
+    return head.lstrip()[:1] == b"["
+
+
+def logs_span(paths: Iterable[Path]) -> Span:
+    """What the files hold: their first and last times (from the first lines of the oldest
+    file and the last lines of the newest, not from all of them), how many there are and
+    their size. A file that cannot be read is listed in ``unreadable``, not fatal. Raises
+    SourceError for a path that does not exist."""
+    files = expand_paths(paths)
+    firsts: list[int] = []
+    lasts: list[int] = []
+    size = 0
+    unreadable: list[str] = []
+    for path in files:
+        try:
+            size += path.stat().st_size
+            head = _head(path)
+            if _is_array(head):
+                times = [event_ms(e) for e in read_file(path)]
+                firsts.extend(times[:1])
+                lasts.extend(times[-1:])
+                continue
+            first = _first_ms(head)
+            if first is not None:
+                firsts.append(first)
+            if head[:2] != b"\x1f\x8b" and not path.name.endswith(".gz"):
+                data = _contents(path)
+                try:
+                    last = _last_ms(data)
+                finally:
+                    if isinstance(data, mmap.mmap):
+                        data.close()
+                if last is not None:
+                    lasts.append(last)
+            elif first is not None:
+                lasts.append(first)  # a rotated file ends before the next begins
+        except (SourceError, OSError) as exc:
+            unreadable.append(str(exc))
+    return Span(
+        "logs",
+        None,
+        min(firsts) if firsts else None,
+        max(lasts + firsts) if firsts or lasts else None,
+        files=len(files),
+        size=size,
+        unreadable=tuple(unreadable),
+    )
+
+
+def read_logs_back(
+    paths: Iterable[Path],
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    *,
+    stats: ReadStats | None = None,
+    limit: int | None = None,
+    first_page: int = FIRST_PAGE,
+    page: int = PAGE,
+) -> Iterator[list[TelemetryEvent]]:
+    """The files' events from ``until_ms`` (or their newest) back to ``since_ms`` (or their
+    oldest), newest first, a page at a time: the newest file first, each read from its end
+    (a line's time is read from its bytes, so lines outside the range are not decoded). A
+    file is left once a whole block of it is older than ``since_ms``, and so are the older
+    files. A corrupt line is counted and skipped, an unreadable file too
+    (``stats.files``). Raises SourceError for a path that does not exist."""
+    stats = stats if stats is not None else ReadStats()
+    counts = stats.files
+    batch: list[TelemetryEvent] = []
+    size = first_page
+    for path in reversed(expand_paths(paths)):
+        counts.files += 1
+        try:
+            data = _contents(path)
+        except SourceError as exc:
+            counts.skip(str(exc))
+            continue
+        try:
+            if _is_array(data[:64]):
+                events = [
+                    e for e in read_file(path, None, counts) if _within(e, since_ms, until_ms)
+                ]
+                blocks: Iterable[list[Any]] = [events[::-1]]
+            else:
+                blocks = _blocks_back(data)
+            passed = False
+            for lines in blocks:
+                older = True
+                for line in lines:
+                    if isinstance(line, TelemetryEvent):
+                        event = line
+                        ms = event_ms(event)
+                    else:
+                        line_ms = _line_ms(line)
+                        if line_ms is None:
+                            if line.strip():
+                                counts.problem(f"{path}: {_why_not(line)}")
+                            continue
+                        ms = line_ms
+                        if since_ms is not None and ms < since_ms:
+                            continue
+                        if until_ms is not None and ms > until_ms:
+                            older = False
+                            continue
+                        event = TelemetryEvent.from_json_line(line)
+                        counts.lines += 1
+                    older = False
+                    if limit is not None and stats.read >= limit:
+                        stats.cut = True
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(event)
+                    stats.read += 1
+                    counts.events += 1
+                    if stats.reached_ms is None or ms < stats.reached_ms:
+                        stats.reached_ms = ms
+                    if len(batch) >= size:
+                        yield batch
+                        batch, size = [], page
+                if older and since_ms is not None:
+                    passed = True
+                    break
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+        if passed:
+            break  # the older files hold older events still
+    if batch:
+        yield batch
+
+
+def _within(event: TelemetryEvent, since_ms: int | None, until_ms: int | None) -> bool:
+    return TimeRange(since_ms, until_ms).contains(event_ms(event))
+
+
+def _why_not(line: bytes) -> str:
+    event = TelemetryEvent.from_json_line(line)
+    return event.malformed or "line without an event"
+
+
+# -- a whole job ------------------------------------------------------------------------------
+
+
+def job_query(job_id: str) -> Query:
+    """The query for one job's events (``job:<id>``, quoted when it must be)."""
+    if job_id and not any(c.isspace() or c in '",\\' for c in job_id):
+        return parse_query(f"job:{job_id}")
+    return parse_query('job:"' + job_id.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+@dataclass(frozen=True)
+class JobHistory:
+    """Every event of one job that the sources hold, in stream order."""
+
+    job_id: str
+    events: list[TelemetryEvent]
+    holdings: Holdings
+    notes: tuple[str, ...] = ()
+    """What could not be read (a source, files, lines): the events may lack some."""
+
+    @property
+    def sources_start_ms(self) -> int | None:
+        """The oldest moment the sources hold: a job that began before it is cut short."""
+        return self.holdings.first_ms
+
+
+def read_job(
+    job_id: str,
+    *,
+    client: redis.Redis | None = None,
+    stream: str | None = None,
+    paths: Sequence[Path] = (),
+    holdings: Holdings | None = None,
+) -> JobHistory:
+    """All of ``job_id``'s events from the stream (a range scan matching the job) and the
+    files (lines without the job ID are skipped undecoded), merged, each stream ID once.
+    ``holdings`` says where the sources begin (read here when not given). A source that fails
+    is a note while another answers; raises SourceError when none does."""
+    query = job_query(job_id)
+    found: list[list[TelemetryEvent]] = []
+    notes: list[str] = []
+    stream_held: Span | None = holdings.stream if holdings is not None else None
+    logs_held: Span | None = holdings.logs if holdings is not None else None
+    failures = 0
+    if client is not None and stream is not None:
+        try:
+            if holdings is None:
+                stream_held = stream_span(client, stream)
+            found.append(read_query(client, stream, query))
+        except SourceError as exc:
+            failures += 1
+            notes.append(str(exc))
+    if paths:
+        stats = FileStats()
+        try:
+            if holdings is None:
+                logs_held = logs_span(paths)
+            found.append(list(read_files(paths, query, stats)))
+        except SourceError as exc:
+            failures += 1
+            notes.append(str(exc))
+        notes.extend(stats.notes())
+    if failures and not found:
+        raise SourceError(notes[0])
+    return JobHistory(job_id, merge(*found), Holdings(stream_held, logs_held), tuple(notes))
