@@ -71,9 +71,7 @@ async def test_a_range_past_the_cap_keeps_the_newest_and_says_so(
     app = _live_app(redis_url, config=AppConfig(log_dir="", buffer_size=50))
     async with app.run_test(size=(200, 48)) as pilot:
         await _until(pilot, lambda: len(app.store) == 50 and not app.state.loading)
-        assert [e.event_type for e in app.shown_events()] == [
-            e.event_type for e in events[70:120]
-        ]
+        assert [e.event_type for e in app.shown_events()] == [e.event_type for e in events[70:120]]
         assert app.state.left_out is not None and app.state.left_out > 0
         status = app.query_one("#status").render().plain  # type: ignore[attr-defined]
         assert "cap 50:" in status and "older left out" in status
