@@ -1,7 +1,9 @@
-"""Analysis of events: timelines, gaps, handoffs, durations, stats, anomalies, correlation.
+"""Analysis of events: timelines, gaps, handoffs, durations, stats, comparison with the
+usual, correlation.
 
 Pure functions over :class:`~emp_tui.events.TelemetryEvent` values: no I/O, no clock unless
-one is passed in (``now_ms``), no Textual. The app, the CLI and export share them.
+one is passed in (``now_ms``), no Textual. The app, the CLI, export and the detectors of
+:mod:`emp_tui.problems` share them.
 
 Vocabulary:
 
@@ -9,52 +11,60 @@ Vocabulary:
   the job's first event and from the previous step;
 * a **gap** is a step whose delta is over an absolute threshold (``gap_ms``, default 5 s) or
   "slower than usual": well above the p95 of the same step (same pair of event types, else
-  the same pair of services) across the other jobs at hand;
+  the same pair of services) across the other jobs at hand (:class:`UsualSteps`);
 * a **handoff** is a step where the service changes; aggregated over jobs they are the edges
   of the service graph;
 * a **duration** comes from a start event paired with its end (``*_started``/``*.starting``/
   ``*.executing`` with the next ``*_completed``/``*.completed``/``*.ready``/``*_failed`` of the
   same operation and correlation key), or from an explicit ``durationMs``/``*TimeMs`` in data
-  (an explicit ``durationMs`` on the end event wins over the difference of timestamps).
+  (an explicit ``durationMs`` on the end event wins over the difference of timestamps);
+* a job's **type** is what it asks a worker for (``jobType``, else the queue or connector);
+  :func:`compare_with_usual` sets one job beside the typical jobs of its type.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from emp_tui.events import TelemetryEvent, stream_id_ms
 
 __all__ = [
-    "Anomaly",
+    "Comparison",
     "Correlation",
     "Duration",
+    "FieldComparison",
     "Gap",
     "Handoff",
     "HandoffEdge",
+    "SequenceDifference",
     "Step",
+    "StepComparison",
     "Timeline",
     "TypeStats",
-    "anomalies",
+    "Usual",
+    "UsualSteps",
+    "compare_with_usual",
     "correlate",
     "durations",
     "event_type_stats",
+    "format_duration",
     "handoffs",
+    "is_slower_than_usual",
     "job_handoffs",
     "job_status",
     "job_timeline",
+    "job_type",
     "percentile",
     "sort_events",
 ]
 
 DEFAULT_GAP_MS: Final = 5_000
 DEFAULT_STALL_MS: Final = 5 * 60_000
-DEFAULT_SILENT_MS: Final = 2 * 60_000
-DEFAULT_SKEW_MS: Final = 60_000
 DEFAULT_WINDOW_MS: Final = 5_000
 # "Slower than usual": above SLOW_FACTOR x the usual p95 and at least SLOW_MIN_EXCESS_MS over
 # it, judged only when the other jobs give at least SLOW_MIN_SAMPLES of the same step.
@@ -64,7 +74,23 @@ SLOW_MIN_SAMPLES: Final = 3
 
 JOB_COMPLETED_TYPES: Final = frozenset({"job.completed", "job.succeeded", "job.finished"})
 JOB_FAILED_TYPES: Final = frozenset(
-    {"job.failed", "job.cancelled", "job.canceled", "job.timed_out", "job.timeout", "job.error"}
+    {
+        "job.failed",
+        "job.creation_failed",
+        "job.cancelled",
+        "job.canceled",
+        "job.timed_out",
+        "job.timeout",
+        "job.error",
+    }
+)
+# Where a job says what it asks for: the data field of which event type.
+JOB_TYPE_FIELDS: Final = (
+    ("job.created", "jobType"),
+    ("job.queued", "queueName"),
+    ("connector.processing_started", "connectorType"),
+    ("connector.processing_completed", "connectorType"),
+    ("connector.processing_failed", "connectorType"),
 )
 
 Status = Literal["completed", "failed", "running", "stalled", "unknown"]
@@ -85,6 +111,42 @@ def percentile(values: Sequence[float], p: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+
+
+def format_duration(ms: float) -> str:
+    """A short human duration: ``840ms``, ``0.4ms``, ``12.3s``, ``4m05s``, ``2h03m``."""
+    if ms < 0:
+        return "-" + format_duration(-ms)
+    if ms < 10:
+        return f"{ms:.1f}ms" if ms != int(ms) else f"{int(ms)}ms"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        text = f"{seconds:.1f}" if seconds >= 10 else f"{seconds:.2f}"
+        return text.rstrip("0").rstrip(".") + "s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def job_type(events: Iterable[TelemetryEvent]) -> str | None:
+    """What the job asks a worker for: ``jobType`` of its ``job.created``, else the queue it
+    went to, else the connector that ran it. None when its events do not say."""
+    found: dict[str, str] = {}
+    wanted = dict(JOB_TYPE_FIELDS)
+    for event in events:
+        key = wanted.get(event.event_type)
+        if key is not None and event.event_type not in found:
+            value = event.data.get(key)
+            if isinstance(value, str) and value:
+                found[event.event_type] = value
+    for event_type, _ in JOB_TYPE_FIELDS:
+        if event_type in found:
+            return found[event_type]
+    return None
 
 
 def _order_key(event: TelemetryEvent) -> tuple[int, int, int]:
@@ -173,43 +235,75 @@ class Timeline:
         return [step.event for step in self.steps]
 
 
-class _UsualSteps:
-    """The step durations seen in other jobs, by (from_type, to_type) and by service pair."""
+@dataclass(frozen=True, slots=True)
+class Usual:
+    """How long something usually takes among the jobs at hand."""
 
-    def __init__(self, jobs: Mapping[str, list[TelemetryEvent]]) -> None:
+    p50_ms: float
+    p95_ms: float
+    samples: int
+
+
+class UsualSteps:
+    """How long each step usually takes among some jobs: by pair of event types (from, to),
+    else by pair of services when the service changes; and how long a job usually stays
+    quiet after an event of a type (:meth:`after`). Each job's events must be in time order.
+    A step seen fewer than SLOW_MIN_SAMPLES times has no usual."""
+
+    def __init__(self, jobs: Iterable[Sequence[TelemetryEvent]]) -> None:
         by_types: dict[tuple[str, str], list[float]] = defaultdict(list)
         by_services: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for evs in jobs.values():
+        after: dict[str, list[float]] = defaultdict(list)
+        for evs in jobs:
             for prev, cur in itertools.pairwise(evs):
                 delta = float(cur.timestamp - prev.timestamp)
                 by_types[(prev.event_type, cur.event_type)].append(delta)
+                after[prev.event_type].append(delta)
                 if prev.service != cur.service:
                     by_services[(prev.service, cur.service)].append(delta)
         self._types = by_types
         self._services = by_services
-        self._cache: dict[tuple[str, str, str], float | None] = {}
+        self._after = after
+        self._cache: dict[tuple[str, ...], Usual | None] = {}
 
-    def p95(self, prev: TelemetryEvent, cur: TelemetryEvent) -> float | None:
-        key = ("t", prev.event_type, cur.event_type)
+    def _usual(self, key: tuple[str, ...], values: list[float] | None) -> Usual | None:
         if key not in self._cache:
-            self._cache[key] = self._p95(self._types.get((prev.event_type, cur.event_type)))
-        usual = self._cache[key]
+            usual = None
+            if values and len(values) >= SLOW_MIN_SAMPLES:
+                ordered = sorted(values)
+                usual = Usual(percentile(ordered, 50), percentile(ordered, 95), len(ordered))
+            self._cache[key] = usual
+        return self._cache[key]
+
+    def between(self, prev: TelemetryEvent, cur: TelemetryEvent) -> Usual | None:
+        """The usual time from ``prev`` to ``cur``: the same pair of event types, else (when
+        the service changes) the same pair of services."""
+        usual = self._usual(
+            ("t", prev.event_type, cur.event_type),
+            self._types.get((prev.event_type, cur.event_type)),
+        )
         if usual is None and prev.service != cur.service:
-            skey = ("s", prev.service, cur.service)
-            if skey not in self._cache:
-                self._cache[skey] = self._p95(self._services.get((prev.service, cur.service)))
-            usual = self._cache[skey]
+            usual = self._usual(
+                ("s", prev.service, cur.service), self._services.get((prev.service, cur.service))
+            )
         return usual
 
-    @staticmethod
-    def _p95(values: list[float] | None) -> float | None:
-        if not values or len(values) < SLOW_MIN_SAMPLES:
-            return None
-        return percentile(values, 95)
+    def p95(self, prev: TelemetryEvent, cur: TelemetryEvent) -> float | None:
+        usual = self.between(prev, cur)
+        return None if usual is None else usual.p95_ms
+
+    def after(self, event_type: str) -> Usual | None:
+        """The usual time from an event of ``event_type`` to the job's next event."""
+        return self._usual(("a", event_type), self._after.get(event_type))
 
 
-def _is_slow(delta: int, usual: float | None) -> bool:
-    return usual is not None and delta > usual * SLOW_FACTOR and delta - usual >= SLOW_MIN_EXCESS_MS
+def is_slower_than_usual(delta_ms: float, usual_p95_ms: float | None) -> bool:
+    """Well above the usual: over SLOW_FACTOR x its p95 and SLOW_MIN_EXCESS_MS past it."""
+    return (
+        usual_p95_ms is not None
+        and delta_ms > usual_p95_ms * SLOW_FACTOR
+        and delta_ms - usual_p95_ms >= SLOW_MIN_EXCESS_MS
+    )
 
 
 def job_timeline(
@@ -229,7 +323,7 @@ def job_timeline(
     events = list(events)
     own = sort_events(e for e in events if e.job_id == job_id)
     others = _by_job(e for e in (events if reference is None else reference) if e.job_id != job_id)
-    usual = _UsualSteps(others)
+    usual = UsualSteps(others.values())
 
     steps: list[Step] = []
     gaps: list[Gap] = []
@@ -248,7 +342,7 @@ def job_timeline(
             kind: Literal["threshold", "slower_than_usual"] | None = None
             if delta > gap_ms:
                 kind = "threshold"
-            elif _is_slow(delta, p95):
+            elif is_slower_than_usual(delta, p95):
                 kind = "slower_than_usual"
             if kind is not None:
                 gap = Gap(
@@ -521,104 +615,210 @@ def event_type_stats(events: Iterable[TelemetryEvent]) -> list[TypeStats]:
     return stats
 
 
-# -- anomalies ------------------------------------------------------------------------------
+# -- comparison with the usual -------------------------------------------------------------
 
-AnomalyKind = Literal["stalled_job", "failed_job", "silent_service", "clock_skew"]
+# A type of event in at least this share of the typical jobs belongs to the usual sequence;
+# one in less than RARE_SHARE of them is extra.
+USUAL_SHARE: Final = 0.5
+RARE_SHARE: Final = 0.1
+# The fields set beside the typical jobs': (name, event type, data key); the connector is the
+# job's type, the worker and the machine come from its correlation IDs.
+COMPARED_FIELDS: Final = (
+    ("connector", "", ""),
+    ("worker", "", ""),
+    ("machine", "", ""),
+    ("attempt", "job.claimed", "attempt"),
+    ("priority", "job.created", "priority"),
+)
+# Fields whose values are many and spread (one worker among thirty is not unusual): they
+# differ only with a value none of the typical jobs had.
+SPREAD_FIELDS: Final = frozenset({"worker", "machine"})
 
 
 @dataclass(frozen=True)
-class Anomaly:
-    kind: AnomalyKind
-    subject: str  # the job ID or the service
-    message: str
-    at_ms: int
-    event: TelemetryEvent | None = None
+class StepComparison:
+    """One step of the job (``index`` is its end in the job's timeline) against the usual
+    time of the same step among the typical jobs."""
+
+    index: int
+    from_type: str
+    to_type: str
+    from_service: str
+    to_service: str
+    duration_ms: int
+    usual: Usual | None
+    slower: bool  # slower than usual (see is_slower_than_usual)
+
+    @property
+    def excess_ms(self) -> float | None:
+        """How far past the usual p95 (negative when under it)."""
+        return None if self.usual is None else self.duration_ms - self.usual.p95_ms
 
 
-def anomalies(
+@dataclass(frozen=True)
+class SequenceDifference:
+    """An event type the job has more or fewer of than the typical jobs."""
+
+    event_type: str
+    count: int  # in this job
+    usual_count: int  # the most common count among the typical jobs (0 when most lack it)
+    share: float  # of the typical jobs that have at least one
+    change: Literal["missing", "extra", "fewer", "more"]
+
+
+@dataclass(frozen=True)
+class FieldComparison:
+    """A field of the job (its worker, machine, connector, attempt, priority) against the
+    values the typical jobs had."""
+
+    name: str
+    value: str | None
+    usual: str | None  # the most common value among the typical jobs
+    usual_share: float
+    value_share: float  # of the typical jobs with this job's value
+    distinct: int  # distinct values among the typical jobs
+    differs: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A job beside the typical jobs of its type: rows ready to render."""
+
+    job_id: str
+    job_type: str | None
+    typical: int  # how many jobs it is compared with
+    duration_ms: int
+    usual_duration: Usual | None
+    steps: list[StepComparison]
+    sequence: list[SequenceDifference]  # only where the job differs
+    usual_sequence: list[str]  # the most common sequence of event types
+    fields: list[FieldComparison]
+
+    @property
+    def slower_steps(self) -> list[StepComparison]:
+        return [step for step in self.steps if step.slower]
+
+
+def _field_value(name: str, event_type: str, key: str, evs: Sequence[TelemetryEvent]) -> str | None:
+    if name == "connector":
+        return job_type(evs)
+    if name in ("worker", "machine"):
+        attr = "worker_id" if name == "worker" else "machine_id"
+        return next((getattr(e, attr) for e in reversed(evs) if getattr(e, attr)), None)
+    for event in reversed(evs):
+        if event.event_type == event_type and key in event.data:
+            value = event.data[key]
+            return value if isinstance(value, str) else str(value)
+    return None
+
+
+def _usual_of(values: list[float]) -> Usual | None:
+    if len(values) < SLOW_MIN_SAMPLES:
+        return None
+    ordered = sorted(values)
+    return Usual(percentile(ordered, 50), percentile(ordered, 95), len(ordered))
+
+
+def compare_with_usual(
     events: Iterable[TelemetryEvent],
+    job_id: str,
     *,
-    now_ms: int | None = None,
-    stall_ms: int = DEFAULT_STALL_MS,
-    silent_ms: int = DEFAULT_SILENT_MS,
-    skew_ms: int = DEFAULT_SKEW_MS,
-) -> list[Anomaly]:
-    """What looks wrong: jobs with no terminal event ``stall_ms`` after their last event,
-    failed jobs, services silent for ``silent_ms``, events whose own timestamp is more than
-    ``skew_ms`` from the time the stream gave them (one per service, the worst). "Now" is
-    ``now_ms``, else the newest event's timestamp."""
+    reference: Iterable[TelemetryEvent] | None = None,
+) -> Comparison:
+    """``job_id`` beside the typical jobs of its type: each step's time against the usual
+    p50/p95 of that step, the event types it lacks or has in excess against the usual
+    sequence, and its fields against theirs.
+
+    The typical jobs are the completed jobs of the same type among ``reference`` (default:
+    the other jobs in ``events``); all the jobs of that type when fewer than
+    SLOW_MIN_SAMPLES completed; every other job when the job's type is unknown."""
     events = list(events)
-    if not events:
-        return []
-    now = now_ms if now_ms is not None else max(e.timestamp for e in events)
-    found: list[Anomaly] = []
-    for job, evs in _by_job(events).items():
-        status = job_status(evs, now_ms=now, stall_ms=stall_ms)
-        last = evs[-1]
-        if status == "stalled":
-            idle = now - last.timestamp
-            found.append(
-                Anomaly(
-                    "stalled_job",
-                    job,
-                    f"no terminal event for {idle / 1000:.0f}s after {last.event_type}",
-                    last.timestamp,
-                    last,
-                )
-            )
-        elif status == "failed":
-            terminal = next(e for e in reversed(evs) if e.event_type in JOB_FAILED_TYPES)
-            reason = terminal.data.get("error") if terminal.data else None
-            detail = f": {reason}" if isinstance(reason, str) and reason else ""
-            found.append(
-                Anomaly(
-                    "failed_job",
-                    job,
-                    f"{terminal.event_type}{detail}",
-                    terminal.timestamp,
-                    terminal,
-                )
-            )
-    last_by_service: dict[str, TelemetryEvent] = {}
-    for event in events:
-        seen = last_by_service.get(event.service)
-        if seen is None or event.timestamp > seen.timestamp:
-            last_by_service[event.service] = event
-    for service, last in sorted(last_by_service.items()):
-        if now - last.timestamp > silent_ms:
-            found.append(
-                Anomaly(
-                    "silent_service",
-                    service,
-                    f"silent for {(now - last.timestamp) / 1000:.0f}s",
-                    last.timestamp,
-                    last,
-                )
-            )
-    worst: dict[str, tuple[int, int, TelemetryEvent]] = {}
-    for event in events:
-        ms = stream_id_ms(event.id)
-        if ms is None:
-            continue
-        skew = event.timestamp - ms
-        if abs(skew) > skew_ms:
-            count, worst_skew, worst_event = worst.get(event.service, (0, 0, event))
-            if abs(skew) >= abs(worst_skew):
-                worst_skew, worst_event = skew, event
-            worst[event.service] = (count + 1, worst_skew, worst_event)
-    for service, (count, skew, event) in sorted(worst.items()):
-        direction = "ahead of" if skew > 0 else "behind"
-        found.append(
-            Anomaly(
-                "clock_skew",
-                service,
-                f"{count} event(s) with timestamps up to {abs(skew) / 1000:.1f}s {direction} "
-                "the stream's clock",
-                event.timestamp,
-                event,
+    own = sort_events(e for e in events if e.job_id == job_id)
+    others = _by_job(e for e in (events if reference is None else reference) if e.job_id != job_id)
+    kind = job_type(own)
+    same = [evs for evs in others.values() if kind is None or job_type(evs) == kind]
+    typical = [evs for evs in same if job_status(evs) == "completed"]
+    if len(typical) < SLOW_MIN_SAMPLES:
+        typical = same
+
+    usual = UsualSteps(typical)
+    steps = []
+    for index, (prev, cur) in enumerate(itertools.pairwise(own), start=1):
+        step_usual = usual.between(prev, cur)
+        p95 = None if step_usual is None else step_usual.p95_ms
+        delta = cur.timestamp - prev.timestamp
+        steps.append(
+            StepComparison(
+                index=index,
+                from_type=prev.event_type,
+                to_type=cur.event_type,
+                from_service=prev.service,
+                to_service=cur.service,
+                duration_ms=delta,
+                usual=step_usual,
+                slower=is_slower_than_usual(delta, p95),
             )
         )
-    return found
+
+    counts = [Counter(e.event_type for e in evs) for evs in typical]
+    mine = Counter(e.event_type for e in own)
+    sequence: list[SequenceDifference] = []
+    if counts:
+        for event_type in dict.fromkeys([*mine, *(t for c in counts for t in c)]):
+            share = sum(1 for c in counts if event_type in c) / len(counts)
+            usual_count = Counter(c.get(event_type, 0) for c in counts).most_common(1)[0][0]
+            count = mine.get(event_type, 0)
+            change: Literal["missing", "extra", "fewer", "more"] | None = None
+            if count == 0 and share >= USUAL_SHARE:
+                change = "missing"
+            elif count > 0 and share < RARE_SHARE:
+                change = "extra"
+            elif share >= USUAL_SHARE and count < usual_count:
+                change = "fewer"
+            elif share >= USUAL_SHARE and count > usual_count:
+                change = "more"
+            if change is not None:
+                sequence.append(SequenceDifference(event_type, count, usual_count, share, change))
+    modal = Counter(tuple(e.event_type for e in evs) for evs in typical).most_common(1)
+
+    fields = []
+    for name, event_type, key in COMPARED_FIELDS:
+        value = _field_value(name, event_type, key, own)
+        seen = Counter(_field_value(name, event_type, key, evs) for evs in typical)
+        seen.pop(None, None)
+        total = sum(seen.values())
+        top, top_count = seen.most_common(1)[0] if seen else (None, 0)
+        value_share = seen.get(value, 0) / total if total and value is not None else 0.0
+        # A value none of them had, or (but for a worker or a machine, one among many) a
+        # value few of them had.
+        differs = bool(total) and (
+            value is None
+            or value not in seen
+            or (name not in SPREAD_FIELDS and value_share < RARE_SHARE)
+        )
+        fields.append(
+            FieldComparison(
+                name=name,
+                value=value,
+                usual=top,
+                usual_share=top_count / total if total else 0.0,
+                value_share=value_share,
+                distinct=len(seen),
+                differs=differs,
+            )
+        )
+
+    return Comparison(
+        job_id=job_id,
+        job_type=kind,
+        typical=len(typical),
+        duration_ms=own[-1].timestamp - own[0].timestamp if own else 0,
+        usual_duration=_usual_of([float(evs[-1].timestamp - evs[0].timestamp) for evs in typical]),
+        steps=steps,
+        sequence=sequence,
+        usual_sequence=list(modal[0][0]) if modal else [],
+        fields=fields,
+    )
 
 
 # -- correlation ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from emp_tui.events import DEFAULT_STREAM
+from emp_tui.lint import LintConfig, LintConfigError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -96,6 +97,8 @@ class AppConfig:
     theme: str = "textual-dark"
     keymap: Mapping[str, str] = field(default_factory=dict)
     """Binding id -> keys, e.g. ``export = "ctrl+e"`` (ids are listed on the help screen)."""
+    lint: LintConfig = field(default_factory=LintConfig)
+    """The ``[lint]`` table: a team's additions to the event standards (emp_tui.lint)."""
     path: Path | None = None
     """The file these settings came from, when one was found."""
 
@@ -162,6 +165,13 @@ def _app_config_from(table: Mapping[str, Any], path: Path) -> AppConfig:
             ):
                 raise ConfigError(f'{path}: [keymap] maps binding ids to keys, e.g. export = "x"')
             values[key] = dict(value)
+        elif key == "lint":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: lint must be a table: [lint]")
+            try:
+                values[key] = LintConfig.from_toml(value)
+            except LintConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
         else:
             known = ", ".join(f.name for f in fields(defaults) if f.name != "path")
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")

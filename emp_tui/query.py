@@ -11,6 +11,9 @@ A query is a list of terms separated by spaces; every term must match (AND)::
                                                       ISO-8601 (UTC when no offset is given),
                                                       epoch milliseconds, or `now`
     data.<key>:<value>        a value inside data (nested keys with dots; `*` for "present")
+    data.<key>:>10000         a number inside data: > >= < <= = (numbers sent as text count);
+    data.waitMs:<=1m30s       units on fields named *Ms/*_ms (milliseconds) or *Seconds/*_seconds
+    duration:>30s             any duration the event carries: data.durationMs or data.*TimeMs
     -term                     negation (any term but since/until)
     a,b                       either value: service:api-server,worker
     "a phrase"  word          free text: case-insensitive substring of the type, service,
@@ -18,6 +21,8 @@ A query is a list of terms separated by spaces; every term must match (AND)::
     /regex/  /regex/i         a regular expression over the same text
 
 Service, type and level compare case-insensitively; IDs and data values case-sensitively.
+A comparison only matches a value that is a number (or a string that reads as one, "12000"),
+so ``-data.x:>5`` matches events without a numeric x as well as those where x <= 5.
 Time bounds apply to the time the stream gave an event (its entry ID) when it has one, else
 to its own timestamp, and compile to stream-ID bounds (:meth:`Query.stream_range`) so a reader
 seeks instead of scanning. A query that cannot be parsed raises :class:`QueryError`, which
@@ -26,12 +31,14 @@ names the offending token and its offset.
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from emp_tui.events import (
     LEVEL_RANK,
@@ -43,7 +50,14 @@ from emp_tui.events import (
     stream_id_ms,
 )
 
-__all__ = ["Query", "QueryError", "parse_duration_ms", "parse_query", "parse_time_ms"]
+__all__ = [
+    "Query",
+    "QueryError",
+    "parse_duration_ms",
+    "parse_query",
+    "parse_time_ms",
+    "quote_value",
+]
 
 MAX_SEQ: Final = 18446744073709551615
 
@@ -86,6 +100,7 @@ KNOWN_FIELDS: Final = (
     "since",
     "until",
     "data.<key>",
+    "duration",
 )
 
 
@@ -144,7 +159,8 @@ def _value_matcher(value: str, *, ignore_case: bool) -> Callable[[str | None], b
     return exact
 
 
-def _data_lookup(data: Mapping[str, Any], path: list[str]) -> tuple[bool, Any]:
+def data_lookup(data: Mapping[str, Any], path: list[str]) -> tuple[bool, Any]:
+    """(found, value) of the key path ``path`` inside ``data``."""
     current: Any = data
     for index, key in enumerate(path):
         if isinstance(current, Mapping):
@@ -223,6 +239,17 @@ def _unquote(raw: str, start: int) -> str:
     return raw
 
 
+_NEEDS_QUOTES: Final = re.compile(r'[\s",]')
+
+
+def quote_value(value: str) -> str:
+    """``value`` written so that a term reads it back whole: as it is when it holds no space,
+    quote or comma, else quoted (the inverse of how values are read)."""
+    if value and not _NEEDS_QUOTES.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _split_alternatives(raw: str, start: int) -> list[tuple[str, int]]:
     """``a,"b c",d`` -> [(a, offset), (b c, offset), (d, offset)]; commas inside quotes kept."""
     parts: list[tuple[str, int]] = []
@@ -251,6 +278,12 @@ def _split_alternatives(raw: str, start: int) -> list[tuple[str, int]]:
 
 def parse_duration_ms(text: str) -> int | None:
     """``10m`` -> 600000; ``1h30m`` too. None when ``text`` is not a duration."""
+    total = _duration_ms(text)
+    return None if total is None else int(total)
+
+
+def _duration_ms(text: str) -> float | None:
+    """:func:`parse_duration_ms` without rounding down (``1.5ms`` -> 1.5)."""
     pos, total = 0, 0.0
     text = text.strip()
     if not text:
@@ -261,7 +294,7 @@ def parse_duration_ms(text: str) -> int | None:
             return None
         total += float(found.group(1)) * _UNIT_MS[found.group(2)]
         pos = found.end()
-    return int(total)
+    return total
 
 
 def parse_time_ms(text: str, now_ms: int) -> int | None:
@@ -287,6 +320,103 @@ def parse_time_ms(text: str, now_ms: int) -> int | None:
 def _event_time_ms(event: TelemetryEvent) -> int:
     ms = stream_id_ms(event.id)
     return event.timestamp if ms is None else ms
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+Number = int | float
+NumberTest = Callable[[Number], bool]
+
+# Longest first: ">=" must be tried before ">".
+_COMPARE: Final[dict[str, Callable[[Number, Number], bool]]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+_INTEGER_TEXT: Final = re.compile(r"[+-]?\d+")
+_NUMBER_TEXT: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# A field's unit, from how its name ends, as milliseconds per unit: a duration written in a
+# query (2s, 1m30s) is converted into it. Other fields take plain numbers only.
+_FIELD_UNITS: Final = (("Ms", 1.0), ("_ms", 1.0), ("Seconds", 1000.0), ("_seconds", 1000.0))
+
+
+def _split_comparison(text: str) -> tuple[str, str] | None:
+    """``>=30`` -> (">=", "30"); None when ``text`` does not start with a comparison."""
+    for op in _COMPARE:
+        if text.startswith(op):
+            return op, text[len(op) :]
+    return None
+
+
+def number_value(value: Any) -> Number | None:
+    """``value`` as a number: an int or a finite float, or a string that reads as one
+    (``"12000"``, ``"2.5"``, as some emitters send numbers). None for anything else,
+    booleans included."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        if _INTEGER_TEXT.fullmatch(value):
+            return int(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def is_duration_field(key: str) -> bool:
+    """Whether a data key holds how long something took, in milliseconds, for ``duration:``
+    (the rule the timeline's explicit durations follow): ``durationMs``, or a name ending
+    in ``TimeMs`` (``claimTimeMs``, ``startupTimeMs``, ``processingTimeMs``)."""
+    return key == "durationMs" or key.endswith("TimeMs")
+
+
+def _field_unit_ms(name: str) -> float | None:
+    for suffix, ms in _FIELD_UNITS:
+        if name.endswith(suffix):
+            return ms
+    return None
+
+
+def _number_test(op: str, text: str, start: int, *, unit_ms: float | None, name: str) -> NumberTest:
+    """The test of ``<op><text>`` (the comparison at ``start``) against a number in a field
+    whose unit is ``unit_ms`` milliseconds (None: the field takes no duration units)."""
+    at = start + len(op)
+    if not text:
+        raise QueryError(f"'{op}' needs a number after it", start, op)
+    bound: Number
+    if _NUMBER_TEXT.fullmatch(text):
+        bound = int(text) if _INTEGER_TEXT.fullmatch(text) else float(text)
+    else:
+        ms = _duration_ms(text)
+        if ms is None:
+            wanted = "a number" if unit_ms is None else "a number or a duration (2s, 1m30s)"
+            raise QueryError(
+                f"'{op}' compares numbers: expected {wanted} "
+                "(quote a value that starts with > < = to match it as text)",
+                at,
+                text,
+            )
+        if unit_ms is None:
+            raise QueryError(
+                f"'{name}' is not a duration field: units need a name ending in Ms or _ms "
+                "(milliseconds) or Seconds or _seconds; compare it with a plain number",
+                at,
+                text,
+            )
+        bound = ms / unit_ms
+    compare = _COMPARE[op]
+
+    def test(number: Number) -> bool:
+        return compare(number, bound)
+
+    return test
 
 
 # -- the query ------------------------------------------------------------------------------
@@ -350,23 +480,17 @@ def _safe_literal(value: str) -> bool:
 
 
 def _level_predicate(raw: str, start: int) -> tuple[Predicate, set[str]]:
-    for op in (">=", "<=", ">", "<", "="):
-        if raw.startswith(op):
-            name = raw[len(op) :]
-            level = normalize_level(name)
-            if level is None:
-                raise QueryError(
-                    f"unknown level (use one of {', '.join(LEVELS)})", start + len(op), name
-                )
-            rank = LEVEL_RANK[level]
-            accepted = {
-                ">=": {n for n, r in LEVEL_RANK.items() if r >= rank},
-                "<=": {n for n, r in LEVEL_RANK.items() if r <= rank},
-                ">": {n for n, r in LEVEL_RANK.items() if r > rank},
-                "<": {n for n, r in LEVEL_RANK.items() if r < rank},
-                "=": {level},
-            }[op]
-            break
+    comparison = _split_comparison(raw)
+    if comparison is not None:
+        op, name = comparison
+        level = normalize_level(name)
+        if level is None:
+            raise QueryError(
+                f"unknown level (use one of {', '.join(LEVELS)})", start + len(op), name
+            )
+        compare = _COMPARE[op]
+        rank = LEVEL_RANK[level]
+        accepted = {n for n, r in LEVEL_RANK.items() if compare(r, rank)}
     else:
         accepted = set()
         for value, offset in _split_alternatives(raw, start):
@@ -447,7 +571,9 @@ def parse_query(text: str, *, now_ms: int | None = None) -> Query:
                 path = key[5:].split(".")
                 if any(not part for part in path):
                     raise QueryError("empty key in data path", body_start, key)
-                predicate = _data_predicate(path, _split_alternatives(value, value_start))
+                predicate = _data_predicate(path, value, value_start)
+            elif name == "duration":
+                predicate = _duration_predicate(value, value_start)
             else:
                 raise QueryError(
                     f"unknown field '{key}' (known: {', '.join(KNOWN_FIELDS)}; "
@@ -502,23 +628,91 @@ def _field_predicate(
     return any_of
 
 
-def _data_predicate(path: list[str], alternatives: list[tuple[str, int]]) -> Predicate:
+def _data_predicate(path: list[str], raw: str, start: int) -> Predicate:
+    """``data.<path>:<raw>``: each alternative is ``*`` (present), a comparison with a
+    number (``>10000``, ``<=1m30s``), or a value matched exactly or as a glob. A list
+    matches when one of its items does."""
+    alternatives = _split_alternatives(raw, start)
     present_only = any(value == "*" for value, _ in alternatives)
-    matchers = [_value_matcher(value, ignore_case=False) for value, _ in alternatives]
+    matchers: list[Callable[[str | None], bool]] = []
+    tests: list[NumberTest] = []
+    unit_ms = _field_unit_ms(path[-1])
+    for value, offset in alternatives:
+        # A quoted alternative is text, even when it starts with > < or =.
+        comparison = None if raw[offset - start] == '"' else _split_comparison(value)
+        if comparison is None:
+            matchers.append(_value_matcher(value, ignore_case=False))
+        else:
+            op, number = comparison
+            tests.append(_number_test(op, number, offset, unit_ms=unit_ms, name=path[-1]))
 
     def data_has(event: TelemetryEvent) -> bool:
-        found, value = _data_lookup(event.data, path)
+        found, value = data_lookup(event.data, path)
         if not found:
             return False
         if present_only:
             return True
-        if isinstance(value, list | tuple):
-            texts = [scalar_text(item) for item in value]
-        else:
-            texts = [scalar_text(value)]
-        return any(matcher(text) for matcher in matchers for text in texts if text is not None)
+        items = value if isinstance(value, list | tuple) else (value,)
+        for item in items:
+            if text_passes is not None:
+                text = scalar_text(item)
+                if text is not None and text_passes(text):
+                    return True
+            if number_passes is not None:
+                number = number_value(item)
+                if number is not None and number_passes(number):
+                    return True
+        return False
 
+    text_passes = _either(matchers)
+    number_passes = _either(tests)
     return data_has
+
+
+def _either(tests: list[Callable[[_T], bool]]) -> Callable[[_T], bool] | None:
+    """One test passing when any of ``tests`` does; None when there are none."""
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+
+    def either(value: _T) -> bool:
+        return any(test(value) for test in tests)
+
+    return either
+
+
+def _duration_predicate(raw: str, start: int) -> Predicate:
+    """``duration:>30s``: some duration field of the event's data (:func:`is_duration_field`)
+    holds a number that passes one of the comparisons; ``duration:*``: it has one."""
+    present_only = False
+    tests: list[NumberTest] = []
+    for value, offset in _split_alternatives(raw, start):
+        if value == "*":
+            present_only = True
+            continue
+        comparison = None if raw[offset - start] == '"' else _split_comparison(value)
+        if comparison is None:
+            raise QueryError(
+                "duration: takes a comparison, e.g. duration:>30s or duration:<=500ms "
+                "(* for any duration)",
+                offset,
+                value,
+            )
+        op, number = comparison
+        tests.append(_number_test(op, number, offset, unit_ms=1.0, name="duration"))
+
+    passes = _either(tests)
+
+    def has_duration(event: TelemetryEvent) -> bool:
+        for key, value in event.data.items():
+            if isinstance(key, str) and is_duration_field(key):
+                number = number_value(value)
+                if number is not None and (present_only or passes is None or passes(number)):
+                    return True
+        return False
+
+    return has_duration
 
 
 def _free_text_predicate(phrase: str) -> Predicate:

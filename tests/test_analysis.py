@@ -1,18 +1,22 @@
 """Analysis on hand-made sequences: timelines, gaps, handoffs, percentiles, durations,
-per-type stats, anomalies and correlation."""
+per-type stats, comparison with the usual and correlation."""
 
 from __future__ import annotations
 
 import pytest
 
 from emp_tui.analysis import (
-    anomalies,
+    UsualSteps,
+    compare_with_usual,
     correlate,
     durations,
     event_type_stats,
+    format_duration,
     handoffs,
+    is_slower_than_usual,
     job_handoffs,
     job_timeline,
+    job_type,
     percentile,
 )
 from emp_tui.events import TelemetryEvent, default_level, trace_id_for_job
@@ -178,6 +182,52 @@ def test_timeline_status() -> None:
     assert job_timeline(retried, "j").status == "completed"
     empty = job_timeline([], "nope")
     assert (empty.status, empty.steps, empty.duration_ms) == ("unknown", [], 0)
+    # a job the API refused to create has ended too
+    refused = [
+        e(0, "api-server", "job.created", "r"),
+        e(5, "api-server", "job.creation_failed", "r"),
+    ]
+    assert job_timeline(refused, "r", now_ms=T0 + 600_000).status == "failed"
+
+
+def test_job_type_from_created_else_queue_else_connector() -> None:
+    created = e(0, "api-server", "job.created", data={"jobType": "comfyui"})
+    queued = e(1, "api-server", "job.queued", data={"queueName": "comfyui-q"})
+    started = e(2, "worker", "connector.processing_started", data={"connectorType": "comfy"})
+    assert job_type([started, queued, created]) == "comfyui"
+    assert job_type([started, queued]) == "comfyui-q"
+    assert job_type([started]) == "comfy"
+    assert job_type([e(0, "api-server", "job.created", data={"jobType": 7})]) is None
+    assert job_type([]) is None
+
+
+def test_usual_steps_between_and_after() -> None:
+    jobs = [
+        job(f"j{n}", [(0, "api-server", "job.queued"), (100 * n, "worker", "job.claimed"),
+                      (100 * n + 10, "worker", "job.completed")])
+        for n in range(1, 6)
+    ]  # fmt: skip
+    usual = UsualSteps(jobs)
+    queued, claimed = jobs[0][0], jobs[0][1]
+    between = usual.between(queued, claimed)
+    assert between is not None
+    assert (between.p50_ms, between.samples) == (300.0, 5)
+    assert between.p95_ms == pytest.approx(480.0)
+    after = usual.after("job.claimed")
+    assert after is not None and after.p50_ms == 10.0
+    assert usual.after("job.completed") is None  # nothing follows it
+    assert usual.p95(queued, claimed) == between.p95_ms
+    # two samples are not enough to call anything usual
+    assert UsualSteps(jobs[:2]).between(queued, claimed) is None
+    assert is_slower_than_usual(1000, 400.0) and not is_slower_than_usual(700, 400.0)
+    assert not is_slower_than_usual(300, 100.0)  # twice the p95 but only 200 ms past it
+    assert not is_slower_than_usual(10_000, None)
+
+
+def test_format_duration() -> None:
+    cases = [(0.4, "0.4ms"), (7, "7ms"), (840, "840ms"), (1500, "1.5s"), (12_340, "12.3s"),
+             (245_000, "4m05s"), (7_380_000, "2h03m"), (-1500, "-1.5s")]  # fmt: skip
+    assert [format_duration(ms) for ms, _ in cases] == [text for _, text in cases]
 
 
 # -- handoffs -------------------------------------------------------------------------------
@@ -293,47 +343,77 @@ def test_event_type_stats() -> None:
     assert next(iter(stats)) in ("connector.processing_started", "connector.processing_completed")
 
 
-# -- anomalies ------------------------------------------------------------------------------
+# -- comparison with the usual -------------------------------------------------------------
 
 
-def test_anomalies_stalled_failed_silent_and_skew() -> None:
-    now = T0 + 10 * 60_000
-    events = [
-        *job("done", NORMAL),
-        e(0, "api-server", "job.created", "stuck"),
-        e(1000, "worker", "job.claimed", "stuck"),
-        e(0, "api-server", "job.created", "bad"),
-        e(500, "worker", "job.failed", "bad", data={"error": "CUDA out of memory"}),
-        e(now - T0 - 1000, "monitor", "monitor.heartbeat", None),
-        # two events stamped 120 s and 90 s ahead of the time the stream gave them
-        e(now - T0 - 2000, "webhook-service", "webhook.sent", None, stream_at=now - T0 - 122_000),
-        e(now - T0 - 3000, "webhook-service", "webhook.sent", None, stream_at=now - T0 - 93_000),
+def typical(
+    job_id: str, *, work: int = 1000, attempt: int = 1, worker: str = "w-1", jtype: str = "comfyui"
+) -> list[TelemetryEvent]:
+    ids = {"worker_id": worker, "machine_id": "m-" + worker[-1]}
+    return [
+        e(0, "api-server", "job.created", job_id, data={"jobType": jtype, "priority": "normal"}),
+        e(100, "api-server", "job.queued", job_id, data={"queueName": jtype}),
+        e(200, "worker", "job.claimed", job_id, data={"attempt": attempt}, **ids),
+        e(300, "worker", "job.progress_updated", job_id, data={"progress": 50}, **ids),
+        e(300 + work, "worker", "job.progress_updated", job_id, data={"progress": 90}, **ids),
+        e(400 + work, "worker", "job.completed", job_id, **ids),
+    ]  # fmt: skip
+
+
+def test_compare_with_usual_steps_sequence_and_fields() -> None:
+    others = [
+        ev for n in range(6) for ev in typical(f"t{n}", work=1000 + 10 * n, worker=f"w-{n % 2}")
     ]
-    found = anomalies(events, now_ms=now)
-    kinds = {(a.kind, a.subject) for a in found}
-    assert ("stalled_job", "stuck") in kinds
-    assert ("failed_job", "bad") in kinds
-    assert ("stalled_job", "done") not in kinds and ("failed_job", "done") not in kinds
-    assert ("silent_service", "api-server") in kinds and ("silent_service", "worker") in kinds
-    assert ("silent_service", "monitor") not in kinds
-    assert ("silent_service", "webhook-service") not in kinds
-    (skew,) = [a for a in found if a.kind == "clock_skew"]
-    assert skew.subject == "webhook-service"
-    assert skew.event is events[-2]  # the worst of the two
-    assert "2 event(s)" in skew.message and "120.0s ahead of" in skew.message
-    (failed,) = [a for a in found if a.kind == "failed_job"]
-    assert "CUDA out of memory" in failed.message
+    # Another type's jobs are not typical of this one.
+    others += [ev for n in range(6) for ev in typical(f"o{n}", work=50_000, jtype="openai")]
+    # The job under study: a slow middle step, a second attempt on a worker none of them
+    # used, and no job.completed (its worker died).
+    slow = typical("job_1", work=9000, attempt=2, worker="w-9")[:-1]
+    cmp = compare_with_usual(slow + others, "job_1")
+    assert (cmp.job_id, cmp.job_type, cmp.typical) == ("job_1", "comfyui", 6)
+    assert cmp.duration_ms == 9300
+    assert cmp.usual_duration is not None and cmp.usual_duration.p50_ms == pytest.approx(1425)
+    assert [(s.from_type, s.to_type) for s in cmp.steps] == [
+        ("job.created", "job.queued"),
+        ("job.queued", "job.claimed"),
+        ("job.claimed", "job.progress_updated"),
+        ("job.progress_updated", "job.progress_updated"),
+    ]
+    (slower,) = cmp.slower_steps
+    assert (slower.index, slower.duration_ms) == (4, 9000)
+    assert slower.usual is not None and slower.usual.p50_ms == pytest.approx(1025)
+    assert slower.excess_ms == pytest.approx(9000 - slower.usual.p95_ms)
+    assert not cmp.steps[0].slower and cmp.steps[0].usual is not None
+    assert [(d.event_type, d.change, d.count, d.usual_count) for d in cmp.sequence] == [
+        ("job.completed", "missing", 0, 1)
+    ]
+    assert cmp.usual_sequence == [ev.event_type for ev in typical("x")]
+    fields = {f.name: f for f in cmp.fields}
+    assert (fields["attempt"].value, fields["attempt"].usual, fields["attempt"].differs) == (
+        "2",
+        "1",
+        True,
+    )
+    assert fields["worker"].value == "w-9" and fields["worker"].differs
+    assert fields["worker"].distinct == 2 and fields["worker"].value_share == 0
+    assert not fields["connector"].differs and fields["connector"].usual_share == 1.0
+    assert not fields["priority"].differs
+    # A typical job is typical.
+    same = compare_with_usual(others, "t3")
+    assert same.sequence == [] and same.slower_steps == []
+    assert not any(f.differs for f in same.fields)
 
 
-def test_anomalies_default_now_is_newest_event_and_thresholds_apply() -> None:
-    events = [e(0, "api-server", "job.created", "j"), e(60_000, "monitor", "x.y", None)]
-    assert anomalies(events) == []
-    found = anomalies(events, stall_ms=30_000, silent_ms=30_000)
-    assert {(a.kind, a.subject) for a in found} == {
-        ("stalled_job", "j"),
-        ("silent_service", "api-server"),
-    }
-    assert anomalies([]) == []
+def test_compare_with_usual_extra_events_and_an_explicit_reference() -> None:
+    others = [ev for n in range(5) for ev in typical(f"t{n}")]
+    retried = [*typical("job_1"), e(2000, "worker", "job.retried", "job_1")]
+    cmp = compare_with_usual(retried, "job_1", reference=others)
+    assert [(d.event_type, d.change) for d in cmp.sequence] == [("job.retried", "extra")]
+    # Nothing to compare with: no usual at all, and nothing said to differ.
+    alone = compare_with_usual(retried, "job_1", reference=[])
+    assert alone.typical == 0 and alone.usual_duration is None
+    assert all(s.usual is None and not s.slower for s in alone.steps)
+    assert alone.sequence == [] and not any(f.differs for f in alone.fields)
 
 
 # -- correlation ----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ CORE_MODULES = [
     "emp_tui.store",
     "emp_tui.app.state",
     "emp_tui.analysis",
+    "emp_tui.problems",
+    "emp_tui.lint",
     "emp_tui.sources",
     "emp_tui.export",
     "emp_tui.cli",

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
-from emp_tui.query import MAX_SEQ, QueryError, parse_duration_ms, parse_query, parse_time_ms
+from emp_tui.query import (
+    MAX_SEQ,
+    QueryError,
+    parse_duration_ms,
+    parse_query,
+    parse_time_ms,
+    quote_value,
+)
 
 NOW = 1_800_000_000_000  # a fixed clock
 
@@ -247,3 +254,153 @@ def test_malformed_events_are_searchable() -> None:
     assert broken.malformed
     assert parse_query("service:worker").matches(broken)
     assert parse_query('"not json"').matches(broken)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "two words", 'say "hi"', "a,b", "back\\slash", "tab\there", "new\nline", "é ü"],
+)
+def test_a_quoted_value_reads_back_whole(value: str) -> None:
+    quoted = quote_value(value)
+    # quoted only when it must be
+    assert (quoted == value) == (value in ("plain", "back\\slash"))
+    event = ev(data={"error": value})
+    assert parse_query(f"data.error:{quoted}").matches(event)
+    assert not parse_query(f"data.error:{quoted}").matches(ev(data={"error": value + "x"}))
+
+
+# -- numbers ----------------------------------------------------------------------------------
+
+
+def data(**values: object) -> TelemetryEvent:
+    return ev(data=values)
+
+
+# (query, event, expected): comparisons on data fields and on the durations events carry.
+NUMBER_CASES: list[tuple[str, TelemetryEvent, bool]] = [
+    ("data.claimTimeMs:>10000", data(claimTimeMs=12_000), True),
+    ("data.claimTimeMs:>10000", data(claimTimeMs=10_000), False),
+    ("data.claimTimeMs:>=10000", data(claimTimeMs=10_000), True),
+    ("data.progress:<50", data(progress=49.5), True),
+    ("data.progress:<50", data(progress=50), False),
+    ("data.progress:<=50", data(progress=50), True),
+    ("data.progress:=100", data(progress=100), True),
+    ("data.progress:=100", data(progress=100.0), True),
+    ("data.progress:=100", data(progress="100"), True),
+    ("data.progress:=100", data(progress=99), False),
+    ("data.progress:100", data(progress=100.0), False),  # without '=' the text is matched
+    # Numbers sent as strings compare as numbers; anything else never matches a comparison.
+    ("data.claimTimeMs:>10000", data(claimTimeMs="12000"), True),
+    ("data.claimTimeMs:>10000", data(claimTimeMs="9999.5"), False),
+    ("data.claimTimeMs:>10", data(claimTimeMs="12 s"), False),
+    ("data.claimTimeMs:>10", data(claimTimeMs="fast"), False),
+    ("data.claimTimeMs:>10", data(claimTimeMs=None), False),
+    ("data.claimTimeMs:>10", data(claimTimeMs={"ms": 20}), False),
+    ("data.claimTimeMs:>10", data(), False),
+    ("data.ok:>0", data(ok=True), False),  # a boolean is not a number
+    ("data.ok:=1", data(ok=True), False),
+    ("data.x:<5", data(x=float("nan")), False),
+    ("data.x:=1000", data(x="1e3"), True),
+    ("data.delta:<-5", data(delta=-10), True),
+    ("data.delta:<-5", data(delta="-4"), False),
+    ("data.score:>0.5", data(score=0.75), True),
+    ("data.gpu.memoryGb:>=40", data(gpu={"memoryGb": 80}), True),
+    ("data.sizes:>10", data(sizes=[1, 20]), True),  # a list matches when one item does
+    ("data.sizes:>10", data(sizes=[1, 2]), False),
+    # Integers compare exactly, beyond what a float holds.
+    ("data.n:>9007199254740992", data(n=9_007_199_254_740_993), True),
+    ("data.n:>9007199254740992", data(n="9007199254740993"), True),
+    # Alternatives: either comparison, or a comparison or a text value.
+    ("data.progress:<10,>90", data(progress=5), True),
+    ("data.progress:<10,>90", data(progress=95), True),
+    ("data.progress:<10,>90", data(progress=50), False),
+    ("data.status:>5,done", data(status="done"), True),
+    ("data.status:>5,done", data(status=7), True),
+    ("data.status:>5,done", data(status=3), False),
+    ('data.status:">5"', data(status=">5"), True),  # quoted: text, not a comparison
+    ('data.status:">5"', data(status=7), False),
+    # Units on fields in milliseconds (*Ms, *_ms) and seconds (*Seconds, *_seconds).
+    ("data.durationMs:>2s", data(durationMs=2_500), True),
+    ("data.durationMs:>2s", data(durationMs=1_500), False),
+    ("data.waitMs:<=1m30s", data(waitMs=90_000), True),
+    ("data.waitMs:<=1m30s", data(waitMs=90_001), False),
+    ("data.durationMs:<1.5ms", data(durationMs=1.2), True),
+    ("data.wait_ms:>1s", data(wait_ms=1_001), True),
+    ("data.timeoutSeconds:>1m", data(timeoutSeconds=90), True),
+    ("data.timeoutSeconds:>1m", data(timeoutSeconds=30), False),
+    ("data.timeout_seconds:<=500ms", data(timeout_seconds=0.5), True),
+    # Negation: not (present, a number and > 5).
+    ("-data.x:>5", data(x=3), True),
+    ("-data.x:>5", data(x=10), False),
+    ("-data.x:>5", data(), True),
+    ("-data.x:>5", data(x="many"), True),
+    # duration: any durationMs or *TimeMs in data, in milliseconds.
+    ("duration:>30s", data(startupTimeMs=45_000), True),
+    ("duration:>30s", data(claimTimeMs=1_000), False),
+    ("duration:>30s", data(claimTimeMs=1_000, processingTimeMs=31_000), True),
+    ("duration:>30s", data(durationMs="31000"), True),
+    ("duration:>30000", data(durationMs=30_001), True),
+    ("duration:>30s", data(gapMs=60_000), False),  # not a duration field
+    ("duration:>30s", data(durationMs="slow"), False),
+    ("duration:>30s", data(), False),
+    ("duration:<1s,>1m", data(durationMs=500), True),
+    ("duration:<1s,>1m", data(durationMs=5_000), False),
+    ("duration:*", data(processingTimeMs=5), True),
+    ("duration:*", data(processingTimeMs="n/a"), False),
+    ("duration:*", data(attempt=2), False),
+    ("-duration:>30s", data(), True),
+    ("-duration:>30s", data(durationMs=40_000), False),
+    ("type:job.claimed duration:>10s", data(claimTimeMs=12_000), True),
+]
+
+
+@pytest.mark.parametrize(("text", "event", "expected"), NUMBER_CASES)
+def test_number_comparisons(text: str, event: TelemetryEvent, expected: bool) -> None:
+    assert parse_query(text, now_ms=NOW).matches(event) is expected
+
+
+def test_numbers_read_from_the_wire_compare_as_numbers() -> None:
+    line = b'{"timestamp": 1, "service": "worker", "eventType": "job.claimed", "data": '
+    sent_as_text = TelemetryEvent.from_json_line(line + b'{"claimTimeMs": "12000"}}')
+    sent_as_number = TelemetryEvent.from_json_line(line + b'{"claimTimeMs": 12000}}')
+    query = parse_query("data.claimTimeMs:>10s")
+    assert query.matches(sent_as_text) and query.matches(sent_as_number)
+    assert not parse_query("data.claimTimeMs:>12s").matches(sent_as_text)
+
+
+NUMBER_ERROR_CASES: list[tuple[str, str, int, str]] = [
+    ("data.x:>", "'>' needs a number", 7, ">"),
+    ("data.x:<10,>=", "'>=' needs a number", 11, ">="),
+    ("data.progress:>abc", "'>' compares numbers: expected a number ", 15, "abc"),
+    ("data.durationMs:>2parsecs", "expected a number or a duration", 17, "2parsecs"),
+    ("data.x:=foo", "quote a value", 8, "foo"),
+    ("data.gpuCount:>2s", "'gpuCount' is not a duration field", 15, "2s"),
+    ("service:worker data.progress:<10,>1m", "'progress' is not a duration field", 34, "1m"),
+    ("duration:30s", "duration: takes a comparison", 9, "30s"),
+    ("duration:>30s,long", "duration: takes a comparison", 14, "long"),
+    ('duration:">1s"', "duration: takes a comparison", 9, ">1s"),
+    ("duration:>fast", "expected a number or a duration", 10, "fast"),
+    ("duration:>", "'>' needs a number", 9, ">"),
+    ("duration:", "needs a value", 0, "duration:"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment", "position", "token"), NUMBER_ERROR_CASES)
+def test_number_errors_name_token_and_position(
+    text: str, fragment: str, position: int, token: str
+) -> None:
+    with pytest.raises(QueryError) as info:
+        parse_query(text, now_ms=NOW)
+    error = info.value
+    assert fragment in error.message
+    assert (error.position, error.token) == (position, token)
+    assert "\n" not in str(error)
+    assert error.caret(text).split("\n")[1] == " " * position + "^" + "~" * (len(token) - 1)
+
+
+def test_level_comparisons_still_rank_levels() -> None:
+    levels = ["debug", "info", "warn", "error"]
+    for op, expected in [(">", ["error"]), (">=", ["warn", "error"]), ("<", ["debug", "info"]),
+                         ("<=", ["debug", "info", "warn"]), ("=", ["warn"])]:  # fmt: skip
+        query = parse_query(f"level:{op}warn")
+        assert [lv for lv in levels if query.matches(ev(level=lv))] == expected

@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis
 from simhelp import START_MS, read_events, run_sim
 
-from emp_tui import analysis
+from emp_tui import analysis, problems
 from emp_tui.demo.scenarios import STALL_MS
 
 
@@ -40,8 +40,9 @@ def test_the_crashed_workers_job_shows_as_stalled(redis_url: str) -> None:
     timeline = analysis.job_timeline(events, job_id, now_ms=now)
     assert timeline.status == "stalled"
     assert timeline.steps[-1].event.event_type == "job.progress_updated"
-    stalled = [a for a in analysis.anomalies(events, now_ms=now) if a.kind == "stalled_job"]
-    assert [a.subject for a in stalled] == [job_id]
+    found = problems.find_problems(events, now_ms=now)
+    lost = [f for f in found if f.kind in ("stalled", "orphaned")]
+    assert [(f.kind, f.job_id) for f in lost] == [("orphaned", job_id)]
 
 
 def test_the_failing_connectors_edge_shows_errors(redis_url: str) -> None:
@@ -51,15 +52,17 @@ def test_the_failing_connectors_edge_shows_errors(redis_url: str) -> None:
 
     _, events, now = scenario(redis_url, "failing-connector", 120)
     failing = edge(events)
-    failed = [a for a in analysis.anomalies(events, now_ms=now) if a.kind == "failed_job"]
+    found = problems.failure_clusters(problems.Facts(events, now_ms=now))
+    clusters = [f for f in found if f.connector is not None]  # failed jobs, not webhooks
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
     _, calm_events, _ = scenario(redis_url, "stalled-job", 120)
     calm = edge(calm_events)
     assert failing.error_share > 0.15
     assert failing.error_share > 3 * calm.error_share
+    failed = {job for f in clusters for job in f.jobs}
     assert len(failed) >= 10
-    assert all("503" in a.message for a in failed)
+    assert all("503" in f.title for f in clusters)
 
 
 def test_the_slow_machines_jobs_wait_for_a_worker(redis_url: str) -> None:

@@ -13,6 +13,8 @@ from typing import Any, Final
 import orjson
 from rich.text import Text
 
+from emp_tui.analysis import format_duration
+
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\x1b": "\\x1b"}
 
 
@@ -78,21 +80,7 @@ def data_summary(data: Mapping[str, Any], limit: int = 200) -> str:
 
 def duration(ms: float) -> str:
     """A short human duration: ``840ms``, ``0.4ms``, ``12.3s``, ``4m05s``, ``2h03m``."""
-    if ms < 0:
-        return "-" + duration(-ms)
-    if ms < 10:
-        return f"{ms:.1f}ms" if ms != int(ms) else f"{int(ms)}ms"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        text = f"{seconds:.1f}" if seconds >= 10 else f"{seconds:.2f}"
-        return text.rstrip("0").rstrip(".") + "s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return format_duration(ms)
 
 
 def offset(ms: int) -> str:
