@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from emp_tui.events import TelemetryEvent, stream_id_ms
-from emp_tui.query import MAX_SEQ, Query, parse_query
+from emp_tui.query import MAX_SEQ, Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
     SourceError,
@@ -444,9 +444,10 @@ def read_logs_back(
     """The files' events from ``until_ms`` (or their newest) back to ``since_ms`` (or their
     oldest), newest first, a page at a time: the newest file first, each read from its end
     (a line's time is read from its bytes, so lines outside the range are not decoded). A
-    file is left once a whole block of it is older than ``since_ms``, and so are the older
-    files. A corrupt line is counted and skipped, an unreadable file too
-    (``stats.files``). Raises SourceError for a path that does not exist."""
+    file is left once a whole block of it is older than ``since_ms``, and the older files are
+    left unread once one holds events older than the range. A corrupt line is counted and
+    skipped, an unreadable file too (``stats.files``). Raises SourceError for a path that does
+    not exist."""
     stats = stats if stats is not None else ReadStats()
     counts = stats.files
     batch: list[TelemetryEvent] = []
@@ -466,7 +467,7 @@ def read_logs_back(
                 blocks: Iterable[list[Any]] = [events[::-1]]
             else:
                 blocks = _blocks_back(data)
-            passed = False
+            passed = False  # met events older than the range: the older files hold no more
             for lines in blocks:
                 older = True
                 for line in lines:
@@ -481,6 +482,7 @@ def read_logs_back(
                             continue
                         ms = line_ms
                         if since_ms is not None and ms < since_ms:
+                            passed = True
                             continue
                         if until_ms is not None and ms > until_ms:
                             older = False
@@ -502,8 +504,7 @@ def read_logs_back(
                         yield batch
                         batch, size = [], page
                 if older and since_ms is not None:
-                    passed = True
-                    break
+                    break  # a whole block older than the range: the rest of the file is
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -527,9 +528,7 @@ def _why_not(line: bytes) -> str:
 
 def job_query(job_id: str) -> Query:
     """The query for one job's events (``job:<id>``, quoted when it must be)."""
-    if job_id and not any(c.isspace() or c in '",\\' for c in job_id):
-        return parse_query(f"job:{job_id}")
-    return parse_query('job:"' + job_id.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return parse_query(f"job:{quote_value(job_id)}")
 
 
 @dataclass(frozen=True)

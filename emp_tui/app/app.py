@@ -572,6 +572,7 @@ class EmpTuiApp(App[int]):
         """Esc while history loads: stop, keep what came."""
         self.workers.cancel_group(self, "load-stream")
         self.workers.cancel_group(self, "load-logs")
+        self.drain_now()
         if self.state.cancel_load():
             self.notify("Stopped loading: older events of the range are not loaded.")
         self.drain_now()
@@ -994,6 +995,7 @@ class EmpTuiApp(App[int]):
     def _on_history_done(self, message: HistoryDone) -> None:
         source: Source = "stream" if message.source == "stream" else "logs"
         state = self.state
+        self.drain_now()  # the pages before it onto the screen, before the load is judged
         belongs = state.loaded_all(
             message.generation,
             source,

@@ -529,7 +529,8 @@ class AppState:
             return None
         if start is not None and oldest <= start:
             return None
-        return self._plan("before", None, oldest, PAGE_BEFORE, "oldest", self.sources)
+        limit = min(PAGE_BEFORE, max(1, self.store.capacity // 2))  # half the store at most
+        return self._plan("before", None, oldest, limit, "oldest", self.sources)
 
     def _plan(
         self,
@@ -578,7 +579,7 @@ class AppState:
         ignored)."""
         plan = self.plan
         progress = self.progress.get(source)
-        if plan is None or generation != plan.generation or progress is None:
+        if plan is None or generation != plan.generation or progress is None or progress.done:
             return False
         if plan.keep == "oldest":
             self._pending_older.extend(events)
@@ -603,12 +604,12 @@ class AppState:
         holds completely is known. Whether it belonged to the load under way."""
         plan = self.plan
         progress = self.progress.get(source)
-        if plan is None or generation != plan.generation or progress is None:
-            return False
+        if plan is None or generation != plan.generation or progress is None or progress.done:
+            return False  # a load replaced or stopped (Esc) meanwhile
         progress.read, progress.reached_ms, progress.cut = read, reached_ms, cut
         progress.error, progress.done = error, True
         if not self.loading:
-            if self.has_pending:
+            if self.has_pending:  # the app drains first, to show what the drain changes
                 self.drain()
             self._finish(plan)
         return True
