@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from emp_tui.events import TelemetryEvent, stream_id_ms
+from emp_tui.events import TelemetryEvent, decode, stream_id_ms
 from emp_tui.query import MAX_SEQ, Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
@@ -43,7 +43,6 @@ from emp_tui.sources import (
     merge,
     read_file,
     read_files,
-    read_query,
     read_range,
 )
 
@@ -66,6 +65,7 @@ __all__ = [
     "read_job",
     "read_logs_back",
     "read_stream_back",
+    "read_stream_job",
     "stream_span",
 ]
 
@@ -531,6 +531,55 @@ def job_query(job_id: str) -> Query:
     return parse_query(f"job:{quote_value(job_id)}")
 
 
+def read_stream_job(
+    client: redis.Redis, stream: str, job_id: str, *, page: int = PAGE
+) -> list[TelemetryEvent]:
+    """``job_id``'s events in the stream, oldest first: a scan of the whole stream in which an
+    entry none of whose values holds the job ID's bytes is passed over undecoded (the query's
+    own pre-filter, as for files). Raises SourceError."""
+    import redis
+
+    query = job_query(job_id)
+    literals = query.required_literals()
+    needles = [literal.encode() for literal in literals[0]] if literals else []
+    texts = [literal for literal in literals[0]] if literals else []
+    found: list[TelemetryEvent] = []
+    start = "-"
+    while True:
+        try:
+            entries: Any = client.xrange(stream, start, "+", count=page)
+        except redis.ResponseError as exc:
+            raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
+        for entry_id, fields in entries:
+            if needles and not _holds(fields, needles, texts):
+                continue
+            event = decode(entry_id, fields or {})
+            if query.matches(event):
+                found.append(event)
+        if len(entries) < page:
+            return found
+        start = "(" + (_text(entries[-1][0]) or "")  # exclusive: after the last one read
+
+
+def _holds(fields: Any, needles: list[bytes], texts: list[str]) -> bool:
+    """Whether any value of a raw entry holds one of the literals."""
+    try:
+        joined = b"\0".join(fields.values())  # one search in C rather than one per value
+    except TypeError:  # a client that decodes: str values
+        pass
+    else:
+        return any(needle in joined for needle in needles)
+    for value in fields.values():
+        if isinstance(value, bytes):
+            if any(needle in value for needle in needles):
+                return True
+        elif isinstance(value, str) and any(text in value for text in texts):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class JobHistory:
     """Every event of one job that the sources hold, in stream order."""
@@ -569,7 +618,7 @@ def read_job(
         try:
             if holdings is None:
                 stream_held = stream_span(client, stream)
-            found.append(read_query(client, stream, query))
+            found.append(read_stream_job(client, stream, job_id))
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))

@@ -238,3 +238,26 @@ def test_a_job_that_begins_after_its_creation_near_the_sources_start_may_lack_it
     assert missing_start(tail, None) is None  # the sources did not say where they begin
     far = [replace(e, id=f"{event_ms(e) + 3_600_000}-0") for e in tail]
     assert missing_start(far, START_MS) is None  # an hour after they begin: not cut
+
+
+def test_a_job_read_from_the_stream_decodes_only_the_entries_that_name_it(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emp_tui.history as history_module
+    from emp_tui.history import job_query, read_stream_job
+    from emp_tui.sources import read_query
+
+    events = sample_events()
+    _xadd(client, events)
+    decoded: list[object] = []
+    decode = history_module.decode
+
+    def counting(entry_id: object, fields: object) -> TelemetryEvent:
+        decoded.append(entry_id)
+        return decode(entry_id, fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(history_module, "decode", counting)
+    got = read_stream_job(client, STREAM, "job-0009", page=40)
+    assert got == read_query(client, STREAM, job_query("job-0009"))  # the general path agrees
+    assert got and all(e.job_id == "job-0009" for e in got)
+    assert len(decoded) == len(got)  # the fast path: no other entry was decoded

@@ -888,6 +888,8 @@ class AppState:
         filter over everything held costs a lookup per event instead of building its text."""
         self._rates.append(self._arrived)
         self._arrived = 0
+        if self.loading:
+            return  # the load has the time; what it brings is warmed after
         unwarmed = self._unwarmed
         for _ in range(min(WARM_BUDGET, len(unwarmed))):
             unwarmed.popleft().search_text()
