@@ -170,8 +170,9 @@ def peak_rss_mb() -> float:
 
 async def run_emp(url: str, rate: int, seconds: float) -> dict[str, Any]:
     t0 = time.perf_counter()
+    from samples import flood  # tests/samples.py: the one factory of sample events
+
     from emp_tui.app import make_app
-    from emp_tui.app.sample import flood
     from emp_tui.app.widgets.event_list import EventList
     from emp_tui.config import AppConfig
 

@@ -18,11 +18,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
-from emp_tui.app.sample import flood
 from emp_tui.events import TelemetryEvent
 from emp_tui.query import parse_query
 from emp_tui.store import EventStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from samples import flood
 
 START_MS = 1_780_000_000_000
 

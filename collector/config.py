@@ -304,10 +304,6 @@ class Settings:
     def sinks(self) -> list[str]:
         return [name for name, on in (("file", self.file), ("otlp", self.otlp)) if on]
 
-    @property
-    def health_key(self) -> str:
-        return f"emp:collector:{self.consumer}"
-
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value with secrets masked, where it came from) for --print-config."""
         rows: list[tuple[str, str, str]] = []

@@ -25,17 +25,12 @@ from redis.exceptions import ResponseError
 
 from collector.config import Settings
 from collector.health import Health
+from emp_tui.stream_ids import parse_id
 
 log = logging.getLogger("collector.reader")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 GROUP_KEY_PREFIX: Final = "emp:collector-group:"
-
-
-def parse_id(value: Any) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _text(value: Any) -> str:
@@ -104,7 +99,8 @@ class StreamReader:
         if group is None or not first or first[0] is None:
             return
         last_delivered = parse_id(group["last-delivered-id"])
-        if last_delivered >= parse_id(first[0]):
+        first_id = parse_id(first[0])
+        if last_delivered is None or first_id is None or last_delivered >= first_id:
             return
         if "entries-added" not in info:
             # Redis before 7 keeps no counters: a gap is certain, its size is not.

@@ -31,7 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from emp_tui.events import TelemetryEvent, stream_id_ms
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
+from emp_tui.events import TelemetryEvent
+from emp_tui.stream_ids import order_key
 
 __all__ = [
     "Comparison",
@@ -52,7 +54,6 @@ __all__ = [
     "correlate",
     "durations",
     "event_type_stats",
-    "format_duration",
     "handoffs",
     "is_slower_than_usual",
     "job_handoffs",
@@ -63,9 +64,7 @@ __all__ = [
     "sort_events",
 ]
 
-DEFAULT_GAP_MS: Final = 5_000
 DEFAULT_STALL_MS: Final = 5 * 60_000
-DEFAULT_WINDOW_MS: Final = 5_000
 # "Slower than usual": above SLOW_FACTOR x the usual p95 and at least SLOW_MIN_EXCESS_MS over
 # it, judged only when the other jobs give at least SLOW_MIN_SAMPLES of the same step.
 SLOW_FACTOR: Final = 2.0
@@ -113,25 +112,6 @@ def percentile(values: Sequence[float], p: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
-def format_duration(ms: float) -> str:
-    """A short human duration: ``840ms``, ``0.4ms``, ``12.3s``, ``4m05s``, ``2h03m``."""
-    if ms < 0:
-        return "-" + format_duration(-ms)
-    if ms < 10:
-        return f"{ms:.1f}ms" if ms != int(ms) else f"{int(ms)}ms"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        text = f"{seconds:.1f}" if seconds >= 10 else f"{seconds:.2f}"
-        return text.rstrip("0").rstrip(".") + "s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
 def job_type(events: Iterable[TelemetryEvent]) -> str | None:
     """What the job asks a worker for: ``jobType`` of its ``job.created``, else the queue it
     went to, else the connector that ran it. None when its events do not say."""
@@ -150,12 +130,7 @@ def job_type(events: Iterable[TelemetryEvent]) -> str | None:
 
 
 def _order_key(event: TelemetryEvent) -> tuple[int, int, int]:
-    ms = stream_id_ms(event.id)
-    seq = 0
-    if event.id is not None and ms is not None:
-        _, _, tail = event.id.partition("-")
-        seq = int(tail) if tail.isdigit() else 0
-    return event.timestamp, ms if ms is not None else event.timestamp, seq
+    return (event.timestamp, *order_key(event.id, event.timestamp))
 
 
 def sort_events(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
@@ -906,8 +881,5 @@ def missing_start(
     first = events[0]
     if first.event_type in JOB_START_TYPES:
         return None
-    lead = first.timestamp - sources_start_ms
-    first_ms = stream_id_ms(first.id)
-    if first_ms is not None:
-        lead = first_ms - sources_start_ms
+    lead = order_key(first.id, first.timestamp)[0] - sources_start_ms
     return max(lead, 0) if lead <= horizon_ms else None

@@ -7,13 +7,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from emp_tui.events import DEFAULT_STREAM
 from emp_tui.lint import LintConfig, LintConfigError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_GAP_MS: Final = 5_000
+"""A pause between two steps of a job longer than this is a gap: the default of the app's
+gap_threshold_ms, the CLI's --gap and emp_tui.analysis."""
+DEFAULT_WINDOW_MS: Final = 5_000
+"""How far around a job `emp-tui correlate` (emp_tui.analysis.correlate) looks for related
+events."""
 
 _FALSE = frozenset({"0", "false", "no", "off", "disabled"})
 _TRUE = frozenset({"1", "true", "yes", "on", "enabled"})
@@ -92,7 +98,7 @@ class AppConfig:
     buffer_size: int = 100_000
     """How many events the app holds: a range that holds more keeps its newest (and says
     how many were left out)."""
-    gap_threshold_ms: int = 5000
+    gap_threshold_ms: int = DEFAULT_GAP_MS
     """A pause between two steps of a job longer than this is highlighted as a gap."""
     theme: str = "textual-dark"
     keymap: Mapping[str, str] = field(default_factory=dict)

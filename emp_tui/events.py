@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import orjson
 
+from emp_tui.stream_ids import stream_id_ms as stream_id_ms  # where it was first defined
+
 SCHEMA_VERSION: Final = 1
 DEFAULT_STREAM: Final = "emp:events"
 DEFAULT_MAXLEN: Final = 10_000
@@ -91,14 +93,6 @@ def new_span_id() -> str:
 
 def is_hex_id(value: str, length: int) -> bool:
     return len(value) == length and _HEX.issuperset(value) and value != "0" * length
-
-
-def stream_id_ms(entry_id: str | None) -> int | None:
-    """The millisecond part of a stream entry ID ``<ms>-<seq>``, or None."""
-    if not entry_id:
-        return None
-    ms, _, _ = entry_id.partition("-")
-    return int(ms) if ms.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +212,7 @@ class TelemetryEvent:
         fast = _from_well_formed_dict(obj)
         if fast is not None:
             return fast
-        entry_id = obj.get("id")
-        return _from_mapping(
-            entry_id if isinstance(entry_id, str) else None,
-            obj,
-            [],
-            previous=obj.get("malformed"),
-        )
+        return decode_object_general(obj)
 
     def search_text(self) -> str:
         """What free-text search looks in: :func:`searchable_texts` casefolded and joined
@@ -234,10 +222,6 @@ class TelemetryEvent:
             text = "\0".join(searchable_texts(self)).casefold()
             object.__setattr__(self, "_search_text", text)
         return text
-
-    @property
-    def time_s(self) -> float:
-        return self.timestamp / 1000.0
 
 
 def flat_fields(
@@ -339,6 +323,26 @@ def decode(entry_id: str | bytes | None, fields: Mapping[Any, Any]) -> Telemetry
     fast = _decode_well_formed(entry_id, fields)
     if fast is not None:
         return fast
+    return decode_general(entry_id, fields)
+
+
+# The general paths, public so that the tests can hold the fast paths to them and check that a
+# well-formed entry never needs them.
+
+
+def decode_object_general(obj: dict[str, Any]) -> TelemetryEvent:
+    """:meth:`TelemetryEvent.from_json_line` of a JSON object, without the fast path."""
+    entry_id = obj.get("id")
+    return _from_mapping(
+        entry_id if isinstance(entry_id, str) else None,
+        obj,
+        [],
+        previous=obj.get("malformed"),
+    )
+
+
+def decode_general(entry_id: str | bytes | None, fields: Mapping[Any, Any]) -> TelemetryEvent:
+    """:func:`decode` without the fast path: reads any entry, tolerantly."""
     problems: list[str] = []
     if isinstance(entry_id, bytes):
         entry_id = entry_id.decode("ascii", "replace")

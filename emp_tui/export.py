@@ -9,27 +9,47 @@
   per service, a complete event (``ph: "X"``) for every duration :func:`emp_tui.analysis.durations`
   finds and an instant event (``ph: "i"``) for every event.
 
-A target that exists is refused (FileExistsError) unless ``overwrite``; a file is written to a
-temporary name beside the target and renamed into place, so a failed export leaves no half file.
+The format follows the file name (:func:`format_for_path`: ``.csv``, ``.json``,
+``.trace.json``, else JSON lines), for the CLI and the app alike. A target that exists is refused
+(FileExistsError) unless ``overwrite``; a file is written to a temporary name beside the target
+and renamed into place, so a failed export leaves no half file. :func:`write_to` writes to an open
+binary stream instead (``emp-tui export -o -``).
+
+Event text is data: in JSON, control and bidi characters are ``\\uXXXX`` escapes (lossless);
+in CSV cells other than ``data`` (which is JSON), visible escapes (:mod:`emp_tui.text`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Final
 
-import orjson
-
 from emp_tui.events import ID_FIELDS, TelemetryEvent
+from emp_tui.text import dumps, escape, escape_json, iso_time
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "chrome_trace", "write_events"]
+__all__ = [
+    "CSV_COLUMNS",
+    "EXTENSIONS",
+    "FORMATS",
+    "chrome_trace",
+    "format_for_path",
+    "with_format",
+    "write_events",
+    "write_to",
+]
 
 FORMATS: Final = ("jsonl", "csv", "json", "chrome-trace")
+EXTENSIONS: Final[dict[str, str]] = {
+    "jsonl": ".jsonl",
+    "csv": ".csv",
+    "json": ".json",
+    "chrome-trace": ".trace.json",
+}
+"""The file name ending each format is written with."""
+_READ_AS: Final[dict[str, str]] = {".log": "jsonl"}
+"""Other endings that name a format (the collector's log files are JSON lines)."""
 CSV_COLUMNS: Final = (
     "id",
     "timestamp",
@@ -45,41 +65,55 @@ CSV_COLUMNS: Final = (
 )
 
 
-def _iso(ms: int) -> str:
-    from datetime import UTC, datetime
+def format_for_path(path: str | Path) -> str | None:
+    """The format a file name asks for by its ending (case-insensitive), or None."""
+    name = Path(path).name.lower()
+    by_length = sorted(EXTENSIONS.items(), key=lambda item: len(item[1]), reverse=True)
+    for fmt, extension in (*by_length, *((fmt, ext) for ext, fmt in _READ_AS.items())):
+        if name.endswith(extension) and len(name) > len(extension):
+            return fmt
+    return None
 
-    try:
-        return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-    except (OverflowError, OSError, ValueError):
-        return ""
+
+def with_format(path: str, fmt: str) -> str:
+    """``path`` with the ending of the format it names swapped for ``fmt``'s (unchanged when
+    its ending names no format)."""
+    named = format_for_path(path)
+    if named is None:
+        return path
+    ending = EXTENSIONS.get(named) or next(ext for ext, f in _READ_AS.items() if f == named)
+    return path[: -len(ending)] + EXTENSIONS[fmt]
 
 
 def _csv_cell(value: str) -> str:
+    value = escape(value)
     # A spreadsheet runs cells that start with these as formulas: keep event data inert.
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if value[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
 
 
 def _write_csv(events: Iterable[TelemetryEvent], out: IO[str]) -> int:
+    import csv
+
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for event in events:
-        row = [
+        text = (
             event.id or "",
             str(event.timestamp),
-            _iso(event.timestamp),
+            iso_time(event.timestamp),
             event.service,
             event.event_type,
             event.level,
             event.trace_id,
             event.span_id or "",
             *((getattr(event, attr) or "") for _, attr in ID_FIELDS),
-            orjson.dumps(event.data, default=str).decode(),
-            event.malformed or "",
-        ]
-        writer.writerow([_csv_cell(cell) for cell in row])
+        )
+        # data is JSON, with JSON's escapes: a reader gets back exactly what was sent.
+        data = dumps(event.data).decode()
+        writer.writerow([*map(_csv_cell, text), data, _csv_cell(event.malformed or "")])
         count += 1
     return count
 
@@ -169,13 +203,15 @@ def write_events(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (overwrite it with --force)")
     directory = path.parent if str(path.parent) else Path(".")
+    import tempfile
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
     try:
         # mkstemp makes the file private (0600): give the export the mode any new file gets.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as raw:
-            count = _write(events, raw, fmt)
+            count = write_to(events, raw, fmt)
         if not overwrite:
             # Refuse again at the last moment: another writer may have made the file meanwhile.
             try:
@@ -207,26 +243,31 @@ def _umask() -> int:
         return 0o022
 
 
-def _write(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
+def write_to(events: Iterable[TelemetryEvent], raw: IO[bytes], fmt: str) -> int:
+    """Write ``events`` in ``fmt`` to an open binary stream; returns how many."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (use one of {', '.join(FORMATS)})")
     count = 0
     if fmt == "jsonl":
         for event in events:
-            raw.write(event.to_json_line())
+            raw.write(escape_json(event.to_json_line()))
             count += 1
     elif fmt == "json":
         raw.write(b"[")
         for event in events:
             raw.write(b",\n" if count else b"\n")
-            raw.write(orjson.dumps(event.to_dict(), default=str))
+            raw.write(dumps(event.to_dict()))
             count += 1
         raw.write(b"\n]\n")
     elif fmt == "csv":
+        import io
+
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         count = _write_csv(events, text)
         text.flush()
         text.detach()
     else:
         listed = list(events)
-        raw.write(orjson.dumps(chrome_trace(listed), default=str))
+        raw.write(dumps(chrome_trace(listed)))
         count = len(listed)
     return count

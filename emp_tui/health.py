@@ -1,17 +1,25 @@
-"""The collectors' health hashes: the one contract between the collector, which writes them,
-and `emp-collector --health`, `emp-tui health` and the app, which read them.
+"""Reading the health of the pipeline: the collectors' health hashes and the stream's state.
 
-Each live collector keeps a Redis hash ``emp:collector:<consumer>``, rewritten every few
-seconds and expiring 30 s after the last write, so the hashes that exist are the live
-collectors. Every field is a string. No I/O of its own here beyond the reads below.
+The health hashes are the one contract between the collector, which writes them, and
+`emp-collector --health`, `emp-tui health` and the app, which read them. Each live collector
+keeps a Redis hash ``emp:collector:<consumer>``, rewritten every few seconds and expiring 30 s
+after the last write, so the hashes that exist are the live collectors. Every field is a
+string.
+
+:func:`read_stream_state` is what `emp-tui health` shows of the stream itself: its length and
+ends, recent rates per service, consumer groups and their lag, memory. No I/O here beyond the
+reads below.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import redis
 import redis.asyncio as aioredis
+
+from emp_tui.stream_ids import stream_id_ms
 
 KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
@@ -44,3 +52,114 @@ def read_collectors_sync(client: redis.Redis) -> list[dict[str, str]]:
         if raw:
             found.append({_text(k): _text(v) for k, v in raw.items()})
     return _sorted(found)
+
+
+# -- the stream's own state (`emp-tui health`) ------------------------------------------------
+
+RECENT_MS: Final = 5 * 60_000
+"""How far back the per-service rates look."""
+
+
+@dataclass
+class GroupState:
+    """A consumer group of the stream, as XINFO GROUPS tells it."""
+
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None
+    """Entries not yet delivered to the group (counted by hand before Redis 7)."""
+    last_delivered_id: str
+
+
+@dataclass
+class StreamState:
+    """What the stream holds and who reads it, at ``now_ms``."""
+
+    stream: str
+    now_ms: int
+    length: int
+    first_id: str | None
+    last_id: str | None
+    recent_by_service: dict[str, int]
+    """Events per service in the last :data:`RECENT_MS`."""
+    groups: list[GroupState]
+    memory_bytes: int | None
+    collectors: list[dict[str, str]]
+
+    @property
+    def first_ms(self) -> int | None:
+        return stream_id_ms(self.first_id)
+
+    @property
+    def last_ms(self) -> int | None:
+        return stream_id_ms(self.last_id)
+
+    @property
+    def span_ms(self) -> int | None:
+        first, last = self.first_ms, self.last_ms
+        return None if first is None or last is None else last - first
+
+    @property
+    def events_per_minute(self) -> float:
+        return sum(self.recent_by_service.values()) / (RECENT_MS / 60_000)
+
+    def per_minute_by_service(self) -> dict[str, float]:
+        return {
+            service: count / (RECENT_MS / 60_000)
+            for service, count in self.recent_by_service.items()
+        }
+
+    def covers_ms(self, maxlen: int) -> float | None:
+        """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
+        rate = self.events_per_minute
+        return maxlen / rate * 60_000 if rate else None
+
+
+def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamState | None:
+    """The stream's length, ends, recent rates per service, consumer groups (with their lag),
+    memory and live collectors; None when the stream does not exist. Raises redis errors."""
+    from emp_tui.events import decode
+
+    if not client.exists(stream):
+        return None
+    info: Any = client.xinfo_stream(stream)
+    first_entry, last_entry = info.get("first-entry"), info.get("last-entry")
+    recent: Any = client.xrange(stream, f"{now_ms - RECENT_MS}-0", "+")
+    by_service: dict[str, int] = {}
+    for entry_id, fields in recent:
+        service = decode(entry_id, fields or {}).service
+        by_service[service] = by_service.get(service, 0) + 1
+    groups: list[GroupState] = []
+    raw_groups: Any = client.xinfo_groups(stream)
+    for group in raw_groups:
+        last_delivered = _text(group.get("last-delivered-id"))
+        lag = group.get("lag")
+        if "lag" not in group:
+            # Redis before 7 does not say: count what the group has not been given yet.
+            undelivered: Any = client.xrange(stream, "(" + last_delivered, "+")
+            lag = len(undelivered)
+        groups.append(
+            GroupState(
+                name=_text(group.get("name")),
+                consumers=int(group.get("consumers") or 0),
+                pending=int(group.get("pending") or 0),
+                lag=None if lag is None else int(lag),
+                last_delivered_id=last_delivered,
+            )
+        )
+    try:
+        memory = client.memory_usage(stream, samples=0)
+    except redis.ResponseError:  # MEMORY USAGE refused (a managed Redis may not allow it)
+        memory = None
+    return StreamState(
+        stream=stream,
+        now_ms=now_ms,
+        length=int(info.get("length", 0)),
+        first_id=_text(first_entry[0]) if first_entry else None,
+        last_id=_text(last_entry[0]) if last_entry else None,
+        recent_by_service=by_service,
+        groups=groups,
+        memory_bytes=None if memory is None else int(memory),
+        collectors=read_collectors_sync(client),
+    )

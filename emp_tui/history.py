@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from emp_tui.events import TelemetryEvent, decode, stream_id_ms
-from emp_tui.query import MAX_SEQ, Query, parse_query, quote_value
+from emp_tui.events import TelemetryEvent, decode
+from emp_tui.query import Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
     SourceError,
@@ -45,6 +45,7 @@ from emp_tui.sources import (
     read_files,
     read_range,
 )
+from emp_tui.stream_ids import order_key, range_bounds, stream_id_ms
 
 if TYPE_CHECKING:
     import redis
@@ -84,8 +85,7 @@ Clock = Callable[[], float]
 
 def event_ms(event: TelemetryEvent) -> int:
     """The time ``event`` stands at: its stream entry ID's, else its own timestamp."""
-    ms = stream_id_ms(event.id)
-    return event.timestamp if ms is None else ms
+    return order_key(event.id, event.timestamp)[0]
 
 
 # -- ranges and spans ---------------------------------------------------------------------
@@ -121,9 +121,7 @@ class TimeRange:
 
     def stream_bounds(self) -> tuple[str, str]:
         """XRANGE bounds of the range (``-`` and ``+`` where it has none)."""
-        start = "-" if self.since_ms is None else f"{max(self.since_ms, 0)}-0"
-        end = "+" if self.until_ms is None else f"{max(self.until_ms, 0)}-{MAX_SEQ}"
-        return start, end
+        return range_bounds(self.since_ms, self.until_ms)
 
 
 @dataclass(frozen=True)
@@ -213,6 +211,10 @@ class ReadStats:
     """The oldest time a backwards read has looked at."""
     cut: bool = False
     """It stopped at its limit with more of the range left."""
+    opened: int = 0
+    """Files opened (a range read leaves the files older than its start unopened)."""
+    decoded: int = 0
+    """Lines decoded (those outside the range are not)."""
     files: FileStats = field(default_factory=FileStats)
     """Corrupt lines and unreadable files met on the way."""
 
@@ -453,7 +455,7 @@ def read_logs_back(
     batch: list[TelemetryEvent] = []
     size = first_page
     for path in reversed(expand_paths(paths)):
-        counts.files += 1
+        stats.opened += 1
         try:
             data = _contents(path)
         except SourceError as exc:
@@ -488,7 +490,7 @@ def read_logs_back(
                             older = False
                             continue
                         event = TelemetryEvent.from_json_line(line)
-                        counts.lines += 1
+                        stats.decoded += 1
                     older = False
                     if limit is not None and stats.read >= limit:
                         stats.cut = True

@@ -49,20 +49,21 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Final, Literal
 
+from emp_tui import text
 from emp_tui.analysis import (
-    DEFAULT_GAP_MS,
     JOB_COMPLETED_TYPES,
     JOB_FAILED_TYPES,
     SLOW_FACTOR,
     Usual,
     UsualSteps,
-    format_duration,
     is_slower_than_usual,
     percentile,
 )
 from emp_tui.analysis import job_type as type_of_job
-from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent, stream_id_ms
+from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent
 from emp_tui.query import quote_value
+from emp_tui.stream_ids import stream_id_ms
 
 __all__ = [
     "KINDS",
@@ -861,7 +862,7 @@ def _clock(ms: int) -> str:
         return "??:??:??"
 
 
-_d = format_duration
+_d = text.duration
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:

@@ -47,8 +47,8 @@ from emp_tui.events import (
     normalize_level,
     scalar_text,
     searchable_texts,
-    stream_id_ms,
 )
+from emp_tui.stream_ids import range_bounds, stream_id_ms
 
 __all__ = [
     "Query",
@@ -58,8 +58,6 @@ __all__ = [
     "parse_time_ms",
     "quote_value",
 ]
-
-MAX_SEQ: Final = 18446744073709551615
 
 _UNIT_MS: Final[dict[str, int]] = {
     "ms": 1,
@@ -450,9 +448,7 @@ class Query:
 
     def stream_range(self) -> tuple[str, str]:
         """(start, end) IDs for XRANGE covering the time bounds."""
-        start = "-" if self.since_ms is None else f"{max(self.since_ms, 0)}-0"
-        end = "+" if self.until_ms is None else f"{max(self.until_ms, 0)}-{MAX_SEQ}"
-        return start, end
+        return range_bounds(self.since_ms, self.until_ms)
 
     def required_literals(self) -> tuple[frozenset[str], ...]:
         """For each of some terms, a set of strings one of which appears verbatim in the JSON

@@ -43,16 +43,19 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
-from emp_tui.events import TelemetryEvent, decode, stream_id_ms
+from emp_tui.events import TelemetryEvent, decode
 from emp_tui.query import Query
+from emp_tui.stream_ids import next_id, order_key, previous_id
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
 __all__ = [
+    "BadRedisUrl",
+    "ConnectionState",
     "FileStats",
     "RedisTail",
     "SourceError",
@@ -67,6 +70,10 @@ __all__ = [
     "read_range",
 ]
 
+ConnectionState = Literal["connecting", "connected", "reconnecting", "disconnected"]
+"""Where a live reader stands with Redis: the reader reports it, the app's messages carry it,
+the status bar shows it."""
+
 PAGE: Final = 1000
 CHUNK: Final = 8 << 20
 MAX_PROBLEMS: Final = 20
@@ -77,6 +84,11 @@ _NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
 
 class SourceError(Exception):
     """A source that cannot be read: the message is one line, fit for a user."""
+
+
+class BadRedisUrl(SourceError):
+    """The Redis URL itself is wrong (a scheme other than redis, rediss or unix, a bad port):
+    a mistake in the settings rather than a Redis that cannot be reached."""
 
 
 # -- Redis, synchronous -------------------------------------------------------------------
@@ -92,26 +104,12 @@ def connect(url: str, *, timeout: float = 3.0) -> redis.Redis:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=30)
         client.ping()
     except ValueError as exc:
-        raise SourceError(f"bad Redis URL {redacted_url(url)}: {exc}") from None
+        raise BadRedisUrl(f"bad Redis URL {redacted_url(url)}: {exc}") from None
     except redis.AuthenticationError as exc:
         raise SourceError(f"Redis at {redacted_url(url)} refused the password: {exc}") from None
     except (redis.RedisError, OSError) as exc:
         raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
     return client
-
-
-def _next_id(entry_id: str) -> str:
-    ms, _, seq = entry_id.partition("-")
-    if int(seq or 0) >= 18446744073709551615:
-        return f"{int(ms) + 1}-0"
-    return f"{ms}-{int(seq or 0) + 1}"
-
-
-def _previous_id(entry_id: str) -> str:
-    ms, _, seq = entry_id.partition("-")
-    if int(seq or 0) == 0:
-        return f"{int(ms) - 1}-18446744073709551615" if int(ms) > 0 else "0-0"
-    return f"{ms}-{int(seq) - 1}"
 
 
 def _text(value: bytes | str) -> str:
@@ -159,8 +157,8 @@ def _next_page(
         return None
     last = _text(entries[-1][0])
     if reverse:
-        return None if last == "0-0" else (low, _previous_id(last))
-    return _next_id(last), high
+        return None if last == "0-0" else (low, previous_id(last))
+    return next_id(last), high
 
 
 def read_query(
@@ -244,7 +242,7 @@ async def backfill(
     try:
         client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
     except ValueError as exc:
-        raise SourceError(f"bad Redis URL {redacted_url(url)}: {exc}") from None
+        raise BadRedisUrl(f"bad Redis URL {redacted_url(url)}: {exc}") from None
     try:
         try:
             await client.ping()
@@ -278,7 +276,7 @@ class RedisTail:
         count: int = 1000,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
-        on_state: Callable[[str, str | None], None] | None = None,
+        on_state: Callable[[ConnectionState, str | None], None] | None = None,
     ) -> None:
         self.url = url
         self.stream = stream
@@ -288,16 +286,15 @@ class RedisTail:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.on_state = on_state
-        self.state = "connecting"
+        self.state: ConnectionState = "connecting"
         self.error: str | None = None
         self.reconnects = 0
-        self.received = 0
         self._client: redis.asyncio.Redis | None = None
         self._delay = backoff_initial
         self._state_changed = False
         self._closed = False
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
+    def _set_state(self, state: ConnectionState, error: str | None = None) -> None:
         if state != self.state or error != self.error:
             self.state, self.error = state, error
             self._state_changed = True
@@ -357,7 +354,6 @@ class RedisTail:
                     batch.append(decode(entry_id, fields or {}))
             if batch:
                 self.last_id = batch[-1].id or self.last_id
-                self.received += len(batch)
                 return batch
         raise StopAsyncIteration
 
@@ -388,8 +384,6 @@ class FileStats:
     """What reading files came to. ``problems`` holds the first few corrupt lines' reasons,
     as ``path:line: reason``."""
 
-    files: int = 0
-    lines: int = 0  # lines decoded (a pre-filter may skip most without decoding)
     events: int = 0  # events that matched
     corrupt: int = 0
     problems: list[str] = field(default_factory=list)
@@ -511,7 +505,6 @@ def read_file(
     Lines lacking a literal the query requires are skipped undecoded. Raises SourceError when
     the file cannot be opened or read."""
     stats = stats if stats is not None else FileStats()
-    stats.files += 1
     literal_sets = [
         frozenset(lit.encode() for lit in group)
         for group in (query.required_literals() if query else ())
@@ -541,7 +534,6 @@ def read_file(
                         continue
                     if not line.strip():
                         continue
-                    stats.lines += 1
                     event = TelemetryEvent.from_json_line(line)
                     if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
                         where = f"{path}:{line_no}" if numbered else str(path)
@@ -577,7 +569,6 @@ def _read_json_array(
     if not isinstance(items, list):
         raise SourceError(f"{path} is not a JSON array of events")
     for index, item in enumerate(items):
-        stats.lines += 1
         if not isinstance(item, dict):
             stats.problem(f"{path}: item {index} is not a JSON object")
             continue
@@ -605,12 +596,7 @@ def read_files(
 
 
 def _merge_key(event: TelemetryEvent) -> tuple[int, int, int]:
-    ms = stream_id_ms(event.id)
-    seq = 0
-    if ms is not None and event.id is not None:
-        tail = event.id.partition("-")[2]
-        seq = int(tail) if tail.isdigit() else 0
-    return (ms if ms is not None else event.timestamp, seq, event.timestamp)
+    return (*order_key(event.id, event.timestamp), event.timestamp)
 
 
 def merge(*sources: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:

@@ -15,8 +15,12 @@ from textual.pilot import Pilot
 
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
-from emp_tui.app.sample import START_MS, sample_events
 from emp_tui.config import AppConfig
+
+# The sample events come from the tests' factory (tests/samples.py), which the package does
+# not ship.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from samples import START_MS, sample_events
 
 os.environ.setdefault("EMP_TUI_CURSOR_BLINK", "0")
 OUT = Path(__file__).resolve().parent.parent / "screenshots"

@@ -11,7 +11,6 @@ from emp_tui.analysis import (
     correlate,
     durations,
     event_type_stats,
-    format_duration,
     handoffs,
     is_slower_than_usual,
     job_handoffs,
@@ -222,12 +221,6 @@ def test_usual_steps_between_and_after() -> None:
     assert is_slower_than_usual(1000, 400.0) and not is_slower_than_usual(700, 400.0)
     assert not is_slower_than_usual(300, 100.0)  # twice the p95 but only 200 ms past it
     assert not is_slower_than_usual(10_000, None)
-
-
-def test_format_duration() -> None:
-    cases = [(0.4, "0.4ms"), (7, "7ms"), (840, "840ms"), (1500, "1.5s"), (12_340, "12.3s"),
-             (245_000, "4m05s"), (7_380_000, "2h03m"), (-1500, "-1.5s")]  # fmt: skip
-    assert [format_duration(ms) for ms, _ in cases] == [text for _, text in cases]
 
 
 # -- handoffs -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import orjson
 import pytest
 import redis
 from redisproc import RedisProcess
+from samples import HOSTILE_TEXT, incident_sample
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
 
@@ -25,81 +26,7 @@ NOW = time.time_ns() // 1_000_000
 BASE = NOW - 30 * 60_000  # the sample happened half an hour ago
 
 
-def _flow(job: str, start: int, worker: str, claim_ms: int, run_ms: int, *, end: str | None):
-    steps = [
-        (0, "api-server", "job.created", {"jobType": "comfyui"}),
-        (50, "api-server", "job.queued", {"queueName": "default"}),
-        (50 + claim_ms, "worker", "job.claimed", {}),
-        (60 + claim_ms, "worker", "connector.processing_started", {}),
-        (60 + claim_ms + run_ms, "worker", "connector.processing_completed", {}),
-    ]
-    if end == "failed":
-        steps[-1] = (
-            60 + claim_ms + run_ms,
-            "worker",
-            "connector.processing_failed",
-            {"error": "CUDA out of memory"},
-        )
-        steps.append((80 + claim_ms + run_ms, "api-server", "job.failed", {"error": "CUDA OOM"}))
-    elif end == "completed":
-        steps.append((80 + claim_ms + run_ms, "api-server", "job.completed", {}))
-    return [
-        TelemetryEvent.create(
-            service,
-            etype,
-            data,
-            timestamp=start + at,
-            job_id=job,
-            worker_id=worker if service == "worker" else None,
-            machine_id="m-1" if service == "worker" else None,
-        )
-        for at, service, etype, data in (s if len(s) == 4 else (*s, {}) for s in steps)
-    ]
-
-
-def sample_events() -> list[TelemetryEvent]:
-    events: list[TelemetryEvent] = []
-    # Enough ordinary jobs that one outlier does not make itself "usual" (p95 of 25 values).
-    for n in range(24):
-        events += _flow(f"job_ok_{n}", BASE + n * 10_000, f"w-{n % 2}", 200, 1000, end="completed")
-    events += _flow("job_slow", BASE + 300_000, "w-0", 3200, 1000, end="completed")
-    events += _flow("job_gap", BASE + 400_000, "w-1", 9000, 1000, end="completed")
-    events += _flow("job_bad", BASE + 500_000, "w-1", 200, 500, end="failed")
-    events += _flow("job_stuck", BASE + 600_000, "w-0", 200, 100, end=None)[:3]
-    events.append(
-        TelemetryEvent.create(
-            "worker",
-            "worker.heartbeat",
-            timestamp=BASE + 400_500,
-            worker_id="w-1",
-            machine_id="m-1",
-        )
-    )
-    events.append(
-        TelemetryEvent.create(
-            "monitor",
-            "monitor.note",
-            {"text": "\x1b[31mred\x1b[0m\nnext"},
-            timestamp=BASE + 700_000,
-        )
-    )
-    return sorted(events, key=lambda e: e.timestamp)
-
-
-def with_ids(events: list[TelemetryEvent]) -> list[TelemetryEvent]:
-    """Stream IDs as the stream would give them (time-based, in order)."""
-    out, last = [], (0, -1)
-    for event in events:
-        ms = event.timestamp
-        seq = last[1] + 1 if ms == last[0] else 0
-        last = (ms, seq)
-        out.append(
-            TelemetryEvent.from_json_line(orjson.dumps({**event.to_dict(), "id": f"{ms}-{seq}"}))
-        )
-    return out
-
-
-EVENTS = with_ids(sample_events())
+EVENTS = incident_sample(BASE)
 
 
 @pytest.fixture
@@ -190,9 +117,54 @@ def test_search_human_output_is_aligned_and_escaped(source: list[str]) -> None:
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     assert "monitor" in line and "monitor.note" in line
-    assert "\x1b" not in done.stdout  # event content never reaches the terminal raw
-    assert "\\x1b[31mred" in line and "\\nnext" in line
+    for raw in ("\x1b", "\u202e", "\x9b", "\x7f"):
+        assert raw not in done.stdout  # event content never reaches the terminal raw
+    assert "\\x1b[31mred" in line and "\\nnext\\u202eevil\\x9b2J\\x7f" in line
     assert "1 event(s)" in done.stderr
+
+
+def test_json_output_escapes_controls_and_bidi_losslessly(source: list[str]) -> None:
+    done = run(*source, "search", "service:monitor", "--json")
+    assert done.returncode == 0, done.stderr
+    for raw in ("\x1b", "\u202e", "\x9b", "\x7f"):
+        assert raw not in done.stdout
+    assert "\\u202e" in done.stdout and "\\u009b" in done.stdout
+    (record,) = records(done)
+    assert record["data"]["text"] == HOSTILE_TEXT  # a JSON reader gets back what was sent
+
+
+def test_negated_term_as_the_first_query_word(source: list[str]) -> None:
+    """`emp-tui search '-service:worker'` as the README shows it, without `--`."""
+    done = run(*source, "search", "-service:worker", "-type:job.*", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    expected = [
+        e.id for e in EVENTS if e.service != "worker" and not e.event_type.startswith("job.")
+    ]
+    assert [r["id"] for r in got] == expected
+    done = run(*source, "search", "-service:monitor", "--limit", "2", "--json")
+    assert [r["id"] for r in records(done)] == [e.id for e in EVENTS if e.service != "monitor"][-2:]
+    # the value of an option is the option's, even when it starts with "-"
+    done = run(*source, "search", "-service:monitor", "--limit", "-1")
+    assert_clean_failure(done, 2, "--limit must be 1 or more")
+    done = run(*source, "perf", "-level:error", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "connector.processing_failed" not in {r["eventType"] for r in records(done)}
+
+
+def test_limit_zero_and_a_redis_url_of_another_scheme_are_usage_errors(tmp_path: Path) -> None:
+    assert_clean_failure(run("search", "--limit", "0"), 2, "--limit must be 1 or more")
+    for command in (["search", "x"], ["health"], ["stream"], ["timeline", "j"]):
+        done = run("--redis-url", "http://localhost:6379", *command)
+        assert_clean_failure(done, 2, "bad Redis URL")
+    env_url = subprocess.run(
+        [sys.executable, "-m", "emp_tui.cli", "search", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": "ftp://localhost/0"},
+    )
+    assert_clean_failure(env_url, 2, "bad Redis URL")
 
 
 def test_search_nothing_matched_exits_1(source: list[str]) -> None:
@@ -314,8 +286,9 @@ def test_timeline_human(source: list[str]) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.splitlines()[0].startswith("Job job_gap  completed")
-    assert "gap 9.00s (over 2.00s" in out
-    assert "api-server → worker" in out and "9000 ms" in out
+    assert "gap 9s (over 2s" in out
+    assert "api-server → worker" in out and "9s  job.queued → job.claimed" in out
+    assert "+0.000s" in out and "+9.050s" in out  # offsets to the millisecond, as in the app
     assert "Handoffs (2)" in out
 
 
@@ -349,7 +322,7 @@ def test_correlate(source: list[str]) -> None:
         ("machine", "m-1", "worker.heartbeat"),
     }
     human = run(*source, "correlate", "job_gap")
-    assert "Related events (2" in human.stdout and "9000 ms" in human.stdout
+    assert "Related events (2" in human.stdout and "9s  job.queued" in human.stdout
     assert_clean_failure(run(*source, "correlate", "nope"), 1, "no events for job")
 
 
@@ -464,6 +437,33 @@ def test_export_formats_and_refusal(source: list[str], tmp_path: Path) -> None:
     assert run(*source, "export", "job:none", "-o", nothing).returncode == 1
     assert not nothing.exists()
     assert_clean_failure(run(*source, "export", "level:", "-o", nothing), 2, "needs a value")
+
+
+def test_export_to_stdout(source: list[str], tmp_path: Path) -> None:
+    done = run(*source, "export", "job:job_bad", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    assert [r["id"] for r in records(done)] == [e.id for e in EVENTS if e.job_id == "job_bad"]
+    assert "wrote 6 event(s) to stdout (jsonl)" in done.stderr
+    assert not (tmp_path / "-").exists()
+    done = run(*source, "export", "job:job_bad", "-o", "-", "--format", "csv", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(done.stdout.splitlines()))
+    assert [row["eventType"] for row in rows][-1] == "job.failed"
+
+
+def test_exports_escape_controls_and_bidi(source: list[str], tmp_path: Path) -> None:
+    for name in ("note.jsonl", "note.json", "note.csv", "note.trace.json"):
+        target = tmp_path / name
+        done = run(*source, "export", "service:monitor", "-o", target)
+        assert done.returncode == 0, done.stderr
+        written = target.read_text(encoding="utf-8")
+        for raw in ("\x1b", "\u202e", "\x9b", "\x7f"):
+            assert raw not in written, (name, raw)
+    back = run("--file", tmp_path / "note.jsonl", "search", "--json")
+    assert records(back)[0]["data"]["text"] == HOSTILE_TEXT
+    with (tmp_path / "note.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert orjson.loads(row["data"])["text"] == HOSTILE_TEXT
 
 
 # -- stream ---------------------------------------------------------------------------------

@@ -9,7 +9,15 @@ import orjson
 import pytest
 
 from emp_tui.events import TelemetryEvent
-from emp_tui.export import CSV_COLUMNS, FORMATS, chrome_trace, write_events
+from emp_tui.export import (
+    CSV_COLUMNS,
+    FORMATS,
+    chrome_trace,
+    format_for_path,
+    with_format,
+    write_events,
+    write_to,
+)
 from emp_tui.sources import read_file
 
 T0 = 1_700_000_000_000
@@ -149,3 +157,41 @@ def test_an_export_gets_the_mode_of_any_new_file(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("out.jsonl", "jsonl"),
+        ("OUT.CSV", "csv"),
+        ("out.json", "json"),
+        ("job.trace.json", "chrome-trace"),
+        ("events.log", "jsonl"),
+        ("dir.csv/out", None),
+        ("out.txt", None),
+        (".json", None),
+    ],
+)
+def test_the_format_follows_the_file_name(name: str, fmt: str | None) -> None:
+    assert format_for_path(name) == fmt
+    assert format_for_path(Path("/tmp") / name) == fmt
+
+
+def test_with_format_swaps_the_ending() -> None:
+    assert with_format("story.jsonl", "chrome-trace") == "story.trace.json"
+    assert with_format("story.trace.json", "csv") == "story.csv"
+    assert with_format("story.json", "jsonl") == "story.jsonl"
+    assert with_format("story", "csv") == "story"
+    for fmt in FORMATS:
+        assert format_for_path(with_format("x.jsonl", fmt)) == fmt
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_write_to_a_stream_is_the_file_s_content(tmp_path: Path, fmt: str) -> None:
+    import io
+
+    path = tmp_path / "out"
+    write_events(sample(), path, fmt)
+    stream = io.BytesIO()
+    assert write_to(sample(), stream, fmt) == len(sample())
+    assert stream.getvalue() == path.read_bytes()

@@ -11,9 +11,10 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from samples import START_MS, sample_events
+from samples import fleet_job as job_events
 
 from emp_tui.analysis import missing_start
-from emp_tui.app.sample import START_MS, job_events, sample_events
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
 from emp_tui.history import (
@@ -151,7 +152,7 @@ def test_files_are_read_newest_first_from_their_end(tmp_path: Path) -> None:
     pages = list(read_logs_back([tmp_path], stats=stats, first_page=10, page=100))
     assert len(pages[0]) == 10
     assert [e.id for page in pages for e in page] == [e.id for e in reversed(events)]
-    assert stats.files.files == 3 and stats.read == len(events)
+    assert stats.opened == 3 and stats.read == len(events)
     cut = ReadStats()
     flat = [e for page in read_logs_back([tmp_path], stats=cut, limit=25) for e in page]
     assert [e.id for e in flat] == [e.id for e in reversed(events[-25:])] and cut.cut
@@ -164,8 +165,8 @@ def test_a_range_of_the_files_leaves_the_older_files_unread(tmp_path: Path) -> N
     stats = ReadStats()
     got = [e for page in read_logs_back([tmp_path], since, stats=stats) for e in page]
     assert [e.id for e in got] == [e.id for e in reversed(events) if event_ms(e) >= since]
-    assert stats.files.files == 1  # the fast path: events.log.1 and .2.gz were never opened
-    assert stats.files.lines == len(got)  # lines outside the range were not decoded
+    assert stats.opened == 1  # the fast path: events.log.1 and .2.gz were never opened
+    assert stats.decoded == len(got)  # lines outside the range were not decoded
     until = event_ms(events[30])
     got = [e for page in read_logs_back([tmp_path], None, until) for e in page]
     assert [e.id for e in got] == [e.id for e in reversed(events) if event_ms(e) <= until]

@@ -10,6 +10,8 @@ import pytest
 # Every module that must import without Textual (and without Rich, for the emitter).
 CORE_MODULES = [
     "emp_tui.events",
+    "emp_tui.text",
+    "emp_tui.stream_ids",
     "emp_tui.telemetry",
     "emp_tui.config",
     "emp_tui.health",
@@ -20,8 +22,10 @@ CORE_MODULES = [
     "emp_tui.problems",
     "emp_tui.lint",
     "emp_tui.sources",
+    "emp_tui.history",
     "emp_tui.export",
     "emp_tui.cli",
+    "emp_tui.app.style",  # the CLI's colours: plain strings, no Rich
     "collector",
     "collector.__main__",
     "collector.config",

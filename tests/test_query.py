@@ -7,14 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
-from emp_tui.query import (
-    MAX_SEQ,
-    QueryError,
-    parse_duration_ms,
-    parse_query,
-    parse_time_ms,
-    quote_value,
-)
+from emp_tui.query import QueryError, parse_duration_ms, parse_query, parse_time_ms, quote_value
+from emp_tui.stream_ids import MAX_SEQ
 
 NOW = 1_800_000_000_000  # a fixed clock
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from samples import START_MS, flood, sample_events
+from samples import fleet_job as job_events
 
 from emp_tui.analysis import handoffs
 from emp_tui.app import state as state_module
-from emp_tui.app.sample import START_MS, flood, job_events, sample_events
 from emp_tui.app.state import AppState, EmptyHint, LoadPlan, narrows
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import Holdings, JobHistory, Span, TimeRange, event_ms

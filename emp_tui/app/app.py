@@ -49,7 +49,6 @@ from emp_tui.app.messages import (
     SourceHeld,
 )
 from emp_tui.app.readers import read_collector_health
-from emp_tui.app.render import inert
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
@@ -74,8 +73,9 @@ from emp_tui.history import (
     read_stream_back,
 )
 from emp_tui.query import QueryError, parse_duration_ms, parse_time_ms
-from emp_tui.sources import RedisTail, SourceError, connect
+from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect
 from emp_tui.store import EventStore
+from emp_tui.text import inert
 
 FRAME_SECONDS = 1 / 20
 """How often queued events are drained into the store and the screen."""
@@ -774,7 +774,7 @@ class EmpTuiApp(App[int]):
         never an error."""
         label = redacted_url(url)
 
-        def report(state: str, error: str | None) -> None:
+        def report(state: ConnectionState, error: str | None) -> None:
             self.post_message(ConnectionChanged(state, label, error))
 
         delay = BACKOFF_INITIAL

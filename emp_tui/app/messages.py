@@ -11,6 +11,7 @@ from textual.message import Message
 
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import JobHistory, Span
+from emp_tui.sources import ConnectionState
 
 
 @dataclass
@@ -39,7 +40,7 @@ class SourceDone(Message):
 class ConnectionChanged(Message):
     """The live reader's connection state changed."""
 
-    state: str  # connecting | connected | reconnecting | disconnected
+    state: ConnectionState
     url: str
     error: str | None = None
 

@@ -40,7 +40,6 @@ __all__ = [
     "LoadPlan",
     "Progress",
     "RangeView",
-    "moment",
     "narrows",
 ]
 
@@ -72,15 +71,6 @@ Clock = Callable[[], float]
 GraphScope = Literal["job", "all"]
 Source = Literal["stream", "logs"]
 PlanKind = Literal["fresh", "add", "before"]
-
-
-def moment(ms: int, now_ms: int, *, day_only: bool = False) -> str:
-    """A moment for the status line, in local time: ``06:04:19`` on the day of ``now_ms``,
-    else ``Nov 28 06:04`` (``Nov 28`` with ``day_only``)."""
-    when, today = time.localtime(ms / 1000), time.localtime(now_ms / 1000)
-    if (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday):
-        return time.strftime("%H:%M:%S", when)
-    return time.strftime("%b %d" if day_only else "%b %d %H:%M", when)
 
 
 def narrows(previous: Query, query: Query) -> bool:

@@ -4,11 +4,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from samples import START_MS
 from textual.widget import Widget
 
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
-from emp_tui.app.sample import START_MS
 from emp_tui.config import AppConfig
 
 NO_CONFIG = "/nonexistent/emp-tui-tests/config.toml"

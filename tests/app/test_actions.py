@@ -6,10 +6,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from samples import sample_events
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, OptionList, RadioButton
 
-from emp_tui.app.sample import sample_events
 from emp_tui.app.screens.confirm import ConfirmScreen
 from emp_tui.app.screens.export import ExportScreen
 from emp_tui.app.screens.help import HelpScreen
@@ -38,7 +38,7 @@ def _index_of(app, predicate) -> int:  # type: ignore[no-untyped-def]
 async def test_enter_on_an_event_opens_its_job_timeline() -> None:
     app = offline_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        await _loaded(pilot, app)
+        events = await _loaded(pilot, app)
         await pilot.press("up")
         while app.stream_list.selected_event.job_id is None:  # type: ignore[union-attr]
             await pilot.press("up")
@@ -47,7 +47,14 @@ async def test_enter_on_an_event_opens_its_job_timeline() -> None:
         await pilot.pause()
         assert app.current_job == job
         assert app.timeline is not None and app.timeline.job_id == job
-        assert len(app.timeline.steps) == len(app.store.by_job(job))  # type: ignore[arg-type]
+        # Every event of that job in the sample, in time order, and nothing else: the job's
+        # nine steps, from its creation to its webhook.
+        expected = sorted((e for e in events if e.job_id == job), key=lambda e: e.timestamp)
+        assert [step.event for step in app.timeline.steps] == expected
+        assert [step.event.event_type for step in app.timeline.steps][::8] == [
+            "job.created",
+            "webhook.delivered",
+        ]
 
 
 async def test_j_opens_a_dialog_that_completes_known_job_ids() -> None:
@@ -174,6 +181,26 @@ async def test_export_format_and_overwrite_confirmation(tmp_path: Path) -> None:
         lines = target.read_text().splitlines()
         assert lines[0].startswith("id,timestamp")
         assert len(lines) == 1 + len(app.store)
+
+
+async def test_export_format_follows_the_file_name_as_in_the_cli(tmp_path: Path) -> None:
+    target = tmp_path / "story.trace.json"
+    app = offline_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        assert app.screen.query_one("#fmt-jsonl", RadioButton).value
+        app.screen.query_one("#export-path", Input).value = str(target)
+        await pilot.pause()
+        assert app.screen.query_one("#fmt-chrome-trace", RadioButton).value
+        assert app.screen.query_one("#export-path", Input).value == str(target)
+        await pilot.press("enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.last_export is not None and app.last_export.fmt == "chrome-trace"
+        assert "traceEvents" in orjson.loads(target.read_bytes())
 
 
 async def test_y_copies_the_selected_event_json() -> None:

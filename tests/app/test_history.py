@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 import redis
+from samples import START_MS
+from samples import fleet_job as job_events
 from textual.pilot import Pilot
 
 from emp_tui.analysis import handoffs, job_timeline
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
-from emp_tui.app.sample import START_MS, job_events
 from emp_tui.config import AppConfig
 from emp_tui.demo import run_scenario
 from emp_tui.events import TelemetryEvent

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import redis
 from redisproc import RedisProcess
+from samples import sample_events
 from textual.pilot import Pilot
 
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
-from emp_tui.app.sample import sample_events
 from emp_tui.config import AppConfig
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events

@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from samples import sample_events
 from textual.pilot import Pilot
 
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
-from emp_tui.app.sample import sample_events
 from emp_tui.config import AppConfig
 
 from .conftest import FIXED_NOW, offline_app

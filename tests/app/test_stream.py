@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from samples import flood, sample_events
 from textual import events
 from textual.widgets import Static
 
-from emp_tui.app.sample import flood, sample_events
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.events import TelemetryEvent
@@ -184,11 +184,12 @@ async def test_hostile_event_text_is_inert(size: tuple[int, int]) -> None:
         line = "".join(segment.text for segment in stream.render_line(0))
         assert "[bold red]s" in line  # shown as typed, not as a style
         assert "\x1b" not in line and "\u202e" not in line
-        assert "\u241b" in line  # ESC shown as a visible stand-in
+        assert "job.\\x1b]0;pwned\\x07" in line  # shown as visible escapes
         assert len(line) == stream.scrollable_content_region.width
         detail = plain(app.query_one(DetailPane).query_one(Static))
         assert "\x1b" not in detail and "\x07" not in detail and "\u202e" not in detail
         assert "[link=http://x]click[/link]" in detail
+        assert "a\\u202eb" in detail  # a JSON escape: the detail stays valid JSON
         # The screen still has every part where it belongs.
         assert app.query_one("#status").region.y == size[1] - 2
         assert app.query_one(FilterBar).region.y == 0

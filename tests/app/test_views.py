@@ -3,8 +3,9 @@ the detail following the timeline, live updates and the graph's scope."""
 
 from __future__ import annotations
 
+from samples import START_MS, fleet_job, sample_events
+
 from emp_tui.analysis import handoffs
-from emp_tui.app.sample import START_MS, job_events, sample_events
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.graph import HandoffGraph
 from emp_tui.app.widgets.timeline import TimelineView
@@ -65,7 +66,7 @@ async def test_gap_over_the_threshold_is_found_and_the_threshold_is_adjustable()
 async def test_open_timeline_follows_new_events_of_its_job() -> None:
     app = offline_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        flow = job_events(42, START_MS)
+        flow = fleet_job(42, START_MS)
         app.add_events(flow[:3])
         app.drain_now()
         app.open_job("job-0042")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from rich.color import Color as RichColor
+from samples import crossing_job, fleet_edges
 from textual.widgets import Static
 
 from emp_tui.analysis import HandoffEdge, handoffs
-from emp_tui.app.widgets.colors import ERROR_COLOR, WARN_COLOR
+from emp_tui.app.style import ERROR_COLOR, WARN_COLOR
 from emp_tui.app.widgets.graph import HandoffDiagram, HandoffGraph, HandoffTable
 
 from .apps import GraphApp
 from .conftest import lines, strips
-from .sample import fleet_edges, job_events
 
 X = "\N{MULTIPLICATION SIGN}"
 
@@ -98,7 +98,7 @@ async def test_given_nodes_set_the_box_order() -> None:
 
 
 async def test_scope_toggle_posts_and_relabels() -> None:
-    app = GraphApp(handoffs(job_events()), detail="job_7f3a")
+    app = GraphApp(handoffs(crossing_job()), detail="job_7f3a")
     async with app.run_test(size=(100, 30)) as pilot:
         graph = app.query_one(HandoffGraph)
         label = app.query_one("#graph-scope", Static)

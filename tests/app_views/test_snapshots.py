@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from samples import crossing_job, crossing_timeline, fleet_edges
 
 from emp_tui.analysis import handoffs
 
 from .apps import GraphApp, TimelineApp
-from .sample import fleet_edges, job_events, job_timeline_sample
 
 SIZES = [(160, 48), (80, 24)]
 
@@ -21,7 +21,7 @@ SIZES = [(160, 48), (80, 24)]
 @pytest.mark.parametrize("size", SIZES, ids=["160x48", "80x24"])
 def test_timeline(snap_compare: Any, size: tuple[int, int]) -> None:
     # "n" puts the cursor on the step after the 12.3 s gap.
-    assert snap_compare(TimelineApp(job_timeline_sample()), terminal_size=size, press=["n"])
+    assert snap_compare(TimelineApp(crossing_timeline()), terminal_size=size, press=["n"])
 
 
 def test_timeline_unknown_job(snap_compare: Any) -> None:
@@ -36,7 +36,7 @@ def test_graph_all_jobs(snap_compare: Any, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=["160x48", "80x24"])
 def test_graph_one_job(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(GraphApp(handoffs(job_events()), detail="job_7f3a"), terminal_size=size)
+    assert snap_compare(GraphApp(handoffs(crossing_job()), detail="job_7f3a"), terminal_size=size)
 
 
 def test_graph_empty(snap_compare: Any) -> None:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from samples import HOSTILE, JOB, T0, crossing_job, crossing_timeline, job_event
 from textual.color import Color
 from textual.widgets import Static
 
 from emp_tui.analysis import Gap, Timeline, job_timeline
-from emp_tui.app.widgets.colors import ERROR_COLOR, service_color
+from emp_tui.app.style import ERROR_COLOR, service_color
 from emp_tui.app.widgets.timeline import StepList, SwimLanes, TimelineView
 
 from .apps import TimelineApp
 from .conftest import lines, strips
-from .sample import HOSTILE, JOB, T0, event, job_events, job_timeline_sample
 
 SIZE = (120, 40)
 GAP_STEP = 8  # comfyui.completed, 12.3 s after the previous step
@@ -32,7 +32,7 @@ def header_text(view: TimelineView) -> str:
 
 
 async def test_gap_and_error_rows_are_marked_and_styled() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         view = app.query_one(TimelineView)
@@ -70,7 +70,7 @@ async def test_gap_and_error_rows_are_marked_and_styled() -> None:
 
 
 async def test_lanes_show_one_row_per_service_and_the_gap_on_the_axis() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         lanes = lines(app.query_one(SwimLanes))
@@ -89,7 +89,7 @@ async def test_lanes_show_one_row_per_service_and_the_gap_on_the_axis() -> None:
 
 
 async def test_slower_than_usual_step_gets_its_own_label() -> None:
-    timeline = job_timeline_sample()
+    timeline = crossing_timeline()
     steps = list(timeline.steps)
     slow_index = 5  # comfyui.executing, 300 ms after machine.assigned
     slow = Gap(
@@ -117,7 +117,7 @@ async def test_slower_than_usual_step_gets_its_own_label() -> None:
 
 
 async def test_n_and_shift_n_visit_gaps_and_errors_in_order_and_wrap() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         view = app.query_one(TimelineView)
@@ -140,7 +140,7 @@ async def test_n_and_shift_n_visit_gaps_and_errors_in_order_and_wrap() -> None:
 
 
 async def test_n_without_gaps_or_errors_leaves_the_cursor() -> None:
-    quiet = [e for e in job_events() if e.level != "error"]
+    quiet = [e for e in crossing_job() if e.level != "error"]
     timeline = job_timeline(quiet, JOB, gap_ms=60_000)
     assert not timeline.gaps
     app = TimelineApp(timeline, gap_threshold_ms=60_000)
@@ -152,7 +152,7 @@ async def test_n_without_gaps_or_errors_leaves_the_cursor() -> None:
 
 
 async def test_threshold_keys_and_method_post_gap_threshold_changed() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(TimelineView)
         await pilot.press("plus")
@@ -175,13 +175,13 @@ async def test_threshold_keys_and_method_post_gap_threshold_changed() -> None:
 
 
 async def test_recomputed_timeline_keeps_the_cursor_on_the_same_event() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(TimelineView)
         await pilot.press("n", "n")
         assert view.cursor == ERROR_STEP
         # What the app does on GapThresholdChanged: recompute with the new threshold.
-        view.set_timeline(job_timeline_sample(gap_ms=1_000), gap_threshold_ms=1_000)
+        view.set_timeline(crossing_timeline(gap_ms=1_000), gap_threshold_ms=1_000)
         await pilot.pause()
         assert view.cursor == ERROR_STEP
         shown = lines(view.query_one(StepList))
@@ -189,20 +189,20 @@ async def test_recomputed_timeline_keeps_the_cursor_on_the_same_event() -> None:
         assert len(gap_rows) == 4  # 1.8 s, 1.5 s, 12.3 s, 2.1 s are all over 1 s
         assert all("(threshold 1s)" in line for line in gap_rows)
         # Another job: back to its first step.
-        view.set_timeline(job_timeline_sample(job_id="job_other"))
+        view.set_timeline(crossing_timeline(job_id="job_other"))
         await pilot.pause()
         assert view.cursor == 0
         assert "job_other" in header_text(view)
 
 
 async def test_enter_posts_event_selected_with_the_event_under_the_cursor() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down", "down", "enter")
         await pilot.pause()
         selected = [m for m in app.posted if isinstance(m, TimelineView.EventSelected)]
         assert len(selected) == 1
-        assert selected[0].event == job_events()[2]
+        assert selected[0].event == crossing_job()[2]
         assert selected[0].event.id == f"{T0 + 340}-3"
         assert selected[0].step_index == 2
         assert selected[0].control is app.query_one(TimelineView)
@@ -213,7 +213,7 @@ async def test_enter_posts_event_selected_with_the_event_under_the_cursor() -> N
 
 
 async def test_clicking_a_step_selects_it() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         view = app.query_one(TimelineView)
@@ -251,7 +251,7 @@ async def test_empty_and_unknown_job_say_so() -> None:
         assert "no events for job job_none" in "\n".join(
             lines(view.query_one("#timeline-empty", Static))
         )
-        view.set_timeline(job_timeline_sample())
+        view.set_timeline(crossing_timeline())
         await pilot.pause()
         assert view.query_one(StepList).display
         assert not view.query_one("#timeline-empty", Static).display
@@ -260,9 +260,9 @@ async def test_empty_and_unknown_job_say_so() -> None:
 async def test_markup_control_characters_and_huge_values_render_inert() -> None:
     huge = "x" * 10_000
     events = [
-        event(1, 0, "api-server", "job.created", {"message": HOSTILE}),
-        event(2, 50, "[red]evil[/red]\x1b]0;pwned\x07", "job.\r\bqueued", {"blob": huge}),
-        event(3, 90, "worker", "job.claimed", {"note": "line1\nline2\u202eright-to-left"}),
+        job_event(1, 0, "api-server", "job.created", {"message": HOSTILE}),
+        job_event(2, 50, "[red]evil[/red]\x1b]0;pwned\x07", "job.\r\bqueued", {"blob": huge}),
+        job_event(3, 90, "worker", "job.claimed", {"note": "line1\nline2\u202eright-to-left"}),
     ]
     timeline = job_timeline(events, JOB)
     app = TimelineApp(timeline)
@@ -295,7 +295,7 @@ async def test_markup_control_characters_and_huge_values_render_inert() -> None:
 async def test_a_thousand_events_scroll_and_navigate() -> None:
     services = ["api-server", "worker", "machine", "webhook-service"]
     events = [
-        event(
+        job_event(
             n,
             n * 37 + (9_000 if n >= 700 else 0),
             services[(n // 5) % 4],
@@ -325,7 +325,7 @@ async def test_a_thousand_events_scroll_and_navigate() -> None:
 
 
 async def test_live_update_follows_new_steps_only_from_the_last_step() -> None:
-    events = job_events()
+    events = crossing_job()
     app = TimelineApp(job_timeline(events[:6], JOB))
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(TimelineView)
@@ -343,7 +343,7 @@ async def test_live_update_follows_new_steps_only_from_the_last_step() -> None:
 
 
 async def test_clicking_a_lane_moves_the_cursor_to_the_nearest_step() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         lanes = app.query_one(SwimLanes)
@@ -363,7 +363,7 @@ async def test_clicking_a_lane_moves_the_cursor_to_the_nearest_step() -> None:
 async def test_set_timeline_before_mount_is_shown_on_mount() -> None:
     app = TimelineApp(None, job_id="job_later")
     view = TimelineView(id="other")
-    view.set_timeline(job_timeline_sample(), gap_threshold_ms=2_000)
+    view.set_timeline(crossing_timeline(), gap_threshold_ms=2_000)
     async with app.run_test(size=SIZE) as pilot:
         await app.mount(view, before=0)
         await pilot.pause()
@@ -373,7 +373,7 @@ async def test_set_timeline_before_mount_is_shown_on_mount() -> None:
 
 
 async def test_lanes_hide_in_a_short_pane_and_l_toggles_them() -> None:
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=(120, 12)) as pilot:
         await pilot.pause()
         lanes = app.query_one(SwimLanes)
@@ -385,14 +385,14 @@ async def test_lanes_hide_in_a_short_pane_and_l_toggles_them() -> None:
         await pilot.press("l")
         await pilot.pause()
         assert not lanes.display
-    app = TimelineApp(job_timeline_sample())
+    app = TimelineApp(crossing_timeline())
     async with app.run_test(size=(120, 14)) as pilot:
         await pilot.pause()
         assert app.query_one(SwimLanes).display  # 14 rows: room for 6 steps under them
 
 
 async def test_header_says_how_long_an_open_job_has_been_silent() -> None:
-    open_job = [ev for ev in job_events() if ev.event_type not in ("job.completed", "job.failed")]
+    open_job = [ev for ev in crossing_job() if ev.event_type not in ("job.completed", "job.failed")]
     last = max(ev.timestamp for ev in open_job)
     quiet = job_timeline(open_job, JOB, now_ms=last + 42_000)
     assert quiet.status == "running"

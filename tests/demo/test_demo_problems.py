@@ -20,7 +20,9 @@ import pytest
 import redis
 from redisproc import RedisProcess
 
-from emp_tui.demo.sim import FaultRates, SimConfig, Simulation
+from emp_tui.demo.model import FaultRates, SimConfig
+from emp_tui.demo.scenarios import STORY_AT_MS, apply_scenario
+from emp_tui.demo.sim import Simulation
 from emp_tui.events import TelemetryEvent, decode
 from emp_tui.problems import SEVERITY_RANK, Facts, Finding, find_problems, slow_jobs
 
@@ -53,8 +55,10 @@ def simulate(
     """Run the simulated services for ``seconds`` of simulated time and read back every event
     they wrote (a stream key of the run's own)."""
     stream = f"emp:events:{scenario}:{seed}:{seconds}"
-    config = SimConfig(seed=seed, scenario=scenario, faults=faults)
+    config = SimConfig(seed=seed, faults=faults)
     sim = Simulation(url, stream, config, start_ms=START_MS)
+    if scenario is not None:
+        apply_scenario(sim, scenario, at_ms=STORY_AT_MS)
     events: list[TelemetryEvent] = []
     last = "0-0"
     with redis.Redis.from_url(url) as client:
@@ -68,9 +72,9 @@ def simulate(
                 last = entry_id.decode()
         sim.close(timeout=10)
         client.delete(stream)
-    assert sim.error is None and sim.dropped == 0
+    assert sim.error is None and sim.unsent == 0
     gpus = [plan.id for plan in sim.machine_plans if plan.kind == "gpu"]
-    return Story(events, START_MS + config.story_at_ms, dict(sim.story_jobs), gpus)
+    return Story(events, START_MS + STORY_AT_MS, dict(sim.story_jobs), gpus)
 
 
 # -- fixtures -------------------------------------------------------------------------------

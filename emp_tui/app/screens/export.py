@@ -1,5 +1,9 @@
 """The export dialog: a path (with a sensible default) and a format; asks before overwriting.
-It only asks: the app's export worker writes the file (with :mod:`emp_tui.export`)."""
+It only asks: the app's export worker writes the file (with :mod:`emp_tui.export`).
+
+The format follows the file name as in the CLI (:func:`emp_tui.export.format_for_path`):
+typing ``story.trace.json`` selects chrome-trace, and picking a format swaps the name's ending.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet
 
-from emp_tui.app.render import inert
 from emp_tui.app.screens.confirm import ConfirmScreen
 from emp_tui.app.widgets.inputs import AppInput
-from emp_tui.export import FORMATS
-
-EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "json": ".json", "chrome-trace": ".trace.json"}
+from emp_tui.export import FORMATS, format_for_path, with_format
+from emp_tui.text import inert
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,6 @@ class ExportRequest:
     path: Path
     fmt: str
     overwrite: bool
-
-
-def with_format(path: str, fmt: str) -> str:
-    """``path`` with its export extension swapped for ``fmt``'s."""
-    for extension in sorted(EXTENSIONS.values(), key=len, reverse=True):
-        if path.endswith(extension):
-            return path[: -len(extension)] + EXTENSIONS[fmt]
-    return path
 
 
 class ExportScreen(ModalScreen[ExportRequest | None]):
@@ -74,6 +68,13 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
         path_input.value = with_format(path_input.value, fmt)
         self.fmt = fmt
 
+    @on(Input.Changed, "#export-path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        named = format_for_path(event.value)
+        if named is not None and named != self.fmt:
+            self.fmt = named
+            self.query_one(f"#fmt-{named}", RadioButton).value = True
+
     @on(Input.Submitted)
     def _path_submitted(self) -> None:
         self._submit()
@@ -91,6 +92,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
             self.notify("Give a path to write to.", severity="warning")
             return
         path = Path(raw).expanduser()
+        self.fmt = format_for_path(path) or self.fmt
         if path.is_dir():
             self.notify(f"{inert(str(path), 200)} is a directory.", severity="error", markup=False)
             return

@@ -12,8 +12,8 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from emp_tui.app.render import inert
 from emp_tui.app.widgets.inputs import AppInput
+from emp_tui.text import inert
 
 SHOWN = 12
 

@@ -8,8 +8,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from emp_tui.app.render import event_json, inert
+from emp_tui.app.render import event_json
 from emp_tui.events import TelemetryEvent
+from emp_tui.text import inert
 
 _HIGHLIGHT = JSONHighlighter()
 

@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Static
 
 from emp_tui.app.messages import FilterSubmitted
-from emp_tui.app.render import inert
 from emp_tui.app.widgets.inputs import AppInput
+from emp_tui.text import inert
 
 HISTORY_SIZE = 100
 

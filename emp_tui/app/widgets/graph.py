@@ -38,8 +38,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from emp_tui.app.widgets.colors import ERROR_COLOR, WARN_COLOR, service_color
-from emp_tui.app.widgets.textutil import duration, inert, one_line
+from emp_tui.app.render import inert_text
+from emp_tui.app.style import ERROR_COLOR, WARN_COLOR, service_color
+from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.text import duration, inert
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
@@ -51,7 +53,6 @@ SCOPE_LABELS: Final[dict[str, str]] = {
     "job": "this job",
     "all": "all buffered jobs matching the filter",
 }
-DEFAULT_SLOW_MS: Final = 5_000
 MAX_LEVELS: Final = 6  # arc rows on each side of the boxes; further edges are in the table only
 _BOX_GAP: Final = 2
 _MAX_EXTRA_GAP: Final = 14
@@ -211,7 +212,7 @@ def diagram_lines(
     if not order:
         return [], 0
     room = width - 4 * len(order) - _BOX_GAP * (len(order) - 1)
-    labels = _fit_names([_narrow(one_line(n, 80)) for n in order], room)
+    labels = _fit_names([_narrow(inert(n, 80)) for n in order], room)
     if labels is None:
         return [], len(edges)
     index = {name: i for i, name in enumerate(order)}
@@ -376,7 +377,7 @@ def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> lis
     A narrow table first shortens the names (down to 10 cells), then drops the ``max`` and
     ``p50`` columns and the notes (the row colour still tells), then cuts the rows."""
     rows = sort_edges(edges, slow_ms)
-    natural = max((len(one_line(n, 40)) for e in rows for n in (e.source, e.target)), default=4)
+    natural = max((len(inert(n, 40)) for e in rows for n in (e.source, e.target)), default=4)
     name_w = min(max(natural, 4), 18)
     columns = list(_TABLE_COLUMNS)
     flagged = any(is_failing(e) or is_slow(e, slow_ms) for e in rows)
@@ -422,7 +423,7 @@ def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> lis
 
 
 def _name_cell(name: str, width: int) -> Text:
-    cell = inert(name, service_color(name), limit=80)
+    cell = inert_text(name, service_color(name), limit=80)
     cell.truncate(width, overflow="ellipsis", pad=True)
     return cell
 
@@ -522,7 +523,7 @@ class HandoffGraph(VerticalScroll, can_focus=True):
         *,
         nodes: Sequence[str] | None = None,
         scope: Scope = "job",
-        slow_ms: float = DEFAULT_SLOW_MS,
+        slow_ms: float = DEFAULT_GAP_MS,
         detail: str = "",
         name: str | None = None,
         id: str | None = None,
@@ -589,7 +590,7 @@ class HandoffGraph(VerticalScroll, can_focus=True):
         text.append(SCOPE_LABELS.get(self.scope, self.scope), style="bold")
         if self.detail:
             text.append(" (")
-            text.append_text(inert(self.detail, limit=80))
+            text.append_text(inert_text(self.detail, limit=80))
             text.append(")")
         text.append("\n")
         if self.edges:

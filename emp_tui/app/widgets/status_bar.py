@@ -7,21 +7,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from emp_tui.app.render import inert
-from emp_tui.app.state import RangeView, moment
+from emp_tui.app.state import RangeView
+from emp_tui.app.style import (
+    ERROR_COLOR,
+    ERROR_TEXT_COLOR,
+    NOTICE_COLOR,
+    OFFLINE_COLOR,
+    OK_COLOR,
+    PENDING_COLOR,
+    RATE_COLOR,
+)
+from emp_tui.sources import ConnectionState
+from emp_tui.text import inert, moment
+
+SourceState = ConnectionState | Literal["offline"]
+"""The live reader's state, or ``offline``: reading files, no Redis."""
 
 _BARS = "▁▂▃▄▅▆▇█"
-_STATE_STYLE = {
-    "connected": ("●", "bold #5fd787"),
-    "connecting": ("◌", "bold #ffd75f"),
-    "reconnecting": ("○", "bold #ff5f5f"),
-    "disconnected": ("○", "bold #ff5f5f"),
-    "offline": ("■", "bold #87afd7"),
+_STATE_STYLE: Final[dict[SourceState, tuple[str, str]]] = {
+    "connected": ("●", f"bold {OK_COLOR}"),
+    "connecting": ("◌", f"bold {PENDING_COLOR}"),
+    "reconnecting": ("○", f"bold {ERROR_COLOR}"),
+    "disconnected": ("○", f"bold {ERROR_COLOR}"),
+    "offline": ("■", f"bold {OFFLINE_COLOR}"),
 }
 
 
@@ -36,7 +50,7 @@ def sparkline(values: Sequence[float]) -> str:
 
 @dataclass(frozen=True)
 class Status:
-    state: str = "connecting"
+    state: SourceState = "connecting"
     source: str = ""
     error: str | None = None
     rates: Sequence[int] = field(default_factory=tuple)
@@ -71,13 +85,13 @@ class StatusBar(Widget):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {mark} {s.state}", style)
         if s.error:
-            text.append(f" — {inert(s.error, 80)}", "#ff8787")
+            text.append(f" — {inert(s.error, 80)}", ERROR_TEXT_COLOR)
         elif s.source and s.range is None:
             text.append(f" {inert(s.source, 60)}", "dim")
         rate = s.rates[-1] if s.rates else 0
         text.append("  │ ")
         text.append(f"{rate:,}/s ", "bold")
-        text.append(sparkline(list(s.rates)[-20:]), "#5fafff")
+        text.append(sparkline(list(s.rates)[-20:]), RATE_COLOR)
         text.append("  │ ")
         text.append(f"{s.shown:,}", "bold")
         if s.range is None:
@@ -87,15 +101,15 @@ class StatusBar(Widget):
         else:
             _range_parts(text, s.range)
         if s.paused_new is not None and (s.range is None or s.range.held_back is None):
-            text.append(f"  │ ‖ paused, {s.paused_new:,} new", "bold #ffd75f")
+            text.append(f"  │ ‖ paused, {s.paused_new:,} new", f"bold {PENDING_COLOR}")
         if s.malformed:
-            text.append(f"  │ {s.malformed:,} malformed", "bold #ffaf00")
+            text.append(f"  │ {s.malformed:,} malformed", f"bold {NOTICE_COLOR}")
         if s.dropped and s.range is None:
-            text.append(f"  │ {s.dropped:,} dropped", "bold #ffaf00")
+            text.append(f"  │ {s.dropped:,} dropped", f"bold {NOTICE_COLOR}")
         if s.collector_lag is not None:
             text.append(f"  │ collector lag {s.collector_lag:,}")
             if s.collector_state and s.collector_state != "running":
-                text.append(f" ({inert(s.collector_state, 20)})", "#ffaf00")
+                text.append(f" ({inert(s.collector_state, 20)})", NOTICE_COLOR)
         if s.range is not None and s.source and not s.error:
             text.append(f"  │ {inert(s.source, 60)}", "dim")
         return text
@@ -110,12 +124,12 @@ def _range_parts(text: Text, r: RangeView) -> None:
         text.append(" of the loaded", "dim")
     if r.loading is not None:
         text.append("  │ ")
-        text.append(f"loading {r.loading:,}", "bold #ffd75f")
+        text.append(f"loading {r.loading:,}", f"bold {PENDING_COLOR}")
         if r.loading_total:
             approx = "" if r.loading_exact else "~"
-            text.append(f" / {approx}{r.loading_total:,}", "#ffd75f")
+            text.append(f" / {approx}{r.loading_total:,}", PENDING_COLOR)
         elif r.loading_percent is not None:
-            text.append(f" ({r.loading_percent}%)", "#ffd75f")
+            text.append(f" ({r.loading_percent}%)", PENDING_COLOR)
         text.append(" · Esc stops", "dim")
     else:
         text.append(f" · {r.loaded:,} loaded")
@@ -140,10 +154,11 @@ def _range_parts(text: Text, r: RangeView) -> None:
         count = "some" if r.left_out < 0 else f"~{r.left_out:,}"
         text.append(
             f"  │ cap {r.capacity:,}: {count} older left out · narrow with since:/until: or ]",
-            "bold #ffaf00",
+            f"bold {NOTICE_COLOR}",
         )
     if r.held_back is not None:
         why = "until: in the filter" if r.closed_by_filter else "f follows"
         text.append(
-            f"  │ ‖ looking at the past, {r.held_back:,} new not taken · {why}", "bold #ffd75f"
+            f"  │ ‖ looking at the past, {r.held_back:,} new not taken · {why}",
+            f"bold {PENDING_COLOR}",
         )

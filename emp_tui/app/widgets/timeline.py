@@ -48,8 +48,18 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from emp_tui.app.widgets.colors import ERROR_COLOR, LEVEL_GLYPH, WARN_COLOR, service_color
-from emp_tui.app.widgets.textutil import data_summary, duration, inert, offset, one_line
+from emp_tui.app.render import inert_text
+from emp_tui.app.style import (
+    ERROR_COLOR,
+    LEVEL_MARKS,
+    OK_COLOR,
+    RUNNING_COLOR,
+    WARN_COLOR,
+    service_color,
+)
+from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.events import LEVEL_RANK
+from emp_tui.text import data_summary, duration, inert, offset
 
 if TYPE_CHECKING:
     from typing import Self
@@ -60,7 +70,6 @@ if TYPE_CHECKING:
     from emp_tui.app.state import JobView
     from emp_tui.events import TelemetryEvent
 
-DEFAULT_GAP_THRESHOLD_MS: Final = 5_000
 # What + and - step through; a threshold set in between moves to the next value in the list.
 THRESHOLD_STEPS_MS: Final = (
     100,
@@ -74,12 +83,11 @@ THRESHOLD_STEPS_MS: Final = (
     60_000,
     300_000,
 )
-_RANK: Final = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 _STATUS_STYLE: Final = {
-    "completed": "bold #5fc75f",
+    "completed": f"bold {OK_COLOR}",
     "failed": f"bold {ERROR_COLOR}",
     "stalled": f"bold {WARN_COLOR}",
-    "running": "bold #5f9fff",
+    "running": f"bold {RUNNING_COLOR}",
     "unknown": "dim",
 }
 # With less room than this for steps under the lanes, the lanes hide (``l`` shows them).
@@ -192,7 +200,7 @@ class StepList(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._timeline: Timeline | None = None
-        self._threshold_ms = DEFAULT_GAP_THRESHOLD_MS
+        self._threshold_ms = DEFAULT_GAP_MS
         # (step index, is the gap row before that step)
         self._rows: list[tuple[int, bool]] = []
         self._row_of_step: list[int] = []
@@ -220,8 +228,8 @@ class StepList(ScrollView, can_focus=True, inherit_bindings=False):
                 rows.append((index, True))
             row_of_step.append(len(rows))
             rows.append((index, False))
-            service_len = max(service_len, len(one_line(step.event.service, _MAX_LABEL + 1)))
-            type_len = max(type_len, len(one_line(step.event.event_type, _MAX_TYPE + 1)))
+            service_len = max(service_len, len(inert(step.event.service, _MAX_LABEL + 1)))
+            type_len = max(type_len, len(inert(step.event.event_type, _MAX_TYPE + 1)))
         self._rows = rows
         self._row_of_step = row_of_step
         self._service_len = service_len
@@ -386,16 +394,16 @@ class StepList(ScrollView, can_focus=True, inherit_bindings=False):
         delta_style = "bold" if step.gap is not None else "dim"
         summary = data_summary(event.data, limit=max(cols.data, 1) + 1)
         if event.malformed:
-            summary = f"malformed: {one_line(event.malformed, 80)}  {summary}"
+            summary = f"malformed: {inert(event.malformed, 80)}  {summary}"
         return Text.assemble(
             _cell(flag, _Columns.FLAG, flag_style),
             _cell(offset(step.offset_ms), _Columns.OFFSET, right=True),
             " ",
             _cell(offset(step.delta_ms), _Columns.DELTA, delta_style, right=True),
             "  ",
-            _cell(one_line(event.service, 80), cols.service, service_color(event.service)),
+            _cell(inert(event.service, 80), cols.service, service_color(event.service)),
             " ",
-            _cell(one_line(event.event_type, 120), cols.event_type),
+            _cell(inert(event.event_type, 120), cols.event_type),
             " ",
             _cell(summary, cols.data, "" if event.malformed is None else WARN_COLOR),
             no_wrap=True,
@@ -408,13 +416,13 @@ class StepList(ScrollView, can_focus=True, inherit_bindings=False):
             indent,
             gap_label(gap, self._threshold_ms),
             "   ",
-            inert(gap.from_service, limit=40),
+            inert_text(gap.from_service, limit=40),
             " → ",
-            inert(gap.to_service, limit=40),
+            inert_text(gap.to_service, limit=40),
             "   ",
-            inert(gap.from_type, limit=60),
+            inert_text(gap.from_type, limit=60),
             " → ",
-            inert(gap.to_type, limit=60),
+            inert_text(gap.to_type, limit=60),
             no_wrap=True,
             end="",
         )
@@ -486,7 +494,7 @@ class SwimLanes(Widget):
 
 def _lane_geometry(timeline: Timeline, width: int) -> tuple[int, int]:
     """(cells for the service names, cells for the time axis) at ``width``."""
-    names = (len(one_line(s, _MAX_LABEL + 1)) for s in timeline.services)
+    names = (len(inert(s, _MAX_LABEL + 1)) for s in timeline.services)
     label_w = min(max(names, default=1), _MAX_LABEL)
     return label_w, width - label_w - 2
 
@@ -543,10 +551,10 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
         if lane is None:
             continue
         level = step.event.level
-        rank = _RANK.get(level, 1)
+        rank = LEVEL_RANK.get(level, LEVEL_RANK["info"])
         if rank >= ranks[lane][c]:
             ranks[lane][c] = rank
-            glyphs[lane][c] = LEVEL_GLYPH.get(level, "●")
+            glyphs[lane][c] = LEVEL_MARKS.get(level, LEVEL_MARKS["info"])
             if level == "error":
                 styles[lane][c] = f"bold {ERROR_COLOR}"
             elif level == "warn":
@@ -559,7 +567,7 @@ def lane_lines(timeline: Timeline, width: int, cursor: int) -> list[Text]:
     lines: list[Text] = []
     for lane, service in enumerate(services):
         line = Text(no_wrap=True, end="")
-        line.append_text(_cell(one_line(service, 80), label_w, colors[lane], right=True))
+        line.append_text(_cell(inert(service, 80), label_w, colors[lane], right=True))
         line.append(" │", style="dim")
         _append_cells(line, glyphs[lane], styles[lane])
         lines.append(line)
@@ -669,7 +677,7 @@ class TimelineView(Widget):
         self,
         timeline: Timeline | None = None,
         *,
-        gap_threshold_ms: int = DEFAULT_GAP_THRESHOLD_MS,
+        gap_threshold_ms: int = DEFAULT_GAP_MS,
         job_id: str | None = None,
         name: str | None = None,
         id: str | None = None,
@@ -847,7 +855,7 @@ class TimelineView(Widget):
             job = self._job_id
             message = Text("no events for job ", end="") if job else Text("no job selected", end="")
             if job:
-                message.append_text(inert(job, "bold", limit=120))
+                message.append_text(inert_text(job, "bold", limit=120))
             self._empty.update(message)
         self._header.update(self._header_text())
         note = self._note_text()
@@ -878,7 +886,7 @@ class TimelineView(Widget):
         timeline = self._timeline
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append("job ", style="dim")
-        text.append_text(inert(self._job_id or "-", "bold", limit=80))
+        text.append_text(inert_text(self._job_id or "-", "bold", limit=80))
         if timeline is not None and timeline.steps:
             text.append("  ")
             text.append(timeline.status, style=_STATUS_STYLE.get(timeline.status, ""))
@@ -917,7 +925,7 @@ class TimelineView(Widget):
             return None
         first = timeline.steps[0].event.event_type
         text = Text("⚠ may lack its start: ", style=f"bold {WARN_COLOR}")
-        text.append_text(inert(first, "bold", limit=60))
+        text.append_text(inert_text(first, "bold", limit=60))
         text.append(
             f" is its first event held, {duration(whole.missing_start_ms)} after the oldest "
             "event the sources hold; earlier ones were trimmed away or never read",

@@ -1,0 +1,204 @@
+"""What every command shares: exit codes, the one-line error, the settings, the query built
+from the arguments, and reading the events the query asks for from Redis and files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from emp_tui.text import inert
+
+if TYPE_CHECKING:
+    from emp_tui.events import TelemetryEvent
+    from emp_tui.query import Query
+    from emp_tui.sources import SourceError
+
+EXIT_FOUND: Final = 0
+EXIT_NOTHING: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_SOURCE: Final = 3
+EXIT_INTERNAL: Final = 4
+
+NEGATED_MARK: Final = "\0"
+"""Put before a query word that starts with ``-`` so that argparse takes it for a word, not an
+option (no argument from a command line can hold a NUL); taken off again by query_text."""
+
+
+class CliError(Exception):
+    """A failure to report in one line, with its exit code."""
+
+    def __init__(self, message: str, code: int, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+def say(message: str) -> None:
+    """A note or an error on stderr, one line, escaped."""
+    sys.stdout.flush()  # keep stdout and stderr in order on a terminal
+    print(f"emp-tui: {inert(message)}", file=sys.stderr)
+
+
+def notes(lines: Iterable[str]) -> None:
+    for line in lines:
+        say(line)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# -- settings and the query -------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    redis_url: str
+    redis_explicit: bool
+    stream: str
+    files: list[Path]
+    json: bool
+
+    @property
+    def use_redis(self) -> bool:
+        return not self.files or self.redis_explicit
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    from emp_tui.config import redis_url_from_env, stream_from_env
+
+    url = getattr(args, "redis_url", None)
+    return Settings(
+        redis_url=url or redis_url_from_env(),
+        redis_explicit=url is not None,
+        stream=getattr(args, "stream", None) or stream_from_env(),
+        files=list(getattr(args, "file", None) or []),
+        json=bool(getattr(args, "json", False)),
+    )
+
+
+def quote(value: str) -> str:
+    """``value`` as one query word (quoted when it holds spaces, quotes or commas)."""
+    if value and not any(c.isspace() or c in '",' for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_SHORTCUTS: Final = (
+    ("job_id", "job"),
+    ("service", "service"),
+    ("type", "type"),
+    ("since", "since"),
+    ("until", "until"),
+    ("last", "since"),
+)
+
+
+def query_text(args: argparse.Namespace) -> str:
+    """The query the arguments ask for: the words, then the shortcut options as terms."""
+    words = [word.removeprefix(NEGATED_MARK) for word in getattr(args, "query", None) or []]
+    parts = [" ".join(words)]
+    for option, field_name in _SHORTCUTS:
+        value = getattr(args, option, None)
+        if value:
+            parts.append(f"{field_name}:{quote(value)}")
+    return " ".join(part for part in parts if part)
+
+
+def parse_query(text: str) -> Query:
+    from emp_tui.query import QueryError
+    from emp_tui.query import parse_query as parse
+
+    try:
+        return parse(text)
+    except QueryError as exc:
+        raise CliError(f"bad query: {exc}", EXIT_USAGE, exc.caret(text)) from None
+
+
+def duration_option(text: str | None, option: str, default_ms: int) -> int:
+    """A duration option (``500ms``, ``2s``, ``1m``, or plain milliseconds)."""
+    from emp_tui.query import parse_duration_ms
+
+    if text is None:
+        return default_ms
+    if text.isascii() and text.isdigit():
+        return int(text)
+    ms = parse_duration_ms(text)
+    if ms is None:
+        raise CliError(f"bad {option} {text!r}: use e.g. 500ms, 2s, 1m", EXIT_USAGE)
+    return ms
+
+
+# -- reading events ---------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    events: list[TelemetryEvent]
+    notes: list[str] = field(default_factory=list)
+
+
+def source_error(exc: SourceError) -> CliError:
+    """A source that cannot be read is exit 3; a wrong Redis URL is bad usage (2)."""
+    from emp_tui.sources import BadRedisUrl
+
+    return CliError(str(exc), EXIT_USAGE if isinstance(exc, BadRedisUrl) else EXIT_SOURCE)
+
+
+def redis_client(settings: Settings) -> Any:
+    """A connected client for the configured Redis; a CliError when there is none."""
+    from emp_tui.sources import SourceError, connect
+
+    try:
+        return connect(settings.redis_url)
+    except SourceError as exc:
+        raise source_error(exc) from None
+
+
+def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loaded:
+    """The events ``query`` matches from the configured sources, in stream order."""
+    from emp_tui.sources import FileStats, SourceError, merge, read_files, read_query
+
+    sources: list[Iterable[TelemetryEvent]] = []
+    found_notes: list[str] = []
+    stats = FileStats()
+    try:
+        if settings.files:
+            sources.append(list(read_files(settings.files, query, stats)))
+        if settings.use_redis:
+            client = redis_client(settings)
+            try:
+                sources.append(read_query(client, settings.stream, query, limit=limit))
+            finally:
+                client.close()
+    except SourceError as exc:
+        raise source_error(exc) from None
+    if stats.corrupt:
+        first = stats.problems[0] if stats.problems else ""
+        found_notes.append(f"skipped {stats.corrupt} corrupt line(s) (first: {first})")
+    events = merge(*sources)
+    if limit is not None:
+        events = events[-limit:] if limit > 0 else []
+    return Loaded(events, found_notes)
+
+
+def job_events(settings: Settings, job_id: str) -> Loaded:
+    """Everything at hand (the other jobs too: they tell what "usual" is), once it is sure
+    that ``job_id`` is among them."""
+    if settings.files and not settings.use_redis:
+        # Decoding every line of large logs takes a while: first make sure the job is there,
+        # which the pre-filter answers quickly.
+        own = load(settings, parse_query(f"job:{quote(job_id)}"))
+        if not own.events:
+            notes(own.notes)
+            raise CliError(f"no events for job {job_id!r}", EXIT_NOTHING)
+    loaded = load(settings, parse_query(""))
+    if not any(event.job_id == job_id for event in loaded.events):
+        notes(loaded.notes)
+        raise CliError(f"no events for job {job_id!r}", EXIT_NOTHING)
+    return loaded

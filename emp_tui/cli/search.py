@@ -1,0 +1,74 @@
+"""`emp-tui search` (events matching a query) and `emp-tui stream` (a live tail)."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import suppress
+
+from emp_tui.cli.common import (
+    EXIT_FOUND,
+    EXIT_NOTHING,
+    EXIT_USAGE,
+    CliError,
+    Settings,
+    load,
+    notes,
+    parse_query,
+    query_text,
+    redis_client,
+    say,
+)
+from emp_tui.cli.output import Output, event_line
+
+
+def run_search(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    query = parse_query(query_text(args))
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be 1 or more", EXIT_USAGE)
+    loaded = load(settings, query, limit=args.limit)
+    notes(loaded.notes)
+    for event in loaded.events:
+        if out.json:
+            out.record(event.to_dict())
+        else:
+            event_line(out, event)
+    if not loaded.events:
+        say(f"no events match {query.text!r}" if query.text else "no events")
+        return EXIT_NOTHING
+    if not out.json:
+        say(f"{len(loaded.events)} event(s)")
+    return EXIT_FOUND
+
+
+def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    import asyncio
+
+    from emp_tui.sources import ConnectionState, RedisTail
+
+    query = parse_query(query_text(args))
+    if settings.files and not settings.redis_explicit:
+        raise CliError("stream follows Redis; --file is not followed (use search)", EXIT_USAGE)
+    redis_client(settings).close()  # unreachable at the start: say so and stop
+
+    def state(name: ConnectionState, error: str | None) -> None:
+        if name != "disconnected":
+            say(f"{name}{f' ({error})' if error else ''}")
+
+    async def follow() -> None:
+        tail = RedisTail(settings.redis_url, settings.stream, on_state=state)
+        try:
+            async for batch in tail:
+                for event in batch:
+                    if query.matches(event):
+                        if out.json:
+                            out.record(event.to_dict())
+                        else:
+                            event_line(out, event)
+                out.flush()
+        finally:
+            await tail.aclose()
+
+    say(f"following {settings.stream} (Ctrl+C to stop)")
+    with suppress(KeyboardInterrupt):  # Ctrl+C is how a live tail ends
+        asyncio.run(follow())
+    return EXIT_FOUND

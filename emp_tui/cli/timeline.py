@@ -1,0 +1,215 @@
+"""`emp-tui timeline` (a job's steps, gaps and handoffs) and `emp-tui correlate` (the same with
+the events of its trace, workers and machines around it)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from emp_tui.app.style import ERROR_COLOR, OK_COLOR, WARN_COLOR, service_color
+from emp_tui.cli.common import (
+    EXIT_FOUND,
+    Settings,
+    duration_option,
+    job_events,
+    notes,
+    now_ms,
+)
+from emp_tui.cli.output import Output, event_line
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
+from emp_tui.text import duration, offset
+
+if TYPE_CHECKING:
+    from emp_tui.analysis import Gap, Handoff, Timeline
+    from emp_tui.events import TelemetryEvent
+
+_HANDOFF_STYLE = {True: f"bold {ERROR_COLOR}", False: "bold"}
+_STATUS_STYLE = {"completed": OK_COLOR, "failed": f"bold {ERROR_COLOR}", "stalled": WARN_COLOR}
+
+
+def gap_record(gap: Gap) -> dict[str, Any]:
+    return {
+        "kind": "gap",
+        "gapKind": gap.kind,
+        "afterIndex": gap.after_index,
+        "startMs": gap.start_ms,
+        "endMs": gap.end_ms,
+        "durationMs": gap.duration_ms,
+        "usualP95Ms": gap.usual_p95_ms,
+        "from": {"service": gap.from_service, "eventType": gap.from_type},
+        "to": {"service": gap.to_service, "eventType": gap.to_type},
+    }
+
+
+def handoff_record(handoff: Handoff) -> dict[str, Any]:
+    return {
+        "kind": "handoff",
+        "from": handoff.from_service,
+        "to": handoff.to_service,
+        "fromType": handoff.from_type,
+        "toType": handoff.to_type,
+        "startMs": handoff.start_ms,
+        "endMs": handoff.end_ms,
+        "durationMs": handoff.duration_ms,
+        "error": handoff.error,
+    }
+
+
+def timeline_record(timeline: Timeline) -> dict[str, Any]:
+    return {
+        "kind": "summary",
+        "jobId": timeline.job_id,
+        "status": timeline.status,
+        "startMs": timeline.start_ms,
+        "endMs": timeline.end_ms,
+        "durationMs": timeline.duration_ms,
+        "services": timeline.services,
+        "events": len(timeline.steps),
+        "gaps": len(timeline.gaps),
+        "silentMs": timeline.silent_ms,
+    }
+
+
+def gap_text(gap: Gap, gap_ms: int) -> str:
+    if gap.kind == "threshold":
+        why = f"over {duration(gap_ms)}"
+        if gap.usual_p95_ms is not None:
+            why += f"; usually p95 {duration(gap.usual_p95_ms)}"
+    else:
+        why = f"slower than usual: p95 {duration(gap.usual_p95_ms)}"
+    return (
+        f"gap {duration(gap.duration_ms)} ({why}) {gap.from_service} {gap.from_type} → "
+        f"{gap.to_service} {gap.to_type}"
+    )
+
+
+def _print_header(out: Output, timeline: Timeline) -> None:
+    out.line(
+        ("Job ", "bold"),
+        (timeline.job_id, "bold cyan"),
+        "  ",
+        (timeline.status, _STATUS_STYLE.get(timeline.status, "")),
+        f"  {duration(timeline.duration_ms)}  {len(timeline.steps)} event(s)  ",
+        " → ".join(timeline.services),
+    )
+
+
+def _print_gaps(out: Output, gaps: list[Gap], gap_ms: int) -> None:
+    out.line(("Gaps", "bold"), f" ({len(gaps)})")
+    for gap in gaps:
+        out.line("  ", (gap_text(gap, gap_ms), WARN_COLOR))
+
+
+def _print_handoffs(out: Output, handoffs: list[Handoff]) -> None:
+    out.line(("Handoffs", "bold"), f" ({len(handoffs)})")
+    for handoff in handoffs:
+        out.line(
+            "  ",
+            (f"{handoff.from_service:>16}", service_color(handoff.from_service)),
+            " → ",
+            (f"{handoff.to_service:<16}", service_color(handoff.to_service)),
+            (
+                f"{duration(handoff.duration_ms):>8}",
+                f"bold {ERROR_COLOR}" if handoff.error else "bold",
+            ),
+            (f"  {handoff.from_type} → {handoff.to_type}", "dim"),
+        )
+
+
+def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from emp_tui.analysis import job_handoffs, job_timeline
+
+    gap_ms = duration_option(args.gap, "--gap", DEFAULT_GAP_MS)
+    loaded = job_events(settings, args.job_id)
+    notes(loaded.notes)
+    # Live (Redis): an open job is silent up to now. Files alone are a recording: up to their
+    # newest event, or every open job in an old log would look silent for days.
+    newest = max((event.timestamp for event in loaded.events), default=None)
+    now = now_ms() if settings.use_redis or newest is None else newest
+    timeline = job_timeline(loaded.events, args.job_id, gap_ms=gap_ms, now_ms=now)
+    handoffs = job_handoffs(timeline.events, args.job_id)
+    if out.json:
+        out.record(timeline_record(timeline))
+        for step in timeline.steps:
+            out.record(
+                {
+                    "kind": "step",
+                    "offsetMs": step.offset_ms,
+                    "deltaMs": step.delta_ms,
+                    "serviceChanged": step.service_changed,
+                    "gap": step.gap is not None,
+                    "event": step.event.to_dict(),
+                }
+            )
+        for gap in timeline.gaps:
+            out.record(gap_record(gap))
+        for handoff in handoffs:
+            out.record(handoff_record(handoff))
+        return EXIT_FOUND
+    _print_header(out, timeline)
+    if timeline.silent_ms is not None and timeline.silent_ms >= gap_ms:
+        out.line(
+            ("  silent for ", f"bold {WARN_COLOR}"),
+            (duration(timeline.silent_ms), f"bold {WARN_COLOR}"),
+            ("  since its last event, with no terminal event", WARN_COLOR),
+        )
+    out.line(("      offset      delta  time", "dim"))
+    for step in timeline.steps:
+        if step.gap is not None:
+            out.line(("  ── ", WARN_COLOR), (gap_text(step.gap, gap_ms), f"bold {WARN_COLOR}"))
+        delta_style = f"bold {WARN_COLOR}" if step.gap else "dim"
+        event_line(
+            out,
+            step.event,
+            prefix=(
+                (f"{offset(step.offset_ms):>12}", ""),
+                (f"{offset(step.delta_ms):>11}", delta_style),
+                ("  ", ""),
+            ),
+        )
+    _print_gaps(out, timeline.gaps, gap_ms)
+    _print_handoffs(out, handoffs)
+    return EXIT_FOUND
+
+
+def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from emp_tui.analysis import correlate
+
+    gap_ms = duration_option(args.gap, "--gap", DEFAULT_GAP_MS)
+    window_ms = duration_option(args.window, "--window", DEFAULT_WINDOW_MS)
+    loaded = job_events(settings, args.job_id)
+    notes(loaded.notes)
+    found = correlate(
+        loaded.events, args.job_id, gap_ms=gap_ms, window_ms=window_ms, now_ms=now_ms()
+    )
+    related: list[tuple[str, str, TelemetryEvent]] = [
+        ("trace", event.trace_id, event) for event in found.by_trace
+    ]
+    for worker, events in found.by_worker.items():
+        related += [("worker", worker, event) for event in events]
+    for machine, events in found.by_machine.items():
+        related += [("machine", machine, event) for event in events]
+    if out.json:
+        summary = timeline_record(found.timeline)
+        summary["traceIds"] = found.trace_ids
+        summary["windowStartMs"] = found.window_start_ms
+        summary["windowEndMs"] = found.window_end_ms
+        out.record(summary)
+        for gap in found.timeline.gaps:
+            out.record(gap_record(gap))
+        for handoff in found.handoffs:
+            out.record(handoff_record(handoff))
+        for by, key, event in related:
+            out.record({"kind": "related", "by": by, "key": key, "event": event.to_dict()})
+        return EXIT_FOUND
+    _print_header(out, found.timeline)
+    out.line(("Trace ", "dim"), ", ".join(found.trace_ids) or "-")
+    _print_gaps(out, found.timeline.gaps, gap_ms)
+    _print_handoffs(out, found.handoffs)
+    out.line(
+        ("Related events", "bold"),
+        f" ({len(related)}; workers and machines within {duration(window_ms)} of the job)",
+    )
+    for by, key, event in related:
+        event_line(out, event, prefix=((f"  {by + ':' + key[:16]:<24} ", "dim"),))
+    return EXIT_FOUND
