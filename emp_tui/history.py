@@ -58,6 +58,7 @@ __all__ = [
     "ReadStats",
     "Span",
     "TimeRange",
+    "count_lines",
     "event_ms",
     "job_query",
     "logs_span",
@@ -143,6 +144,9 @@ class Span:
     say (before 7.0)."""
     unreadable: tuple[str, ...] = ()
     """Files that could not be read, as ``path: reason``."""
+    newest_ms: int | None = None
+    """The timestamp of the newest event, in the events' own clock (which a simulation
+    running faster than time, or a skewed host, sets apart from the stream's)."""
 
     @property
     def empty(self) -> bool:
@@ -185,9 +189,20 @@ class Holdings:
 
     @property
     def last_ms(self) -> int | None:
-        """The newest event any source holds."""
+        """The newest moment any source holds (stream time)."""
         times = [span.last_ms for span in self.spans if span.last_ms is not None]
         return max(times) if times else None
+
+    @property
+    def newest_ms(self) -> int | None:
+        """The newest event's own timestamp, over every source (its stream time when it is
+        not known)."""
+        times = [
+            span.newest_ms if span.newest_ms is not None else span.last_ms
+            for span in self.spans
+            if span.last_ms is not None
+        ]
+        return max((t for t in times if t is not None), default=None)
 
 
 def now_ms(*, live: bool, holdings: Holdings | None, clock: Clock) -> int:
@@ -195,7 +210,7 @@ def now_ms(*, live: bool, holdings: Holdings | None, clock: Clock) -> int:
     otherwise the newest event the sources hold (so that a recording's open jobs are silent
     up to its end, not for days), or the clock when they hold nothing."""
     if not live and holdings is not None:
-        newest = holdings.last_ms
+        newest = holdings.newest_ms
         if newest is not None:
             return newest
     return int(clock() * 1000)
@@ -246,6 +261,7 @@ def stream_span(client: redis.Redis, stream: str) -> Span:
     last_id = _text(last[0]) if last else None
     length = int(info.get("length", 0))
     added = info.get("entries-added")
+    newest = decode(last[0], last[1] or {}).timestamp if last and len(last) > 1 else None
     return Span(
         "stream",
         length,
@@ -254,6 +270,7 @@ def stream_span(client: redis.Redis, stream: str) -> Span:
         first_id,
         last_id,
         trimmed=None if added is None else int(added) > length,
+        newest_ms=newest,
     )
 
 
@@ -361,12 +378,13 @@ def _first_ms(data: bytes | mmap.mmap) -> int | None:
     return None
 
 
-def _last_ms(data: bytes | mmap.mmap) -> int | None:
+def _last(data: bytes | mmap.mmap) -> tuple[int, int] | None:
+    """The time and the own timestamp of the last event of ``data``."""
     for lines in _blocks_back(data, 64 << 10):
         for line in lines:
             ms = _line_ms(line)
             if ms is not None:
-                return ms
+                return ms, TelemetryEvent.from_json_line(line).timestamp
     return None
 
 
@@ -387,6 +405,21 @@ def _is_array(head: bytes) -> bool:
     return head.lstrip()[:1] == b"["
 
 
+def count_lines(path: Path) -> int:
+    """How many lines ``path`` holds (gzip undone), counted as bytes, none decoded. Raises
+    SourceError."""
+    data = _contents(path)
+    try:
+        block = 8 << 20
+        count = sum(data[at : at + block].count(b"\n") for at in range(0, len(data), block))
+        if len(data) and data[-1:] != b"\n":
+            count += 1
+        return count
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+
+
 def logs_span(paths: Iterable[Path]) -> Span:
     """What the files hold: their first and last times (from the first lines of the oldest
     file and the last lines of the newest, not from all of them), how many there are and
@@ -395,6 +428,7 @@ def logs_span(paths: Iterable[Path]) -> Span:
     files = expand_paths(paths)
     firsts: list[int] = []
     lasts: list[int] = []
+    newest: list[int] = []
     size = 0
     unreadable: list[str] = []
     for path in files:
@@ -402,9 +436,10 @@ def logs_span(paths: Iterable[Path]) -> Span:
             size += path.stat().st_size
             head = _head(path)
             if _is_array(head):
-                times = [event_ms(e) for e in read_file(path)]
-                firsts.extend(times[:1])
-                lasts.extend(times[-1:])
+                events = list(read_file(path))
+                firsts.extend(event_ms(e) for e in events[:1])
+                lasts.extend(event_ms(e) for e in events[-1:])
+                newest.extend(e.timestamp for e in events[-1:])
                 continue
             first = _first_ms(head)
             if first is not None:
@@ -412,12 +447,13 @@ def logs_span(paths: Iterable[Path]) -> Span:
             if head[:2] != b"\x1f\x8b" and not path.name.endswith(".gz"):
                 data = _contents(path)
                 try:
-                    last = _last_ms(data)
+                    last = _last(data)
                 finally:
                     if isinstance(data, mmap.mmap):
                         data.close()
                 if last is not None:
-                    lasts.append(last)
+                    lasts.append(last[0])
+                    newest.append(last[1])
             elif first is not None:
                 lasts.append(first)  # a rotated file ends before the next begins
         except (SourceError, OSError) as exc:
@@ -430,6 +466,7 @@ def logs_span(paths: Iterable[Path]) -> Span:
         files=len(files),
         size=size,
         unreadable=tuple(unreadable),
+        newest_ms=max(newest) if newest else None,
     )
 
 

@@ -77,6 +77,7 @@ def test_the_stream_says_what_it_holds(client: redis.Redis) -> None:
     assert span.count == len(events)
     assert (span.first_id, span.last_id) == (events[0].id, events[-1].id)
     assert (span.first_ms, span.last_ms) == (event_ms(events[0]), event_ms(events[-1]))
+    assert span.newest_ms == events[-1].timestamp
 
 
 def test_the_logs_say_what_they_hold_from_their_ends(tmp_path: Path) -> None:
@@ -85,6 +86,7 @@ def test_the_logs_say_what_they_hold_from_their_ends(tmp_path: Path) -> None:
     span = logs_span([tmp_path])
     assert span.files == 3 and span.count is None and span.size > 0
     assert (span.first_ms, span.last_ms) == (event_ms(events[0]), event_ms(events[-1]))
+    assert span.newest_ms == events[-1].timestamp
     (tmp_path / "events.log.5.gz").write_bytes(b"\x1f\x8b not gzip at all")
     span = logs_span([tmp_path])
     assert span.first_ms == event_ms(events[0])
@@ -227,6 +229,9 @@ def test_now_is_the_clock_live_and_the_newest_event_held_otherwise() -> None:
     assert now_ms(live=True, holdings=held, clock=lambda: 20.0) == 20_000
     assert now_ms(live=False, holdings=held, clock=lambda: 20.0) == 9_000
     assert now_ms(live=False, holdings=Holdings(), clock=lambda: 20.0) == 20_000
+    # The events' own clock where it is known (a simulation faster than time sets it apart).
+    sped = Holdings(Span("stream", 3, 100, 5_000, newest_ms=70_000))
+    assert now_ms(live=False, holdings=sped, clock=lambda: 20.0) == 70_000
 
 
 def test_a_job_that_begins_after_its_creation_near_the_sources_start_may_lack_it() -> None:

@@ -696,7 +696,7 @@ class AppState:
         stream; otherwise the newest event the sources hold (the newest at hand when they
         have not said), so that a recording's jobs are silent (or stalled) relative to the
         rest of it."""
-        if not self.live and self.holdings.last_ms is None and self.store:
+        if not self.live and self.holdings.newest_ms is None and self.store:
             return self.store[-1].timestamp
         return history_now_ms(live=self.live, holdings=self.holdings, clock=self.clock)
 
