@@ -449,6 +449,19 @@ class EmpTuiApp(App[int]):
 
     @on(FollowChanged)
     def _on_follow_changed(self, message: FollowChanged) -> None:
+        """Following again (f, End, space) from the past: the newest are read again first;
+        a filter whose until: ends in the past cannot follow."""
+        state = self.state
+        if message.follow and state.detached:
+            target = state.effective_range()
+            if state.newest_gone and target is not None:
+                self._load(state.plan_for(target))
+            elif state.query.until_ms is not None:
+                self.notify(
+                    "The filter's until: ends the range in the past: clear it to follow.",
+                    severity="warning",
+                )
+                self.stream_list.follow = False
         self._push_status()
 
     @on(JobRequested)
@@ -553,19 +566,8 @@ class EmpTuiApp(App[int]):
             self.action_follow()
 
     def action_follow(self) -> None:
-        """Follow the newest events; from the past (a page of older history pushed the
-        newest out), the newest are loaded again first."""
-        state = self.state
-        if state.newest_gone:
-            target = state.effective_range()
-            if target is not None:
-                self._load(state.plan_for(target))
-        elif state.detached:
-            self.notify(
-                "The filter's until: ends the range in the past: clear it to follow.",
-                severity="warning",
-            )
-            return
+        """Follow the newest events (from the past, they are read again first: see
+        _on_follow_changed)."""
         self.stream_list.follow = True
 
     def action_cancel_load(self) -> None:
