@@ -65,6 +65,7 @@ from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
 from emp_tui.history import (
     Holdings,
+    JobHistory,
     ReadStats,
     logs_span,
     probe_stream,
@@ -1024,7 +1025,12 @@ class EmpTuiApp(App[int]):
     @on(JobFetched)
     def _on_job_fetched(self, message: JobFetched) -> None:
         if message.job is None:
-            self._report(f"cannot read job {message.job_id}: {message.error}")
+            error = f"cannot read job {message.job_id}: {message.error}"
+            self._report(error)
+            # What is held is all there is to show; the header stops saying it is reading.
+            failed = JobHistory(message.job_id, [], self.state.holdings, (error,))
+            if self.state.job_fetched(failed):
+                self._show_timeline()
             return
         for note in message.job.notes:
             self._report(note)
