@@ -162,6 +162,15 @@ def start_producer(url: str, rate: int, seconds: float) -> subprocess.Popen[byte
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM where Linux tells it (ru_maxrss is kept across exec, so a
+    child started by a parent that held a lot would report the parent's), else ru_maxrss."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
