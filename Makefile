@@ -44,3 +44,4 @@ clean:
 # SVG (and PNG with rsvg-convert or cairosvg) of the app from deterministic sample data.
 screenshots: $(VENV)/.dev-installed
 	$(BIN)/python scripts/screenshots.py
+	EMP_TUI_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_serve.py -k browser

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from emp_tui.events import TelemetryEvent, decode
+from emp_tui.events import SeenEvents, TelemetryEvent, decode
 from emp_tui.query import Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
@@ -489,6 +489,7 @@ def read_logs_back(
     not exist."""
     stats = stats if stats is not None else ReadStats()
     counts = stats.files
+    first_time = SeenEvents().first_time  # a line written twice, a resend: once
     batch: list[TelemetryEvent] = []
     size = first_page
     for path in reversed(expand_paths(paths)):
@@ -529,6 +530,9 @@ def read_logs_back(
                         event = TelemetryEvent.from_json_line(line)
                         stats.decoded += 1
                     older = False
+                    if not first_time(event):
+                        counts.duplicates += 1
+                        continue
                     if limit is not None and stats.read >= limit:
                         stats.cut = True
                         if batch:
@@ -583,6 +587,7 @@ def read_stream_job(
     needles = [literal.encode() for literal in literals[0]] if literals else []
     texts = [literal for literal in literals[0]] if literals else []
     found: list[TelemetryEvent] = []
+    first_time = SeenEvents().first_time  # an emitter's resend once, as every reader does
     start = "-"
     while True:
         try:
@@ -595,7 +600,7 @@ def read_stream_job(
             if needles and not _holds(fields, needles, texts):
                 continue
             event = decode(entry_id, fields or {})
-            if query.matches(event):
+            if query.matches(event) and first_time(event):
                 found.append(event)
         if len(entries) < page:
             return found

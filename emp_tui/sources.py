@@ -26,11 +26,16 @@ of ``connecting``, ``connected``, ``reconnecting``, ``disconnected`` (after ``ac
 may be empty: one is delivered after every change of state so a reader can show it, and
 ``on_state(state, error)`` is called too when given.
 
+Every reader collapses copies of one event (:class:`~emp_tui.events.SeenEvents`): an emitter's
+resend (the same ``eventId`` under another stream ID) and, across files and sources, one entry
+written or read twice (the same stream ID). Decoding never raises: an entry that cannot be read
+is delivered flagged ``malformed``, never dropped and never the end of a read.
+
 Files: the collector's JSON-lines logs (``events.log`` and its rotated ``events.log.1``,
 ``events.log.2.gz``, ...; a directory means every ``*.log*``/``*.jsonl*``/``*.json`` in it) and
 exports (JSON lines or a JSON array; gzip recognised by content). A line that is not a JSON
 object is counted in :class:`FileStats`, reported (``stats.problems``) and skipped, never fatal.
-:func:`merge` combines several sources in time order, dropping events already seen by stream ID.
+:func:`merge` combines several sources in time order, each event once.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
 
-from emp_tui.events import TelemetryEvent, decode
+from emp_tui.events import SeenEvents, TelemetryEvent, decode
 from emp_tui.query import Query
 from emp_tui.stream_ids import next_id, order_key, previous_id
 
@@ -126,9 +131,11 @@ def read_range(
     page: int = PAGE,
 ) -> Iterator[TelemetryEvent]:
     """Entries between ``start`` and ``end`` (inclusive), oldest first (newest first with
-    ``reverse``), read ``page`` at a time with XRANGE/XREVRANGE. Raises SourceError."""
+    ``reverse``), read ``page`` at a time with XRANGE/XREVRANGE, copies of an event once.
+    Raises SourceError."""
     import redis
 
+    first_time = SeenEvents().first_time
     low, high = start, end
     while True:
         entries: Any
@@ -142,7 +149,9 @@ def read_range(
         except (redis.RedisError, OSError) as exc:
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
-            yield decode(entry_id, fields or {})
+            event = decode(entry_id, fields or {})
+            if first_time(event):
+                yield event
         bounds = _next_page(entries, page, reverse, low, high)
         if bounds is None:
             return
@@ -201,6 +210,7 @@ async def aread_range(
     """:func:`read_range` for a ``redis.asyncio`` client. Raises SourceError."""
     import redis
 
+    first_time = SeenEvents().first_time
     low, high = start, end
     while True:
         entries: Any
@@ -214,7 +224,9 @@ async def aread_range(
         except (redis.RedisError, OSError) as exc:
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
-            yield decode(entry_id, fields or {})
+            event = decode(entry_id, fields or {})
+            if first_time(event):
+                yield event
         bounds = _next_page(entries, page, reverse, low, high)
         if bounds is None:
             return
@@ -228,9 +240,11 @@ async def backfill(
     limit: int = 10_000,
     query: Query | None = None,
     page: int = PAGE,
+    seen: SeenEvents | None = None,
 ) -> list[TelemetryEvent]:
     """The newest ``limit`` events (matching ``query``, within its time bounds), oldest first.
-    Start a :class:`RedisTail` at the last one's ID to follow on without a gap. Raises
+    Start a :class:`RedisTail` at the last one's ID to follow on without a gap; give both one
+    ``seen`` and a copy of an event on either side of the seam is collapsed too. Raises
     SourceError when Redis cannot be reached or read."""
     import redis
     import redis.asyncio
@@ -257,6 +271,8 @@ async def backfill(
     finally:
         await client.aclose()
     found.reverse()
+    if seen is not None:
+        found = [event for event in found if seen.first_time(event)]
     return found
 
 
@@ -264,7 +280,8 @@ async def backfill(
 
 
 class RedisTail:
-    """Follows the stream from ``start_id`` (``$`` = only what arrives from now on)."""
+    """Follows the stream from ``start_id`` (``$`` = only what arrives from now on), copies of
+    an event once (``seen``: what was shown before the tail began, e.g. by :func:`backfill`)."""
 
     def __init__(
         self,
@@ -277,6 +294,7 @@ class RedisTail:
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         on_state: Callable[[ConnectionState, str | None], None] | None = None,
+        seen: SeenEvents | None = None,
     ) -> None:
         self.url = url
         self.stream = stream
@@ -289,6 +307,7 @@ class RedisTail:
         self.state: ConnectionState = "connecting"
         self.error: str | None = None
         self.reconnects = 0
+        self.seen = seen if seen is not None else SeenEvents()
         self._client: redis.asyncio.Redis | None = None
         self._delay = backoff_initial
         self._state_changed = False
@@ -349,11 +368,15 @@ class RedisTail:
             if not reply:
                 continue
             batch = []
+            first_time = self.seen.first_time
             for _key, entries in reply:
                 for entry_id, fields in entries:
-                    batch.append(decode(entry_id, fields or {}))
+                    event = decode(entry_id, fields or {})
+                    if first_time(event):
+                        batch.append(event)
+                if entries:
+                    self.last_id = _text(entries[-1][0])
             if batch:
-                self.last_id = batch[-1].id or self.last_id
                 return batch
         raise StopAsyncIteration
 
@@ -385,6 +408,7 @@ class FileStats:
     as ``path:line: reason``."""
 
     events: int = 0  # events that matched
+    duplicates: int = 0  # copies of an event already read (a resend, a redelivered line)
     corrupt: int = 0
     problems: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
@@ -499,12 +523,17 @@ def _candidate_lines(chunk: bytes | mmap.mmap, literals: frozenset[bytes]) -> It
 
 
 def read_file(
-    path: Path, query: Query | None = None, stats: FileStats | None = None
+    path: Path,
+    query: Query | None = None,
+    stats: FileStats | None = None,
+    seen: SeenEvents | None = None,
 ) -> Iterator[TelemetryEvent]:
-    """The events of one JSON-lines (or JSON array) file that match ``query``, in file order.
-    Lines lacking a literal the query requires are skipped undecoded. Raises SourceError when
-    the file cannot be opened or read."""
+    """The events of one JSON-lines (or JSON array) file that match ``query``, in file order,
+    copies of an event once (across files too when they share ``seen``). Lines lacking a
+    literal the query requires are skipped undecoded. Raises SourceError when the file cannot
+    be opened or read."""
     stats = stats if stats is not None else FileStats()
+    seen = seen if seen is not None else SeenEvents()
     literal_sets = [
         frozenset(lit.encode() for lit in group)
         for group in (query.required_literals() if query else ())
@@ -514,7 +543,7 @@ def read_file(
         head = _read(stream, 64, path)
         stream.seek(0)
         if head.lstrip()[:1] == b"[":
-            yield from _read_json_array(path, stream, query, stats)
+            yield from _read_json_array(path, stream, query, stats, seen)
             return
         # With a literal to look for, a plain file is searched in place without copying.
         mapped = _map(stream) if first is not None else None
@@ -540,6 +569,9 @@ def read_file(
                         stats.problem(f"{where}: {event.malformed}")
                         continue
                     if query is None or query.matches(event):
+                        if not seen.first_time(event):
+                            stats.duplicates += 1
+                            continue
                         stats.events += 1
                         yield event
         finally:
@@ -558,7 +590,7 @@ def _map(stream: BinaryIO) -> mmap.mmap | None:
 
 
 def _read_json_array(
-    path: Path, stream: BinaryIO, query: Query | None, stats: FileStats
+    path: Path, stream: BinaryIO, query: Query | None, stats: FileStats, seen: SeenEvents
 ) -> Iterator[TelemetryEvent]:
     import orjson
 
@@ -572,8 +604,11 @@ def _read_json_array(
         if not isinstance(item, dict):
             stats.problem(f"{path}: item {index} is not a JSON object")
             continue
-        event = TelemetryEvent.from_json_line(orjson.dumps(item))
+        event = TelemetryEvent.from_dict(item)
         if query is None or query.matches(event):
+            if not seen.first_time(event):
+                stats.duplicates += 1
+                continue
             stats.events += 1
             yield event
 
@@ -581,14 +616,15 @@ def _read_json_array(
 def read_files(
     paths: Iterable[Path], query: Query | None = None, stats: FileStats | None = None
 ) -> Iterator[TelemetryEvent]:
-    """:func:`read_file` over :func:`expand_paths` of ``paths``. A file that cannot be read (a
-    corrupt rotated ``events.log.2.gz``) is skipped and counted in ``stats.unreadable``, the
-    others are read; SourceError only when no file could be read at all."""
+    """:func:`read_file` over :func:`expand_paths` of ``paths``, copies of an event once. A
+    file that cannot be read (a corrupt rotated ``events.log.2.gz``) is skipped and counted in
+    ``stats.unreadable``, the others are read; SourceError only when no file could be read."""
     stats = stats if stats is not None else FileStats()
+    seen = SeenEvents()
     files = expand_paths(paths)
     for path in files:
         try:
-            yield from read_file(path, query, stats)
+            yield from read_file(path, query, stats, seen)
         except SourceError as exc:
             stats.skip(str(exc))
     if files and len(stats.unreadable) == len(files):
@@ -601,15 +637,8 @@ def _merge_key(event: TelemetryEvent) -> tuple[int, int, int]:
 
 def merge(*sources: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
     """All events of ``sources`` in stream order (stream-ID time, else their own timestamp),
-    each stream ID once."""
-    seen: set[str] = set()
-    out: list[TelemetryEvent] = []
-    for source in sources:
-        for event in source:
-            if event.id is not None:
-                if event.id in seen:
-                    continue
-                seen.add(event.id)
-            out.append(event)
+    each event once (by ``eventId``, else by stream ID)."""
+    first_time = SeenEvents(capacity=None).first_time
+    out = [event for source in sources for event in source if first_time(event)]
     out.sort(key=_merge_key)
     return out

@@ -115,7 +115,11 @@ class EventStore:
         """Events let go to stay within ``capacity`` (the oldest, or refused as older)."""
         self.malformed = 0
         """Malformed events ever added."""
+        self.duplicates = 0
+        """Copies of a held event refused: the same ``eventId`` under another stream ID (an
+        emitter resent it after a timeout that left it unsure whether Redis had taken it)."""
         self._events: dict[int, TelemetryEvent] = {}
+        self._event_ids: dict[str, int] = {}  # eventId -> sequence number, of those held
         self._seqs: list[int] = []  # ascending; the events held are _seqs[_head:]
         self._head = 0
         self._jobs = _JobIndex()
@@ -141,6 +145,7 @@ class EventStore:
         (a page of older history brought in) the newest."""
         fresh: list[int] = []
         held, jobs, recent = self._events, self._jobs, self._recent_jobs
+        event_ids = self._event_ids
         seqs = self._seqs
         last = seqs[-1] if len(seqs) > self._head else None
         in_turn = True  # each newer than every event before it: the live tail's case
@@ -159,6 +164,12 @@ class EventStore:
                             continue
             if seq is None:
                 seq = self._loose_sequence(event.timestamp, ties)
+            event_id = event.event_id
+            if event_id is not None:
+                if event_id in event_ids:  # a resend of an event held under another ID
+                    self.duplicates += 1
+                    continue
+                event_ids[event_id] = seq
             held[seq] = event
             fresh.append(seq)
             newest = last is None or seq > last
@@ -230,8 +241,12 @@ class EventStore:
     def _evict_oldest(self, count: int) -> None:
         seqs, head = self._seqs, self._head
         events, jobs, recent = self._events, self._jobs, self._recent_jobs
+        event_ids = self._event_ids
         for seq in seqs[head : head + count]:
-            job_id = events.pop(seq).job_id
+            event = events.pop(seq)
+            if event.event_id is not None:
+                event_ids.pop(event.event_id, None)
+            job_id = event.job_id
             if job_id and jobs.drop_oldest(job_id):
                 recent.pop(job_id, None)
         self._head = head + count
@@ -255,6 +270,7 @@ class EventStore:
 
     def clear(self) -> None:
         self._events.clear()
+        self._event_ids.clear()
         self._seqs.clear()
         self._head = 0
         self._jobs.clear()
@@ -262,6 +278,7 @@ class EventStore:
         self._jobs_unordered = False
         self.evicted = 0
         self.malformed = 0
+        self.duplicates = 0
 
     # -- reading --------------------------------------------------------------------------
 

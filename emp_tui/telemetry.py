@@ -1,11 +1,17 @@
 """EventClient: the emitter EMP's Python services call. Fire-and-forget.
 
-A call to :meth:`EventClient.event` stamps the event, snapshots its data as JSON and appends
-it to a bounded in-memory buffer; that is all the caller's thread ever does. A background
-thread pipelines the buffered events into the stream with ``XADD ... MAXLEN ~``. When Redis
-is unreachable the service goes on unaffected: the buffer holds what it can, further events
-are dropped and counted, the flusher reconnects with backoff, and once Redis is back one
-``telemetry.events_dropped`` event reports how many were lost.
+A call to :meth:`EventClient.event` checks its arguments (IDs given as UUIDs, ints or bytes
+become text; anything else drops that one event, counted), stamps the event, snapshots its
+data as JSON and appends it to a bounded in-memory buffer; that is all the caller's thread
+ever does. A background thread gives each event its ``eventId``, packs it, and pipelines the
+buffered events into the stream with ``XADD ... MAXLEN ~``. When Redis is unreachable the
+service goes on unaffected: the buffer holds what it can, further events are dropped and
+counted, the flusher reconnects with backoff, and once Redis is back one
+``telemetry.events_dropped`` event reports how many were lost (and why).
+
+Delivery is at least once: a batch whose replies did not arrive (Redis paused past the socket
+timeout) is sent again, byte for byte, so a copy that Redis had taken after all carries the
+same ``eventId`` and readers collapse the two (:class:`emp_tui.events.SeenEvents`).
 
 Settings not given to the constructor come from the environment, read when the client
 first emits (so the ready-made clients below can be imported before the environment is set):
@@ -19,25 +25,28 @@ from __future__ import annotations
 import atexit
 import fnmatch
 import logging
+import math
 import os
 import random
 import threading
 import time
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, TypeAlias, cast
+from uuid import UUID
 
 import orjson
 import redis
-from redis.connection import Connection
 
 from emp_tui.config import env_flag, redacted_url, redis_url_from_env, stream_from_env
 from emp_tui.events import (
     DEFAULT_MAXLEN,
     LEVEL_RANK,
+    MAX_TIMESTAMP_MS,
+    data_json,
     default_level,
     flat_fields,
     new_span_id,
@@ -47,6 +56,8 @@ from emp_tui.events import (
 )
 
 _PackCommand = Callable[[tuple[str, ...]], bytes]
+IdLike: TypeAlias = str | int | UUID | bytes
+"""What a name or ID may be given as: a str, or an int, UUID or UTF-8 bytes (sent as text)."""
 _hiredis_pack: _PackCommand | None
 try:
     import hiredis
@@ -58,6 +69,7 @@ except ImportError:  # hiredis is a declared dependency; stay correct without it
 __all__ = [
     "ClientStats",
     "EventClient",
+    "IdLike",
     "Operation",
     "api_telemetry",
     "machine_telemetry",
@@ -70,7 +82,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DROPPED_EVENT_TYPE: Final = "telemetry.events_dropped"
+EXIT_WAIT: Final = 1.5
+"""Seconds the interpreter's exit waits, for all clients together, for buffered events to
+reach Redis: a process exits within 2 s even with Redis hung."""
 _EMPTY_DATA: Final = "{}"
+_dumps: Final = orjson.dumps
+_NON_STR_KEYS: Final = orjson.OPT_NON_STR_KEYS
+_CONNECTION_ERRORS: Final = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 # What the caller's thread puts in the buffer: everything the flusher needs, nothing more.
 #   (timestamp_ms, event_type, data_json, job_id, worker_id, machine_id, user_id,
@@ -82,7 +100,9 @@ _Item = tuple[
 
 @dataclass(frozen=True, slots=True)
 class ClientStats:
-    """Counters of one client. ``emitted`` = sent + failed + buffered + dropped."""
+    """Counters of one client. ``emitted`` = sent + failed + buffered + dropped: ``failed``
+    are events Redis refused, ``dropped`` those never sent (buffer full, arguments that are
+    not text, an event that could not be packed or sent)."""
 
     emitted: int
     sent: int
@@ -90,6 +110,55 @@ class ClientStats:
     failed: int
     buffered: int
     connected: bool
+
+
+class _EventIds:
+    """Event IDs: 16 lowercase hex digits, a random 40-bit prefix then a 24-bit counter. The
+    prefix is drawn anew for each client, in a forked child, and every 2**24 events, so two
+    emitters share an ID only by a 1-in-2**40 chance, and then only for one of their events."""
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(5).hex()
+        self._count = 0
+
+    def next(self) -> str:
+        count = self._count
+        if count > 0xFFFFFF:
+            self._prefix = os.urandom(5).hex()
+            count = 0
+        self._count = count + 1
+        return f"{self._prefix}{count:06x}"
+
+
+def _as_text(value: Any) -> str | None:
+    """A name or ID that is not a plain str, as text: None when it cannot be (the event is
+    then dropped, not sent with a made-up ID)."""
+    if isinstance(value, str):
+        return str.__str__(value)  # a StrEnum or other subclass: its characters
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # past Python's limit on digits
+            return None
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _resp(args: tuple[str, ...]) -> bytes:
+    """One command in the Redis protocol (RESP), what hiredis.pack_command does in C."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg.encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
+    return b"".join(out)
 
 
 def parse_sample_spec(spec: str) -> dict[str, float]:
@@ -156,7 +225,11 @@ class EventClient:
     def _init_runtime(self) -> None:
         """State that belongs to one process: rebuilt in a forked child."""
         self._buffer: deque[_Item] = deque()
-        self._inflight: list[_Item] = []
+        # Events taken from the buffer: being packed (a count), then packed and being sent.
+        self._packing = 0
+        self._inflight: list[bytes] = []
+        self._chunk = max(1, self.batch_size)
+        self._event_ids = _EventIds()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -167,10 +240,12 @@ class EventClient:
         self._popped = 0
         self._sent = 0
         self._failed = 0
-        self._dropped = 0
-        self._dropped_unreported = 0
+        self._dropped_at_call = 0
+        self._dropped_later = 0
+        self._unreported: Counter[str] = Counter()  # drops not reported yet, by reason
+        self._full_unreported = 0  # ... but those of a full buffer (counted on the hot path)
+        self._report: list[bytes] = []  # the packed report in flight, sent again as it is
         self._wake_at = max(1, self.batch_size)
-        self._queue_failed = 0
         self._started = False
         self._accepting = False
         self._closed = False
@@ -231,23 +306,49 @@ class EventClient:
 
     def event(
         self,
-        event_type: str,
+        event_type: IdLike,
         data: Mapping[str, Any] | None = None,
         *,
-        job_id: str | None = None,
-        worker_id: str | None = None,
-        machine_id: str | None = None,
-        user_id: str | None = None,
-        trace_id: str | None = None,
-        span_id: str | None = None,
+        job_id: IdLike | None = None,
+        worker_id: IdLike | None = None,
+        machine_id: IdLike | None = None,
+        user_id: IdLike | None = None,
+        trace_id: IdLike | None = None,
+        span_id: IdLike | None = None,
         level: str | None = None,
         timestamp: int | None = None,
     ) -> None:
         """Queue one event. Returns at once; never raises. ``timestamp`` (epoch ms) stands in
-        for the time of the call, for emitters that replay or simulate events."""
+        for the time of the call, for emitters that replay or simulate events.
+
+        Names and IDs given as an int, a UUID or UTF-8 bytes are sent as text; given as
+        anything else (or a bad ``level`` or ``timestamp``), the event is dropped and counted.
+        ``data`` is snapshotted as JSON whatever it holds (what JSON cannot hold is written
+        as text); data that is not a mapping is sent as ``{"_value": data}``."""
         try:
             if not self._accepting and (self._started or not self._start()):
                 return
+            if (
+                type(event_type) is not str
+                or (job_id is not None and type(job_id) is not str)
+                or (worker_id is not None and type(worker_id) is not str)
+                or (machine_id is not None and type(machine_id) is not str)
+                or (user_id is not None and type(user_id) is not str)
+                or (trace_id is not None and type(trace_id) is not str)
+                or (span_id is not None and type(span_id) is not str)
+                or (level is not None and type(level) is not str)
+                or (timestamp is not None and type(timestamp) is not int)
+            ):
+                checked = _checked(
+                    event_type, job_id, worker_id, machine_id, user_id, trace_id, span_id, level
+                )
+                valid_time, timestamp = _checked_timestamp(timestamp)
+                if checked is None or not valid_time:
+                    self._drop("invalid")
+                    return
+                event_type, job_id, worker_id, machine_id, user_id, trace_id, span_id, level = (
+                    checked
+                )
             if level is None:
                 level = default_level(event_type)
             if self._min_rank and LEVEL_RANK.get(level, 1) < self._min_rank:
@@ -255,20 +356,24 @@ class EventClient:
             if self._sample and random.random() >= self._sample_rate(event_type):
                 return
             if len(self._buffer) >= self.max_buffer:
-                with self._lock:
-                    self._dropped += 1
-                    self._dropped_unreported += 1
+                with self._lock:  # the hot path of an outage: no more than two additions
+                    self._dropped_at_call += 1
+                    self._full_unreported += 1
                 return
-            data_json = (
-                orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-                if data
-                else _EMPTY_DATA
-            )
+            if not data:
+                encoded = _EMPTY_DATA
+            elif type(data) is dict:
+                try:
+                    encoded = _dumps(data, default=str, option=_NON_STR_KEYS).decode()
+                except orjson.JSONEncodeError:
+                    encoded = data_json(data)  # what JSON cannot hold, as text
+            else:
+                encoded = data_json(data if isinstance(data, Mapping) else {"_value": data})
             self._buffer.append(
                 (
                     time.time_ns() // 1_000_000 if timestamp is None else timestamp,
                     event_type,
-                    data_json,
+                    encoded,
                     job_id,
                     worker_id,
                     machine_id,
@@ -281,23 +386,43 @@ class EventClient:
             if len(self._buffer) >= self._wake_at:
                 self._wake.set()
         except Exception:  # the contract: telemetry never breaks the service
-            with self._lock:
-                self._failed += 1
-                self._queue_failed += 1
+            self._drop("error")
             log.debug("telemetry event %r not queued", event_type, exc_info=True)
 
+    def _drop(self, reason: str, count: int = 1, *, queued: bool = False) -> None:
+        """Count ``count`` dropped events (``queued``: taken from the buffer already); the
+        flusher reports them once Redis takes events again."""
+        with self._lock:
+            if queued:
+                self._dropped_later += count
+            else:
+                self._dropped_at_call += count
+            self._unreported[reason] += count
+
     def job_event(
-        self, job_id: str, event_type: str, data: Mapping[str, Any] | None = None, **ids: Any
+        self,
+        job_id: IdLike,
+        event_type: IdLike,
+        data: Mapping[str, Any] | None = None,
+        **ids: Any,
     ) -> None:
         self.event(event_type, data, job_id=job_id, **ids)
 
     def worker_event(
-        self, worker_id: str, event_type: str, data: Mapping[str, Any] | None = None, **ids: Any
+        self,
+        worker_id: IdLike,
+        event_type: IdLike,
+        data: Mapping[str, Any] | None = None,
+        **ids: Any,
     ) -> None:
         self.event(event_type, data, worker_id=worker_id, **ids)
 
     def machine_event(
-        self, machine_id: str, event_type: str, data: Mapping[str, Any] | None = None, **ids: Any
+        self,
+        machine_id: IdLike,
+        event_type: IdLike,
+        data: Mapping[str, Any] | None = None,
+        **ids: Any,
     ) -> None:
         self.event(event_type, data, machine_id=machine_id, **ids)
 
@@ -313,11 +438,11 @@ class EventClient:
     @property
     def stats(self) -> ClientStats:
         with self._lock:
-            buffered = len(self._buffer) + len(self._inflight)
+            buffered = len(self._buffer) + self._packing + len(self._inflight)
             return ClientStats(
-                emitted=self._popped + len(self._buffer) + self._dropped + self._queue_failed,
+                emitted=self._popped + len(self._buffer) + self._dropped_at_call,
                 sent=self._sent,
-                dropped=self._dropped,
+                dropped=self._dropped_at_call + self._dropped_later,
                 failed=self._failed,
                 buffered=buffered,
                 connected=self._connected,
@@ -330,7 +455,7 @@ class EventClient:
             return not self._buffer
         deadline = time.monotonic() + max(0.0, timeout)
         with self._drained:
-            while self._buffer or self._inflight:
+            while self._buffer or self._packing or self._inflight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
                     return False
@@ -340,17 +465,22 @@ class EventClient:
 
     def close(self, timeout: float = 5.0) -> bool:
         """Flush (up to ``timeout``), stop the flusher and drop the connection. Events
-        emitted after close are ignored. Returns what :meth:`flush` returned."""
+        emitted after close are ignored. Returns what :meth:`flush` returned; returns within
+        ``timeout`` even with Redis hung (the flusher then stops at its socket timeout)."""
+        return self._close_by(time.monotonic() + max(0.0, timeout))
+
+    def _close_by(self, deadline: float) -> bool:
         if self._closed:
             return True
-        flushed = self.flush(timeout)
+        flushed = self.flush(deadline - time.monotonic())
         self._closed = True
         self._accepting = False
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(1.0, self.socket_timeout + 1.0))
+            # Idle after a flush: a moment to stop cleanly. Else no longer than promised.
+            thread.join(timeout=max(deadline - time.monotonic(), 0.05 if flushed else 0.0))
         return flushed
 
     def _start(self) -> bool:
@@ -440,7 +570,7 @@ class EventClient:
 
     def _drain(self) -> None:
         """Send everything buffered. Raises on a connection failure, keeping the unsent
-        batch in ``_inflight`` to try again."""
+        events packed in ``_inflight`` to send again as they are."""
         while True:
             if not self._inflight:
                 batch: list[_Item] = []
@@ -451,37 +581,82 @@ class EventClient:
                             batch.append(pop())
                     except IndexError:
                         pass
-                    self._inflight = batch
                     self._popped += len(batch)
-            if not self._inflight:
-                if self._dropped_unreported:
-                    self._report_drops()
-                return
-            self._send(self._inflight)
-            self._inflight = []
+                    self._packing = len(batch)
+                if not batch:
+                    if self._unreported or self._full_unreported or self._report:
+                        self._report_drops()
+                    return
+                packed, failures = self._pack(batch)
+                if failures:
+                    self._drop("unpackable", len(failures), queued=True)
+                    log.warning(
+                        "telemetry: %d event(s) could not be packed and were dropped: %s",
+                        len(failures),
+                        failures[0],
+                    )
+                with self._lock:
+                    self._inflight = packed
+                    self._packing = 0
+                self._chunk = max(1, self.batch_size)
+            self._send_inflight()
 
-    def _send(self, batch: list[_Item]) -> None:
-        """Pipeline one XADD per event on one connection and read every reply.
+    def _pack(self, batch: list[_Item]) -> tuple[list[bytes], list[Exception]]:
+        """Each event as its XADD command, with its event ID, and why those that cannot be
+        packed (a lone surrogate in a string, say) could not: the others go on."""
+        head = ("XADD", self.stream, "MAXLEN", "~", str(self.maxlen), "*")
+        service = self.service
+        next_id = self._event_ids.next
+        pack = _hiredis_pack or _resp
+        packed: list[bytes] = []
+        failures: list[Exception] = []
+        for ts, etype, data, job, worker, machine, user, trace, span, level in batch:
+            try:
+                if trace is None:
+                    trace = trace_id_for_job(job) if job else new_trace_id()
+                args = flat_fields(
+                    ts, service, etype, trace, span, job, worker, machine, user, level, data,
+                    next_id(),
+                )  # fmt: skip
+                packed.append(pack((*head, *args)))
+            except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+                failures.append(exc)
+        return packed, failures
 
-        The commands are packed by hiredis in C and written in one go: the flusher shares the
-        GIL with the service's own threads, so its cost per event is the service's cost."""
+    def _send_inflight(self) -> None:
+        """Send the packed events in flight, ``_chunk`` at a time. A failure that is not the
+        connection's halves the chunk until the one event it comes from is found, which is
+        dropped and counted: one bad event never holds back the others. Raises on a
+        connection failure, keeping what is unsent in flight."""
+        while self._inflight:
+            chunk = self._inflight[: self._chunk]
+            try:
+                self._send_packed(chunk)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged, and its event counted as dropped
+                if len(chunk) > 1:
+                    self._chunk = len(chunk) // 2
+                    continue
+                log.warning("telemetry: dropped an event that could not be sent: %s", exc)
+                self._drop("unsendable", queued=True)
+                self._chunk = max(1, self.batch_size)
+            with self._lock:
+                del self._inflight[: len(chunk)]
+
+    def _send_packed(self, packed: list[bytes], *, count: bool = True) -> None:
+        """Pipeline the packed XADDs on one connection and read every reply (``count``: into
+        the stats, which describe the caller's events only).
+
+        The commands were packed by hiredis in C and are written in one go: the flusher shares
+        the GIL with the service's own threads, so its cost per event is the service's cost."""
         client = self._connect()
         pool = client.connection_pool
         conn = pool.get_connection()
         try:
-            head = ("XADD", self.stream, "MAXLEN", "~", str(self.maxlen), "*")
-            service = self.service
-            packed: list[bytes] = []
-            for ts, etype, data_json, job, worker, machine, user, trace, span, level in batch:
-                if trace is None:
-                    trace = trace_id_for_job(job) if job else new_trace_id()
-                args = flat_fields(
-                    ts, service, etype, trace, span, job, worker, machine, user, level, data_json
-                )
-                packed.append(_pack_command((*head, *args), conn))
             conn.send_packed_command([b"".join(packed)])  # type: ignore[no-untyped-call]
             errors: list[redis.ResponseError] = []
-            for _ in batch:
+            for _ in packed:
                 try:
                     conn.read_response()
                 except redis.ResponseError as exc:
@@ -492,40 +667,79 @@ class EventClient:
         finally:
             pool.release(conn)
         self._connected = True
-        with self._lock:
-            self._sent += len(batch) - len(errors)
-            self._failed += len(errors)
+        if count:
+            with self._lock:
+                self._sent += len(packed) - len(errors)
+                self._failed += len(errors)
         if errors:
             log.warning("telemetry: Redis refused %d events: %s", len(errors), errors[0])
 
     def _report_drops(self) -> None:
-        with self._lock:
-            count, self._dropped_unreported = self._dropped_unreported, 0
-        data = orjson.dumps({"count": count, "maxBuffer": self.max_buffer}).decode()
-        item: _Item = (
-            time.time_ns() // 1_000_000,
-            DROPPED_EVENT_TYPE,
-            data,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "warn",
-        )
-        try:
-            self._send([item])
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        """Send one ``telemetry.events_dropped`` event for the drops counted so far. A report
+        whose reply did not arrive is sent again as it was (same event ID), not recounted."""
+        if not self._report:
             with self._lock:
-                self._dropped_unreported += count
-            raise
+                reasons, self._unreported = self._unreported, Counter()
+                if self._full_unreported:
+                    reasons["buffer_full"] += self._full_unreported
+                    self._full_unreported = 0
+            count = sum(reasons.values())
+            data = orjson.dumps(
+                {"count": count, "maxBuffer": self.max_buffer, "reasons": dict(reasons)}
+            ).decode()
+            item: _Item = (
+                time.time_ns() // 1_000_000,
+                DROPPED_EVENT_TYPE,
+                data,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "warn",
+            )
+            self._report, failures = self._pack([item])
+            if failures:  # the stream's name itself cannot be sent: say so, once
+                log.warning("telemetry: %d events dropped; cannot report it: %s", count, failures)
+                return
+        self._send_packed(self._report, count=False)
+        self._report = []
 
 
-def _pack_command(args: tuple[str, ...], conn: Connection) -> bytes:
-    if _hiredis_pack is not None:
-        return _hiredis_pack(args)
-    return b"".join(conn.pack_command(*args))  # type: ignore[no-untyped-call]
+_Checked: TypeAlias = tuple[
+    str, str | None, str | None, str | None, str | None, str | None, str | None, str | None
+]
+
+
+def _checked(*values: Any) -> _Checked | None:
+    """event()'s names and IDs as text (None stays None), or None when one cannot be."""
+    out: list[str | None] = []
+    for position, value in enumerate(values):
+        if value is None and position:
+            out.append(None)
+            continue
+        text = _as_text(value)
+        if text is None:
+            return None
+        out.append(text)
+    return cast(_Checked, tuple(out))
+
+
+def _checked_timestamp(timestamp: Any) -> tuple[bool, int | None]:
+    """event()'s ``timestamp``: (True, None or epoch ms as an int, a float rounded down), or
+    (False, None) when it is not a time."""
+    if timestamp is None:
+        return True, None
+    if isinstance(timestamp, float) and math.isfinite(timestamp):
+        timestamp = int(timestamp)
+    if (
+        isinstance(timestamp, int)
+        and not isinstance(timestamp, bool)
+        and 0 <= timestamp <= MAX_TIMESTAMP_MS
+    ):
+        return True, int(timestamp)
+    return False, None
 
 
 class Operation:
@@ -591,9 +805,10 @@ def _after_fork_in_child() -> None:
 
 
 def _flush_all_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_WAIT
     for client in list(_CLIENTS):
         if client._started and not client._closed:
-            client.close(timeout=2.0)
+            client._close_by(deadline)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

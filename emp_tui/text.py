@@ -27,6 +27,8 @@ from typing import Any, Final
 
 import orjson
 
+from emp_tui.events import json_bytes
+
 # -- escaping ---------------------------------------------------------------------------------
 
 _NAMED: Final = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x08: "\\b"}
@@ -95,9 +97,9 @@ def escape_json(data: bytes) -> bytes:
 
 
 def dumps(obj: Any, *, option: int = 0) -> bytes:
-    """``obj`` as JSON (orjson; anything it cannot write becomes its ``str``), escaped with
-    :func:`escape_json`."""
-    return escape_json(orjson.dumps(obj, default=str, option=option))
+    """``obj`` as JSON (:func:`~emp_tui.events.json_bytes`: never raises; anything JSON cannot
+    hold becomes a string), escaped with :func:`escape_json`."""
+    return escape_json(json_bytes(obj, option=option))
 
 
 # -- summaries --------------------------------------------------------------------------------

@@ -6,9 +6,17 @@ import orjson
 import pytest
 
 from emp_tui.events import (
+    MAX_DEPTH,
+    SeenEvents,
     TelemetryEvent,
+    _decode_well_formed,
+    _from_well_formed_dict,
+    data_json,
     decode,
+    dedupe,
     default_level,
+    json_bytes,
+    json_text,
     stream_id_ms,
     trace_id_for_job,
 )
@@ -158,12 +166,12 @@ def test_non_json_data_is_kept_not_dropped() -> None:
     assert event.data == {"_raw": "oops"}
 
 
-def test_invalid_utf8_is_replaced_and_flagged() -> None:
+def test_invalid_utf8_is_kept_as_escapes_and_flagged() -> None:
     event = decode(
         b"1-0",
         {b"timestamp": b"1", b"service": b"w\xff\xfe", b"eventType": b"a.b", b"traceId": TRACE},
     )
-    assert event.service == "w\ufffd\ufffd"
+    assert event.service == "w\\xff\\xfe"  # the bytes stay visible, as text
     assert event.malformed is not None and "invalid UTF-8 in service" in event.malformed
 
 
@@ -315,6 +323,13 @@ def _variants() -> list[dict[str, str]]:
         {"v": "x"},
         {"jobId": ""},
         {"extra": "kept"},
+        {"eventId": "0123456789abcdef"},
+        {"eventId": ""},
+        {"timestamp": "١٧٣٢٧٠٠٠٠٠٠٠٠"},
+        {"timestamp": "9" * 23},
+        {"timestamp": "7" * 5000},
+        {"data": '{"a":' * 150 + "1" + "}" * 150},
+        {"data": "[" * 300 + "]" * 300},
     ]
     for change in changes:
         fields: dict[str, str] = dict(good)
@@ -336,3 +351,230 @@ def test_fast_and_general_paths_agree(fields: dict[str, str]) -> None:
     # and the JSON-lines reader agrees with itself through both of its paths
     event = decode("17-3", fields)
     assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+
+
+# -- total decoding -------------------------------------------------------------------------
+
+
+def _fields(**changes: str) -> dict[bytes, bytes]:
+    fields = {k.encode(): v.encode() for k, v in make().encode().items()}
+    fields.update({k.encode(): v.encode() for k, v in changes.items()})
+    return fields
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "١٧٣٢٧٠٠٠٠٠٠٠٠",  # Arabic-Indic digits: int() takes them, the wire format does not
+        "1732700000000²",
+        "²",
+        "7" * 5000,  # past Python's limit on digits
+        "9" * 23,  # past 64 bits
+        "-5",
+        "1e23",
+        "inf",
+        "nan",
+        "253402300800000",  # the year 10000
+    ],
+)
+def test_timestamps_that_are_not_epoch_ms_are_kept_and_flagged(raw: str) -> None:
+    event = decode(b"1732700000123-4", _fields(timestamp=raw))
+    assert event.malformed is not None and "is not epoch milliseconds" in event.malformed
+    assert event.timestamp == 1732700000123  # the stream's time instead
+    assert event.data["_timestamp"] == raw  # kept, as it came
+    assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+
+
+def test_data_nesting_up_to_the_limit_is_read_deeper_is_kept_as_text() -> None:
+    def nested(depth: int) -> str:
+        return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+    at_limit = decode(b"1-0", _fields(data=nested(MAX_DEPTH)))
+    assert at_limit.malformed is None and isinstance(at_limit.data["a"], dict)
+    over = decode(b"1-0", _fields(data=nested(MAX_DEPTH + 1)))
+    assert over.malformed is not None and f"deeper than {MAX_DEPTH}" in over.malformed
+    assert orjson.loads(over.data["a"]) == orjson.loads(nested(MAX_DEPTH + 1))["a"]
+    for event in (at_limit, over):
+        line = event.to_json_line()
+        assert TelemetryEvent.from_json_line(line) == event
+        # a file line nested too deep takes the careful path too
+        deep_line = line.replace(
+            b'"data":', b'"data":{"x":' + b"[" * 200 + b"]" * 200 + b'},"old":', 1
+        )
+        assert TelemetryEvent.from_json_line(deep_line).malformed is not None
+
+
+def test_values_that_are_not_text_are_kept_and_flagged() -> None:
+    line = orjson.dumps(
+        {
+            "id": "1" * 42 + "-0",
+            "timestamp": 5,
+            "service": ["worker"],
+            "eventType": "job.claimed",
+            "traceId": TRACE,
+            "jobId": {"id": 1},
+            "level": 3,
+            "v": 2**40,
+            "eventId": {},
+        }
+    )
+    event = TelemetryEvent.from_json_line(line)
+    assert event.id is None and event.data["_id"] == "1" * 42 + "-0"
+    assert event.service == "unknown" and event.data["_service"] == ["worker"]
+    assert event.job_id is None and event.data["_jobId"] == {"id": 1}
+    assert event.level == "info" and event.data["_level"] == 3
+    assert event.v == 1 and event.data["_v"] == 2**40
+    assert event.event_id is None and event.data["_eventId"] == {}
+    assert event.malformed is not None
+    for problem in (
+        "is not a stream entry ID",
+        "service is not a string",
+        "jobId is not a string",
+        "level is not a string",
+        "v is not an integer",
+        "eventId is not a string",
+    ):
+        assert problem in event.malformed
+    assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+
+
+def test_unicode_digits_in_a_file_line_are_flagged_not_taken() -> None:
+    line = orjson.dumps(
+        {"id": "\u0663-0", "timestamp": "\u0661\u0667", "service": "w", "eventType": "a.b"}
+    )
+    event = TelemetryEvent.from_json_line(line)
+    assert event.id is None and event.timestamp == 0
+    assert event.malformed is not None and "not epoch milliseconds" in event.malformed
+
+
+# -- writing JSON never fails ------------------------------------------------------------------
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+def _awkward_values() -> list[object]:
+    loop: list[object] = []
+    loop.append(loop)
+    deep: object = 1
+    for _ in range(5000):
+        deep = {"a": deep}
+    return [
+        2**64,
+        -(2**63) - 1,
+        10**5000,
+        "lone \udcff surrogate",
+        {1: "int key", None: "none key", ("t",): "tuple key"},
+        loop,
+        deep,
+        _Unprintable(),
+        {"nested": [_Unprintable(), float("nan")]},
+    ]
+
+
+@pytest.mark.parametrize("value", _awkward_values(), ids=lambda v: type(v).__name__)
+def test_json_writers_never_raise(value: object) -> None:
+    assert orjson.loads(json_bytes({"v": value}))
+    line = json_bytes(value, newline=True)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    orjson.loads(line)
+    assert isinstance(orjson.loads(data_json({"v": value})), dict)
+    assert json_text(value)
+    event = make(data={"v": value})
+    assert orjson.loads(event.to_json_line())["eventType"] == "job.claimed"
+    assert decode(b"1-0", event.encode()).event_type == "job.claimed"
+
+
+def test_json_text_writes_any_depth_as_json() -> None:
+    deep: object = []
+    for _ in range(3000):
+        deep = [deep]
+    text = json_text({"k": deep, 2: "two", "f": 1.5, "b": [True, None]})
+    assert text.startswith('{"k":[[[') and text.endswith(']]],"2":"two","f":1.5,"b":[true,null]}')
+    assert text.count("[") == text.count("]") == 3002
+
+
+# -- event IDs and collapsing copies ---------------------------------------------------------
+
+
+def test_event_id_is_on_the_wire_and_in_files() -> None:
+    event = make(event_id="0123456789abcdef")
+    fields = event.encode()
+    assert fields["eventId"] == "0123456789abcdef"
+    as_bytes = {k.encode(): v.encode() for k, v in fields.items()}
+    back = decode(b"5-0", as_bytes)
+    assert back.event_id == "0123456789abcdef" and back.malformed is None
+    assert orjson.loads(back.to_json_line())["eventId"] == "0123456789abcdef"
+    assert TelemetryEvent.from_json_line(back.to_json_line()) == back
+    assert "eventId" not in make().encode() and "eventId" not in make().to_dict()
+
+
+@pytest.mark.parametrize("event_id", [None, "0123456789abcdef", "a-uuid-from-another-emitter"])
+def test_well_formed_entries_take_the_fast_paths(event_id: str | None) -> None:
+    event = make(event_id=event_id)
+    as_bytes = {k.encode(): v.encode() for k, v in event.encode().items()}
+    fast = _decode_well_formed(b"17-3", as_bytes)
+    assert fast is not None and fast == decode("17-3", event.encode())
+    obj = orjson.loads(fast.to_json_line())
+    fast_line = _from_well_formed_dict(obj)
+    assert fast_line is not None and fast_line == fast
+
+
+def test_seen_events_collapse_copies_by_event_id_else_stream_id() -> None:
+    seen = SeenEvents()
+    a = make(event_id="e1", id="1-0")
+    resent = make(event_id="e1", id="2-0")  # the same event, written twice
+    other = make(event_id="e2", id="3-0")
+    plain = make(id="4-0")
+    plain_again = make(id="4-0")  # one entry read from two sources
+    anonymous = make()
+    assert [seen.first_time(e) for e in (a, resent, other, plain, plain_again)] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert seen.first_time(anonymous) and seen.first_time(anonymous)  # nothing to know it by
+    assert seen.duplicates == 2
+    # an event ID that looks like a stream ID is not mistaken for one
+    assert seen.first_time(make(event_id="4-0", id="5-0"))
+
+
+def test_seen_events_remember_the_newest_only() -> None:
+    seen = SeenEvents(capacity=3)
+    events = [make(event_id=f"e{n}") for n in range(5)]
+    assert all(seen.first_time(e) for e in events)
+    assert len(seen) == 3
+    assert not seen.first_time(events[4]) and not seen.first_time(events[2])
+    assert seen.first_time(events[0])  # forgotten: too long ago
+
+
+def test_dedupe_keeps_the_first_copy_and_order() -> None:
+    events = [make(event_id=n, id=f"{i}-0") for i, n in enumerate("abacbd")]
+    assert [e.id for e in dedupe(events)] == ["0-0", "1-0", "3-0", "5-0"]
+    shared = SeenEvents()
+    assert [e.event_id for e in dedupe(events[:2], shared)] == ["a", "b"]
+    assert [e.event_id for e in dedupe(events[2:], shared)] == ["c", "d"]
+
+
+def test_a_malformed_field_in_the_stream_is_data_and_in_a_file_a_list_is_kept() -> None:
+    fields = {**make().encode(), "malformed": "not from a reader"}
+    event = decode("1-0", fields)
+    assert event.malformed is None and event.data["malformed"] == "not from a reader"
+    assert TelemetryEvent.from_json_line(event.to_json_line()) == event
+    line = orjson.dumps({**make(id="1-0").to_dict(), "malformed": ["x"]})
+    read = TelemetryEvent.from_json_line(line)
+    assert read.malformed == "malformed is not a string" and read.data["_malformed"] == ["x"]
+
+
+def test_unreadable_lines_and_entries_read_back_the_same() -> None:
+    for event in (
+        TelemetryEvent.from_json_line(b"not json"),
+        TelemetryEvent.from_json_line(b"[1, 2]"),
+        decode(b"3-0", {b"": b""}),
+    ):
+        assert event.malformed
+        assert TelemetryEvent.from_json_line(event.to_json_line()) == event

@@ -267,3 +267,15 @@ def test_a_job_read_from_the_stream_decodes_only_the_entries_that_name_it(
     assert got == read_query(client, STREAM, job_query("job-0009"))  # the general path agrees
     assert got and all(e.job_id == "job-0009" for e in got)
     assert len(decoded) == len(got)  # the fast path: no other entry was decoded
+
+
+def test_a_line_written_twice_is_read_back_once(tmp_path: Path) -> None:
+    events = sample_events()[:30]
+    path = tmp_path / "events.log"
+    write_events(events, path, "jsonl")
+    with path.open("ab") as out:  # a collector that redelivered the last five
+        out.write(b"".join(event.to_json_line() for event in events[-5:]))
+    stats = ReadStats()
+    got = [e for page in read_logs_back([path], stats=stats) for e in page]
+    assert sorted(e.id or "" for e in got) == sorted(e.id or "" for e in events)
+    assert stats.files.duplicates == 5

@@ -252,3 +252,19 @@ def test_malformed_counted_and_clear_resets() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EventStore(capacity=0)
+
+
+def test_a_resent_event_is_held_once_until_it_leaves() -> None:
+    """An emitter that resent an event after an ambiguous timeout wrote it twice, under two
+    stream IDs with one eventId: the store holds the first and counts the copy."""
+    store = EventStore(capacity=3)
+    first = replace(ev(1), event_id="00000a0000000001")
+    copy = replace(ev(2), event_id="00000a0000000001")
+    assert store.add_many([first, copy]) == store.seqs()
+    assert list(store) == [first] and store.duplicates == 1
+    assert store.add(copy) is None and store.duplicates == 2
+    # Once the event has left the store (pushed out by newer ones), its ID is forgotten.
+    store.add_many([replace(ev(n), event_id=f"id-{n}") for n in (3, 4, 5)])
+    assert first not in list(store)
+    late = replace(ev(6), event_id="00000a0000000001")
+    assert store.add(late) is not None and list(store)[-1] == late

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -136,16 +139,21 @@ def test_unreachable_redis_never_raises_and_close_gives_up(tmp_path) -> None:
     client.event("after.close")  # ignored, not an error
 
 
-def test_unserialisable_data_is_counted_not_raised(make_client, redis_url: str) -> None:
+def test_data_json_cannot_hold_is_written_as_text(make_client, redis_url: str) -> None:
     client = make_client()
-    loop: dict[str, object] = {}
+    loop: dict[str, object] = {"n": 1}
     loop["self"] = loop
     client.event("job.created", loop)  # orjson refuses circular data
-    client.event("job.created", {"when": object(), 1: "int key"})
+    client.event("job.created", {"when": object(), 1: "int key", "big": 2**80})
+    client.event("job.created", ["not", "a", "mapping"])  # type: ignore[arg-type]
     assert client.flush(5)
-    assert client.stats.failed == 1
-    (event,) = read_all(redis_url)
-    assert event.data["1"] == "int key" and event.data["when"].startswith("<object")
+    assert (client.stats.sent, client.stats.dropped, client.stats.failed) == (3, 0, 0)
+    circular, odd, listed = read_all(redis_url)
+    assert all(e.malformed is None for e in (circular, odd, listed))
+    assert circular.data["n"] == 1 and "<cycle>" in str(circular.data["self"])
+    assert odd.data["1"] == "int key" and odd.data["when"].startswith("<object")
+    assert odd.data["big"] == str(2**80)
+    assert listed.data == {"_value": ["not", "a", "mapping"]}
 
 
 def test_operation_started_completed_and_failed(make_client, redis_url: str) -> None:
@@ -357,3 +365,158 @@ def test_without_hiredis_packing(make_client, redis_url: str, monkeypatch) -> No
     assert client.flush(5)
     (event,) = read_all(redis_url)
     assert event.data == {"a": "ü"} and event.job_id == "job_1" and event.malformed is None
+
+
+# -- validation at the call, drops reported, event IDs ----------------------------------------
+
+
+def test_one_event_with_a_uuid_job_id_then_60000_all_arrive(make_client, redis_url: str) -> None:
+    client = make_client("api-server", max_buffer=100_000, maxlen=100_000)
+    bad_id = uuid.uuid4()
+    client.job_event(bad_id, "job.created")  # type: ignore[arg-type]
+    for i in range(60_000):
+        client.job_event(f"job_{i % 100}", "job.progress_updated", {"i": i})
+    assert client.flush(60)
+    events = read_all(redis_url)
+    assert len(events) == 60_001
+    assert events[0].job_id == str(bad_id) and events[0].malformed is None
+    assert [e.data["i"] for e in events[1:]] == list(range(60_000))
+    stats = client.stats
+    assert (stats.emitted, stats.sent, stats.dropped, stats.failed) == (60_001, 60_001, 0, 0)
+
+
+class _Kind(enum.StrEnum):
+    CREATED = "job.created"
+
+
+def test_names_and_ids_are_coerced_or_the_one_event_dropped(make_client, redis_url: str) -> None:
+    client = make_client()
+    client.event(_Kind.CREATED, job_id=42, worker_id=b"w-1", machine_id=uuid.UUID(int=7))
+    client.event("job.claimed", job_id=object())  # type: ignore[arg-type]  # not an ID: dropped
+    client.event("job.claimed", job_id=b"\xff")  # not UTF-8: dropped
+    client.event(3.5, job_id="j")  # type: ignore[arg-type]  # a float is no name: dropped
+    client.event("job.claimed", timestamp="yesterday")  # type: ignore[arg-type]
+    client.event("job.claimed", level=["warn"])  # type: ignore[arg-type]
+    client.event("job.completed", timestamp=1732700000000.9)  # type: ignore[arg-type]
+    assert client.flush(5)
+    created, completed, report = read_all(redis_url)
+    assert created.event_type == "job.created" and created.job_id == "42"
+    assert created.worker_id == "w-1" and created.machine_id == str(uuid.UUID(int=7))
+    assert completed.timestamp == 1732700000000
+    assert report.event_type == DROPPED_EVENT_TYPE and report.level == "warn"
+    assert report.data["count"] == 5 and report.data["reasons"] == {"invalid": 5}
+    stats = client.stats
+    assert (stats.emitted, stats.sent, stats.dropped) == (7, 2, 5)
+
+
+def test_an_event_that_cannot_be_packed_holds_back_no_other(make_client, redis_url: str) -> None:
+    client = make_client(batch_size=50)
+    for i in range(120):
+        # a lone surrogate (from a file name read with surrogateescape, say) cannot be sent
+        job = "job_\udcff" if i == 60 else f"job_{i}"
+        client.job_event(job, "job.progress_updated", {"i": i})
+    assert client.flush(5)
+    events = read_all(redis_url)
+    assert [e.data["i"] for e in events[:-1]] == [i for i in range(120) if i != 60]
+    assert events[-1].event_type == DROPPED_EVENT_TYPE
+    assert events[-1].data["reasons"] == {"unpackable": 1}
+    assert client.stats.dropped == 1 and client.stats.sent == 119
+
+
+def test_a_batch_failing_for_one_event_is_split_until_it_is_found(
+    make_client, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: sending fails, not for the connection, whenever one event is in the
+    chunk (as a bug or a server-side limit could). Bisection finds it; the rest arrive."""
+    real_send = EventClient._send_packed
+
+    def failing_send(self: EventClient, packed: list[bytes], *, count: bool = True) -> None:
+        if any(b"poisoned" in command for command in packed):
+            raise ValueError("this one event cannot be sent")
+        real_send(self, packed, count=count)
+
+    monkeypatch.setattr(EventClient, "_send_packed", failing_send)
+    client = make_client(batch_size=64)
+    for i in range(200):
+        client.event("job.progress_updated", {"i": i, "mark": "poisoned" if i == 100 else ""})
+    assert client.flush(10)
+    events = read_all(redis_url)
+    assert [e.data["i"] for e in events[:-1]] == [i for i in range(200) if i != 100]
+    assert events[-1].data["reasons"] == {"unsendable": 1}
+    assert (client.stats.sent, client.stats.dropped) == (199, 1)
+
+
+def test_each_event_carries_a_unique_event_id(make_client, redis_url: str) -> None:
+    first = make_client()
+    second = make_client()
+    for i in range(500):
+        (first if i % 2 else second).event("job.progress_updated", {"i": i})
+    assert first.flush(5) and second.flush(5)
+    ids = [e.event_id for e in read_all(redis_url)]
+    assert len(ids) == 500 and len(set(ids)) == 500
+    assert all(i is not None and len(i) == 16 and int(i, 16) >= 0 for i in ids)
+    prefixes = {i[:10] for i in ids if i}
+    assert len(prefixes) == 2  # one random prefix per client, then a counter
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_forked_child_draws_its_own_event_ids(make_client, redis_url: str) -> None:
+    client = make_client()
+    client.event("parent.before_fork")
+    assert client.flush(5)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            client.event("child.event")
+            code = 0 if client.flush(5) else 1
+        except BaseException:  # noqa: BLE001 - the forked child must reach os._exit
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    client.event("parent.after_fork")
+    assert client.flush(5)
+    by_type = {e.event_type: e.event_id for e in read_all(redis_url)}
+    parent, child = by_type["parent.after_fork"], by_type["child.event"]
+    assert parent and child and parent[:10] == by_type["parent.before_fork"][:10] != child[:10]
+
+
+def test_exit_with_redis_hung_takes_at_most_2_seconds(redis_proc: RedisProcess) -> None:
+    """The README promises it: a process exits within 2 s even with Redis hung (stopped, so
+    that connections are accepted and then nothing answers)."""
+    code = (
+        "import sys\n"
+        "from emp_tui.telemetry import EventClient\n"
+        f"c = EventClient('api-server', redis_url={redis_proc.url!r})\n"
+        "c.event('job.created')\n"
+        "assert c.flush(10)\n"
+        "print('connected', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "for i in range(100): c.event('job.created', {'i': i})\n"
+        "print('exiting', flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert redis_proc.proc is not None and proc.stdin and proc.stdout and proc.stderr
+    try:
+        assert proc.stdout.readline() == "connected\n", proc.stderr.read()
+        redis_proc.proc.send_signal(signal.SIGSTOP)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "exiting\n", proc.stderr.read()
+        started = time.monotonic()
+        code_ = proc.wait(timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        redis_proc.proc.send_signal(signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+    assert code_ == 0
+    assert "Traceback" not in proc.stderr.read()
+    assert elapsed < 2.0 + 1.0, f"exit took {elapsed:.1f} s with Redis hung"  # 1 s of margin

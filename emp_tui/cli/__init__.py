@@ -9,6 +9,8 @@
     emp-tui perf [QUERY] [--last 1h]
     emp-tui health [--maxlen 10000]
     emp-tui export QUERY -o FILE|- [--format jsonl|csv|json|chrome-trace] [--force]
+    emp-tui serve [--host H] [--port P] [--public-url URL] [--job ID] [--filter QUERY]
+                                                   the app in a browser (textual-serve)
     emp-tui demo|sim ...                           simulated EMP services (emp_tui.demo)
 
 Global options (before or after the command): --redis-url, --stream, --file PATH (repeatable;
@@ -24,7 +26,7 @@ The package: :mod:`~emp_tui.cli.main` (``main``, the app and the delegated comma
 :mod:`~emp_tui.cli.parser` (arguments), :mod:`~emp_tui.cli.common` (exit codes, settings,
 reading events), :mod:`~emp_tui.cli.output` (text and JSON lines), and one module per command
 group: ``search`` (search, stream), ``timeline`` (timeline, correlate), ``perf``, ``health``,
-``export``.
+``export``, ``serve``.
 
 Imports stay lazy: start-up time is part of every command's cost, so Redis is imported only
 when Redis is read, Rich only when printing for a human, and Textual only by the app.

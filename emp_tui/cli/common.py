@@ -4,6 +4,7 @@ from the arguments, and reading the events the query asks for from Redis and fil
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Iterable
@@ -25,6 +26,11 @@ EXIT_USAGE: Final = 2
 EXIT_SOURCE: Final = 3
 EXIT_INTERNAL: Final = 4
 
+APP_REQUIRES: Final = ("textual", "rich", "platformdirs")
+"""What the app needs beyond requirements-core.txt (import names)."""
+SERVE_REQUIRES: Final = ("textual_serve",)
+"""What `emp-tui serve` needs beyond the app."""
+
 NEGATED_MARK: Final = "\0"
 """Put before a query word that starts with ``-`` so that argparse takes it for a word, not an
 option (no argument from a command line can hold a NUL); taken off again by query_text."""
@@ -37,6 +43,17 @@ class CliError(Exception):
         super().__init__(message)
         self.code = code
         self.detail = detail
+
+
+def require(modules: Iterable[str], what: str) -> None:
+    """A CliError (bad usage) naming the ``modules`` that are not installed, if any."""
+    missing = [name.replace("_", "-") for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CliError(
+            f"{what} cannot start: {', '.join(missing)} not installed (the lean install "
+            "leaves the app out; `pip install emp-tui` brings it)",
+            EXIT_USAGE,
+        )
 
 
 def say(message: str) -> None:

@@ -4,7 +4,6 @@ failure into one line and its exit code."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -12,12 +11,14 @@ from contextlib import contextmanager
 from typing import Final
 
 from emp_tui.cli.common import (
+    APP_REQUIRES,
     EXIT_FOUND,
     EXIT_INTERNAL,
     EXIT_USAGE,
     CliError,
     Settings,
     parse_query,
+    require,
     say,
     settings_from,
 )
@@ -27,11 +28,9 @@ from emp_tui.cli.output import Output
 from emp_tui.cli.parser import DELEGATED, build_parser
 from emp_tui.cli.perf import run_perf
 from emp_tui.cli.search import run_search, run_stream
+from emp_tui.cli.serve import run_serve
 from emp_tui.cli.timeline import run_correlate, run_timeline
 from emp_tui.text import inert
-
-APP_REQUIRES: Final = ("textual", "rich", "platformdirs")
-"""What the app needs beyond requirements-core.txt."""
 
 Runner = Callable[[argparse.Namespace, Settings, Output], int]
 
@@ -43,19 +42,14 @@ RUNNERS: Final[dict[str, Runner]] = {
     "perf": run_perf,
     "health": run_health,
     "export": run_export,
+    "serve": run_serve,
 }
 
 
 def _run_app(args: argparse.Namespace, settings: Settings) -> int:
     if args.filter:
         parse_query(args.filter)
-    missing = [name for name in APP_REQUIRES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise CliError(
-            f"the app cannot start: {', '.join(missing)} not installed (the lean install "
-            "leaves the app out; `pip install emp-tui` brings it)",
-            EXIT_USAGE,
-        )
+    require(APP_REQUIRES, "the app")
     try:
         from emp_tui.app import run_app
     except ImportError as exc:

@@ -13,11 +13,21 @@ from typing import Any, Final, NoReturn
 
 from emp_tui import __version__
 from emp_tui.cli.common import EXIT_USAGE, NEGATED_MARK, CliError
+from emp_tui.cli.serve import DEFAULT_HOST, DEFAULT_PORT
 from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
 from emp_tui.export import FORMATS
 from emp_tui.text import duration
 
-COMMANDS: Final = ("search", "stream", "timeline", "correlate", "perf", "health", "export")
+COMMANDS: Final = (
+    "search",
+    "stream",
+    "timeline",
+    "correlate",
+    "perf",
+    "health",
+    "export",
+    "serve",
+)
 QUERY_COMMANDS: Final = frozenset({"search", "stream", "perf", "export"})
 """The commands whose positional arguments are query words."""
 DELEGATED: Final = ("demo", "sim")
@@ -142,6 +152,12 @@ def _time_shortcuts(cli: CliParser, parser: argparse.ArgumentParser) -> None:
     cli.option(parser, "--last", metavar="DURATION", help="same as since:DURATION (e.g. 1h)")
 
 
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"bad port {text!r}: use 0 to 65535")
+    return int(text)
+
+
 def build_parser() -> CliParser:
     cli = CliParser(
         prog="emp-tui",
@@ -227,6 +243,44 @@ def build_parser() -> CliParser:
     )
     cli.option(p, "--force", action="store_true", help="overwrite FILE if it exists")
     _time_shortcuts(cli, p)
+
+    p = sub.add_parser(
+        "serve",
+        parents=common,
+        help="the app in a browser: one app per tab (textual-serve; no authentication)",
+        description="Serve the app to browsers: each tab that opens the page runs its own app "
+        "with the options given here. textual-serve has no authentication, so it listens on "
+        "127.0.0.1 unless --host says otherwise.",
+    )
+    cli.option(
+        p,
+        "--host",
+        default=DEFAULT_HOST,
+        metavar="HOST",
+        help=f"address to listen on (default {DEFAULT_HOST}; anything else is reachable by others)",
+    )
+    cli.option(
+        p,
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    cli.option(
+        p,
+        "--public-url",
+        metavar="URL",
+        help="the URL browsers reach the server by, when it is not http://HOST:PORT "
+        "(a proxy in front)",
+    )
+    # SUPPRESS: given before `serve`, the main parser's value stands.
+    cli.option(
+        p, "--job", metavar="JOB_ID", default=argparse.SUPPRESS, help="open on this job's timeline"
+    )
+    cli.option(
+        p, "--filter", metavar="QUERY", default=argparse.SUPPRESS, help="open with this filter"
+    )
 
     for name in DELEGATED:
         sub.add_parser(
