@@ -45,7 +45,7 @@ from emp_tui.sources import (
     read_files,
     read_range,
 )
-from emp_tui.stream_ids import order_key, range_bounds, stream_id_ms
+from emp_tui.stream_ids import order_key, parse_id, range_bounds, stream_id_ms
 
 if TYPE_CHECKING:
     import redis
@@ -349,22 +349,29 @@ def _head(path: Path) -> bytes:
         raise SourceError(f"cannot read {path}: {reason}") from None
 
 
-def _line_ms(line: bytes) -> int | None:
-    """The time of one JSON line: its stream ID's, read from the bytes (the collector writes
-    ``"id":"<ms>-<seq>"``), else its timestamp after decoding; None for a line without an
-    event."""
-    at = line.find(_ID_KEY, 0, 24)  # the collector and exports write it first
+def _line_time(line: bytes) -> tuple[int | None, TelemetryEvent | None]:
+    """The time one JSON line stands at, and its event when it had to be decoded to find it:
+    the stream ID's, read from the bytes (the collector and exports write ``"id":"<ms>-<seq>"``
+    first); else, decoded, a well-formed event's timestamp. None for a malformed event (its
+    time cannot be trusted: the reader places it by its neighbours), a line that is not an
+    event (the event says why) and a blank line (no event)."""
+    at = line.find(_ID_KEY, 0, 24)
     if at >= 0:
         start = at + len(_ID_KEY)
-        dash = line.find(b"-", start, start + 21)
-        if dash > start and line[start:dash].isdigit():
-            return int(line[start:dash])
+        end = line.find(b'"', start, start + 42)
+        parsed = parse_id(line[start:end]) if end > start else None
+        if parsed is not None:
+            return parsed[0], None
     if not line.strip():
-        return None
+        return None, None
     event = TelemetryEvent.from_json_line(line)
-    if event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT):
-        return None
-    return event_ms(event)
+    if event.malformed is not None:
+        return None, event
+    return event_ms(event), event
+
+
+def _not_an_event(event: TelemetryEvent) -> bool:
+    return event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT)
 
 
 _NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
@@ -372,7 +379,7 @@ _NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
 
 def _first_ms(data: bytes | mmap.mmap) -> int | None:
     for line in data[:_HEAD].splitlines():
-        ms = _line_ms(line)
+        ms = _line_time(line)[0]
         if ms is not None:
             return ms
     return None
@@ -382,9 +389,10 @@ def _last(data: bytes | mmap.mmap) -> tuple[int, int] | None:
     """The time and the own timestamp of the last event of ``data``."""
     for lines in _blocks_back(data, 64 << 10):
         for line in lines:
-            ms = _line_ms(line)
+            ms, event = _line_time(line)
             if ms is not None:
-                return ms, TelemetryEvent.from_json_line(line).timestamp
+                event = event or TelemetryEvent.from_json_line(line)
+                return ms, event.timestamp
     return None
 
 
@@ -508,26 +516,32 @@ def read_logs_back(
             else:
                 blocks = _blocks_back(data)
             passed = False  # met events older than the range: the older files hold no more
-            for lines in blocks:
+            neighbour: int | None = None  # the time of the line after (newer): a malformed
+            for lines in blocks:  # event, whose own time cannot be trusted, stands there
                 older = True
                 for line in lines:
+                    ms: int | None
                     if isinstance(line, TelemetryEvent):
                         event = line
                         ms = event_ms(event)
                     else:
-                        line_ms = _line_ms(line)
+                        line_ms, decoded = _line_time(line)
                         if line_ms is None:
-                            if line.strip():
-                                counts.problem(f"{path}: {_why_not(line)}")
-                            continue
-                        ms = line_ms
-                        if since_ms is not None and ms < since_ms:
-                            passed = True
-                            continue
-                        if until_ms is not None and ms > until_ms:
-                            older = False
-                            continue
-                        event = TelemetryEvent.from_json_line(line)
+                            if decoded is None:
+                                continue  # a blank line
+                            if _not_an_event(decoded):
+                                counts.problem(f"{path}: {decoded.malformed}")
+                                continue
+                        ms = line_ms if line_ms is not None else neighbour
+                        if ms is not None:
+                            neighbour = ms
+                            if since_ms is not None and ms < since_ms:
+                                passed = True
+                                continue
+                            if until_ms is not None and ms > until_ms:
+                                older = False
+                                continue
+                        event = decoded or TelemetryEvent.from_json_line(line)
                         stats.decoded += 1
                     older = False
                     if not first_time(event):
@@ -541,7 +555,7 @@ def read_logs_back(
                     batch.append(event)
                     stats.read += 1
                     counts.events += 1
-                    if stats.reached_ms is None or ms < stats.reached_ms:
+                    if ms is not None and (stats.reached_ms is None or ms < stats.reached_ms):
                         stats.reached_ms = ms
                     if len(batch) >= size:
                         yield batch
@@ -559,11 +573,6 @@ def read_logs_back(
 
 def _within(event: TelemetryEvent, since_ms: int | None, until_ms: int | None) -> bool:
     return TimeRange(since_ms, until_ms).contains(event_ms(event))
-
-
-def _why_not(line: bytes) -> str:
-    event = TelemetryEvent.from_json_line(line)
-    return event.malformed or "line without an event"
 
 
 # -- a whole job ------------------------------------------------------------------------------

@@ -279,3 +279,20 @@ def test_a_line_written_twice_is_read_back_once(tmp_path: Path) -> None:
     got = [e for page in read_logs_back([path], stats=stats) for e in page]
     assert sorted(e.id or "" for e in got) == sorted(e.id or "" for e in events)
     assert stats.files.duplicates == 5
+
+
+def test_a_malformed_line_is_placed_by_its_neighbours_not_by_its_own_time(tmp_path: Path) -> None:
+    events = sample_events()[:40]
+    path = tmp_path / "events.log"
+    lines = [event.to_json_line() for event in events]
+    bogus = b'{"timestamp":-1,"service":"worker","eventType":"job.progress_updated"}\n'
+    lines.insert(30, bogus)  # between two events of the last quarter
+    lines.append(b'{"timestamp":1e300,"service":"w"}\n')  # the last line: no time at all
+    path.write_bytes(b"".join(lines))
+    span = logs_span([path])
+    assert span.last_ms == event_ms(events[-1])  # the bogus last line does not move the end
+    since = event_ms(events[25])
+    got = [e for page in read_logs_back([path], since) for e in page]
+    flagged = [e for e in got if e.malformed]
+    assert len(flagged) == 2  # both shown, flagged: inside the range where they stand
+    assert {e.id for e in got if not e.malformed} == {e.id for e in events[25:]}
