@@ -702,3 +702,17 @@ def test_health_with_files_reports_on_the_files(log_file: Path, tmp_path: Path) 
     human = run("--file", log_file, "health")
     assert human.returncode == 0 and "Logs 1 file(s)" in human.stdout
     assert "unreadable" in human.stderr
+
+
+def test_timeline_says_when_the_stream_trimmed_a_jobs_start(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    start = time.time_ns() // 1_000_000 - 60_000
+    for n, event in enumerate(OPEN_JOB):
+        client.xadd(STREAM, event.encode(), id=f"{start + n * 1000}-0")
+    client.xtrim(STREAM, maxlen=2, approximate=False)  # job.created is gone
+    client.close()
+    (summary, *_) = records(run("--redis-url", redis_url, "timeline", "job_1", "--json"))
+    assert summary["events"] == 2 and summary["gaps"] == 0
+    assert summary["sourcesStartMs"] == start + 1000 and summary["missingStartMs"] == 0
+    human = run("--redis-url", redis_url, "timeline", "job_1").stdout
+    assert "may lack its start" in human.splitlines()[1]

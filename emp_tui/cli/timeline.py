@@ -109,9 +109,8 @@ def _print_header(out: Output, timeline: Timeline, held: Holdings) -> None:
         out.line(
             ("  may lack its start: ", f"bold {WARN_COLOR}"),
             (
-                f"{timeline.steps[0].event.event_type} is its first event held, "
-                f"{duration(lead)} after the oldest event the sources hold; earlier ones were "
-                "trimmed away or never read",
+                f"its first event held is not its creation and comes {duration(lead)} after "
+                "the oldest event the sources hold; earlier ones were trimmed away or never read",
                 WARN_COLOR,
             ),
         )
