@@ -20,6 +20,7 @@ CORE = [
     "problems",
     "store",
     "sources",
+    "history",
     "export",
     "health",
     "telemetry",

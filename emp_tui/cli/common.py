@@ -16,6 +16,7 @@ from emp_tui.text import inert
 
 if TYPE_CHECKING:
     from emp_tui.events import TelemetryEvent
+    from emp_tui.history import Holdings
     from emp_tui.query import Query
     from emp_tui.sources import SourceError
 
@@ -70,17 +71,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def reading_now_ms(
-    settings: Settings, events: Iterable[TelemetryEvent], until_ms: int | None = None
-) -> int:
-    """The "now" of what was read: the wall clock while reading Redis (a live stream),
-    otherwise the newest event the files hold (a recording: its open jobs are quiet up to its
-    end, not up to today). With an ``until`` bound, the bound (what was wrong as of then),
-    never later than the wall clock."""
-    if until_ms is not None:
-        return min(until_ms, now_ms())
-    newest = max((event.timestamp for event in events), default=None)
-    return now_ms() if settings.use_redis or newest is None else newest
+def reading_now_ms(settings: Settings, until_ms: int | None = None) -> int:
+    """The "now" of what was read, by the one rule (:func:`sources_now`): the wall clock while
+    Redis is read (a live stream), otherwise the newest event the files hold. With an
+    ``until`` bound, the bound when it is earlier (what was wrong as of then)."""
+    now = sources_now(settings, holdings(settings))
+    return now if until_ms is None else min(until_ms, now)
 
 
 # -- settings and the query -------------------------------------------------------------------
@@ -208,13 +204,39 @@ def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loade
                 client.close()
     except SourceError as exc:
         raise source_error(exc) from None
-    if stats.corrupt:
-        first = stats.problems[0] if stats.problems else ""
-        found_notes.append(f"skipped {stats.corrupt} corrupt line(s) (first: {first})")
+    found_notes.extend(stats.notes())  # unreadable files and corrupt lines: skipped, said
     events = merge(*sources)
     if limit is not None:
         events = events[-limit:] if limit > 0 else []
     return Loaded(events, found_notes)
+
+
+def holdings(settings: Settings) -> Holdings:
+    """What the configured sources hold (their spans); a CliError when one cannot say."""
+    from emp_tui.history import Holdings, logs_span, stream_span
+    from emp_tui.sources import SourceError
+
+    stream = logs = None
+    try:
+        if settings.files:
+            logs = logs_span(settings.files)
+        if settings.use_redis:
+            client = redis_client(settings)
+            try:
+                stream = stream_span(client, settings.stream)
+            finally:
+                client.close()
+    except SourceError as exc:
+        raise source_error(exc) from None
+    return Holdings(stream, logs)
+
+
+def sources_now(settings: Settings, held: Holdings) -> int:
+    """ "Now" by the one rule (:func:`emp_tui.history.now_ms`): the wall clock while Redis is
+    read (a live stream), otherwise the newest event the files hold."""
+    from emp_tui.history import now_ms as one_rule
+
+    return one_rule(live=settings.use_redis, holdings=held, clock=time.time)
 
 
 def job_events(settings: Settings, job_id: str) -> Loaded:

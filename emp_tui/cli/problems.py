@@ -76,7 +76,7 @@ def run_problems(args: argparse.Namespace, settings: Settings, out: Output) -> i
     if settings.use_redis:
         collectors, stream = pipeline_health(settings)
     events = loaded.events
-    now = reading_now_ms(settings, events, query.until_ms)
+    now = reading_now_ms(settings, query.until_ms)
     floor = SEVERITY_RANK[args.min_severity]
     findings = [
         finding
