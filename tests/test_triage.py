@@ -18,6 +18,7 @@ from samples import (
 from emp_tui.analysis import compare_with_usual
 from emp_tui.app.triage import (
     ApplyFilter,
+    Handoff,
     Navigation,
     OpenJob,
     Pacer,
@@ -267,3 +268,20 @@ def test_comparison_with_nothing_to_compare() -> None:
     job = fleet_job(1, START_MS)
     lines = [_plain(line) for line in comparison_lines(compare_with_usual(job, "job-0001"))]
     assert lines[-1] == "No other job of its type is at hand to compare with."
+
+
+def test_the_handoff_gives_the_events_to_the_thread_once_or_gives_up_when_cancelled() -> None:
+    import threading
+
+    events = sample_events()
+    handoff = Handoff()
+    taken: list[object] = []
+    thread = threading.Thread(target=lambda: taken.append(handoff.take(lambda: False, 0.01)))
+    thread.start()
+    handoff.give(events, TriageRequest(now_ms=NOW, gap_ms=5000))
+    thread.join(5)
+    assert not thread.is_alive()
+    ((given, request),) = taken  # type: ignore[misc]
+    assert given is events and request.now_ms == NOW
+    stopping = Handoff()
+    assert stopping.take(lambda: True, 0.01) is None  # the app stops: no wait for ever

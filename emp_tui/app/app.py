@@ -37,6 +37,7 @@ from emp_tui.app.messages import (
     ConnectionChanged,
     EventSelected,
     EventsReceived,
+    EventsWanted,
     ExportFinished,
     FilterSubmitted,
     FollowChanged,
@@ -56,6 +57,7 @@ from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
 from emp_tui.app.state import AppState, EmptyHint, GraphScope, Ingested, LoadPlan, Source
 from emp_tui.app.triage import (
+    Handoff,
     Navigation,
     OpenJob,
     Pacer,
@@ -979,13 +981,32 @@ class EmpTuiApp(App[int]):
             self.post_message(SourceHeld("stream", span))
 
     def _maybe_find_problems(self) -> None:
-        """Look for problems again when it is time (see :class:`Pacer`): in a thread, over a
-        copy of the list of events at hand."""
+        """Look for problems again when it is time (see :class:`Pacer`), in a thread."""
         pacer = self.problems_pacer
         now = time.monotonic()
         if not self.store or not pacer.due(now, ages=self.state.live):
             return
         pacer.start(now)
+        self.problem_finder()
+
+    @work(thread=True, exclusive=True, group="problems", exit_on_error=False, name="problems")
+    def problem_finder(self) -> None:
+        """The detectors over the events at hand (the event standards are scored as events
+        arrive). The copy of the list of events is made once this thread runs, and held only
+        while it looks (see :class:`Handoff`)."""
+        worker = get_current_worker()
+        handoff = Handoff()
+        self.post_message(EventsWanted(handoff))
+        taken = handoff.take(lambda: worker.is_cancelled)
+        if taken is None:
+            return
+        events, request = taken
+        found = triage(events, request, with_lint=False)
+        del events, taken
+        self.post_message(ProblemsFound(found))
+
+    @on(EventsWanted)
+    def _on_events_wanted(self, message: EventsWanted) -> None:
         request = TriageRequest(
             now_ms=self.state.now_ms(),
             gap_ms=self.gap_ms,
@@ -993,12 +1014,7 @@ class EmpTuiApp(App[int]):
             stream=self._stream_state,
             lint=self.config.lint,
         )
-        self.problem_finder(list(self.store), request)
-
-    @work(thread=True, exclusive=True, group="problems", exit_on_error=False, name="problems")
-    def problem_finder(self, events: list[TelemetryEvent], request: TriageRequest) -> None:
-        """The detectors over ``events`` (the event standards are scored as events arrive)."""
-        self.post_message(ProblemsFound(triage(events, request, with_lint=False)))
+        message.handoff.give(list(self.store), request)
 
     @on(ProblemsFound)
     def _on_problems_found(self, message: ProblemsFound) -> None:

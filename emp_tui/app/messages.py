@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from emp_tui.app.triage import Action, Triage
+from emp_tui.app.triage import Action, Handoff, Triage
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import JobHistory, Span
 from emp_tui.problems import StreamState
@@ -122,6 +122,13 @@ class ProblemsFound(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ProblemsFound)
+
+
+@dataclass
+class EventsWanted(Message):
+    """The problem finder's thread is ready: hand it the events at hand."""
+
+    handoff: Handoff
 
 
 @dataclass

@@ -17,6 +17,7 @@ strings (:mod:`emp_tui.app.style`): the widgets only wrap it in Rich text.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,7 @@ from emp_tui.text import clock, data_summary, duration, inert
 __all__ = [
     "ApplyFilter",
     "Back",
+    "Handoff",
     "Navigation",
     "OpenJob",
     "Pacer",
@@ -128,6 +130,33 @@ def triage(
         seconds=timer() - started,
         stream_length=request.stream.length if request.stream is not None else None,
     )
+
+
+class Handoff:
+    """The events at hand, handed from the UI thread to the problem finder's thread when
+    that thread is ready to look at them (:meth:`give` on the UI thread, :meth:`take` in the
+    thread): a copy made earlier would keep alive what the store lets go meanwhile."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._events: list[TelemetryEvent] | None = None
+        self._request: TriageRequest | None = None
+
+    def give(self, events: list[TelemetryEvent], request: TriageRequest) -> None:
+        self._events, self._request = events, request
+        self._ready.set()
+
+    def take(
+        self, cancelled: Callable[[], bool], poll: float = 0.25
+    ) -> tuple[list[TelemetryEvent], TriageRequest] | None:
+        """Wait for :meth:`give`; None when ``cancelled()`` first (the app is stopping)."""
+        while not self._ready.wait(poll):
+            if cancelled():
+                return None
+        events, request = self._events, self._request
+        self._events = None
+        assert events is not None and request is not None
+        return events, request
 
 
 class Pacer:
