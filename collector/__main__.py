@@ -36,9 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-config", action="store_true", help="print the effective settings (secrets masked)"
     )
     actions.add_argument(
-        "--health", action="store_true", help="print the state of every live collector"
+        "--health",
+        action="store_true",
+        help="print the state of every live collector; exit 0 when one is live, 1 when none "
+        "is, 3 when Redis cannot be reached",
     )
-    actions.add_argument("--json", action="store_true", help="with --health: JSON output")
+    actions.add_argument(
+        "--json",
+        action="store_true",
+        help="with --health: one JSON object per collector and line, numbers as numbers",
+    )
     settings = parser.add_argument_group("settings (flag / environment; default)")
     for setting in SETTINGS:
         envs = " / ".join(setting.env)
@@ -69,32 +76,41 @@ def print_config(settings: Settings) -> None:
         print(f"{name.ljust(width)}  {value}{source}")
 
 
+EXIT_NO_COLLECTOR = 1
+EXIT_UNREACHABLE = 3
+
+
 async def _health(settings: Settings, as_json: bool) -> int:
+    """Exit 0 when a collector is live, 1 when none is, 3 when Redis cannot be read."""
     import orjson
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    from collector.health import format_table
-    from emp_tui.config import redacted_url
+    from collector.health import format_table, typed
     from emp_tui.health import read_collectors
+    from emp_tui.redact import redact_text, redact_url
 
-    client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        collectors = await read_collectors(client)
-    except (RedisError, OSError) as exc:
-        message = " ".join(str(exc).split())
+        client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+        try:
+            collectors = await read_collectors(client)
+        finally:
+            await client.aclose()
+    except (RedisError, OSError, ValueError) as exc:
+        message = redact_text(" ".join(str(exc).split()) or type(exc).__name__)
         print(
-            f"{PROG}: cannot read health from {redacted_url(settings.redis_url)}: {message}",
+            f"{PROG}: cannot read health from {redact_url(settings.redis_url)}: {message}",
             file=sys.stderr,
         )
-        return 1
-    finally:
-        await client.aclose()
+        return EXIT_UNREACHABLE
     if as_json:
-        print(orjson.dumps(collectors, option=orjson.OPT_INDENT_2).decode())
+        out = sys.stdout.buffer
+        for collector in collectors:
+            out.write(orjson.dumps(typed(collector), option=orjson.OPT_APPEND_NEWLINE))
+        out.flush()
     else:
         print(format_table(collectors))
-    return 0
+    return 0 if collectors else EXIT_NO_COLLECTOR
 
 
 def main(argv: Sequence[str] | None = None) -> int:

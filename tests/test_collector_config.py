@@ -125,6 +125,7 @@ def test_print_config_masks_secrets() -> None:
             "DASH0_ENABLED": "true",
             "DASH0_OTEL_ENDPOINT": "https://ingress.example.com",
             "DASH0_API_KEY": "topsecret",
+            "DASH0_DATASET": "emp-dev",
             "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=alsosecret,x-team=emp",
         },
     )
@@ -132,7 +133,9 @@ def test_print_config_masks_secrets() -> None:
     assert "hunter2" not in done.stdout and "topsecret" not in done.stdout
     assert "alsosecret" not in done.stdout
     assert "redis://:***@db:6379/0" in done.stdout
-    assert "Authorization=***" in done.stdout and "x-team=emp" in done.stdout
+    # Only headers known to be safe are shown; every other value is masked.
+    assert "Authorization=***" in done.stdout and "x-team=***" in done.stdout
+    assert "Dash0-Dataset=emp-dev" in done.stdout
     assert "https://ingress.example.com/v1/logs" in done.stdout
 
 
@@ -167,14 +170,23 @@ async def test_health_hash_and_the_health_command(
         )  # fmt: skip
         out, err = await proc.communicate()
         assert proc.returncode == 0, err
-        (state,) = orjson.loads(out)
-        assert state["consumer"] == "c1" and state["written"] == "26"
+        (line,) = out.splitlines()  # one object per line, like emp-tui --json
+        state = orjson.loads(line)
+        assert state["consumer"] == "c1" and state["written"] == 26  # numbers as numbers
+        assert state["malformed"] == 1 and state["pid"] == int(fields["pid"])
+        assert isinstance(state["rss_bytes"], int) and state["sinks"] == "file"
+        assert state["lag"] is None or isinstance(state["lag"], int)
         assert collector.health.read == 26
     assert rclient.exists("emp:collector:c1") == 0
+    # No collector live: exit 1, nothing on stdout with --json, a line of text without.
+    done = run_cli("--health", "--json", env={"REDIS_URL": redis_url})
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
+    done = run_cli("--health", env={"REDIS_URL": redis_url})
+    assert done.returncode == 1 and "no live collector" in done.stdout
 
 
 def test_health_command_when_redis_is_unreachable(tmp_path: Path) -> None:
     done = run_cli("--health", env={"REDIS_URL": f"unix://{tmp_path}/nothing.sock"})
-    assert done.returncode == 1
+    assert done.returncode == 3  # a source that cannot be read, as for emp-tui
     assert done.stderr.startswith("emp-collector: cannot read health from unix://")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
