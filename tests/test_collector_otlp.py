@@ -22,6 +22,7 @@ from collector_helpers import (
     emit,
     free_port,
     id_key,
+    line_ids,
     pending_count,
     running,
     settings_for,
@@ -438,3 +439,133 @@ async def test_the_http_client_reads_chunked_and_closing_answers() -> None:
     finally:
         await client.close()
         server.close()
+
+
+# -- entries held while the backend is slow ----------------------------------------------------
+
+
+async def test_entries_still_being_delivered_are_not_claimed_again(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    """While the OTLP backend is down, the entries the collector holds sit idle in its own
+    pending list, and XAUTOCLAIM finds them: they must not be delivered a second time."""
+    receiver.down_until = time.monotonic() + 3.0
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_CLAIM_IDLE_MS="100",  # idle 0.1 s is enough to be claimed
+        EMP_COLLECTOR_CLAIM_INTERVAL="0.2",
+    )
+    written = emit(rclient, 300)
+    async with running(settings) as collector:
+        await until(lambda: collector.health.written == 300, what="the file has them")
+        await until(lambda: collector.health.retried >= 2, what="the backend refuses")
+        assert pending_count(rclient) == 300  # held for OTLP: not acked yet
+        await until(lambda: collector.health.exported == 300, timeout=40, what="exported")
+        await until(lambda: pending_count(rclient) == 0, what="acked")
+        assert collector.health.read == 300
+    assert line_ids(settings.log_path) == written  # once each
+    assert sorted(receiver.accepted_ids(), key=id_key) == written  # once each
+    assert collector.health.trimmed_lost == 0
+
+
+async def test_held_entries_trimmed_from_the_stream_are_not_counted_lost(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    """MAXLEN trims entries the collector holds in memory (the backend is down); XAUTOCLAIM
+    then reports them deleted. They are not lost: they are exported once it is back."""
+    receiver.down_until = time.monotonic() + 1e6
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_CLAIM_IDLE_MS="100",
+        EMP_COLLECTOR_CLAIM_INTERVAL="0.2",
+    )
+    written = emit(rclient, 150)
+    async with running(settings) as collector:
+        await until(lambda: collector.health.read == 150 and collector.health.retried >= 1)
+        rclient.xtrim(STREAM, maxlen=0, approximate=False)  # all 150 gone from the stream
+        # Claim passes now find them deleted: XAUTOCLAIM drops them from the pending list.
+        await until(lambda: pending_count(rclient) == 0, what="XAUTOCLAIM saw them deleted")
+        assert collector.health.trimmed_lost == 0
+        receiver.down_until = 0.0
+        await until(lambda: collector.health.exported == 150, timeout=40, what="exported")
+    assert collector.health.trimmed_lost == 0
+    assert sorted(receiver.accepted_ids(), key=id_key) == written
+
+
+async def test_a_full_queue_sends_requests_to_the_spool_instead_of_pausing_reading(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()  # the backend is down: the one consumer retries its request
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_OTLP_CONSUMERS="1",
+        EMP_COLLECTOR_OTLP_QUEUE_SIZE="2",
+        EMP_COLLECTOR_BATCH_SIZE="10",
+        EMP_COLLECTOR_READ_COUNT="10",  # one read, one request: each acked on its own
+        EMP_COLLECTOR_RETRY_WINDOW="600",  # the retried request would hold reading for long
+    )
+    written = emit(rclient, 200)
+    receiver = Receiver(port=port)
+    try:
+        async with running(settings) as collector:
+            # At most 1 request being retried and 2 queued; the others are spooled at once,
+            # and acked, although the retried request is far from giving up.
+            await until(lambda: collector.health.spooled >= 170, what="the overflow spooled")
+            spooled = collector.health.spooled
+            await until(lambda: pending_count(rclient) == 200 - spooled, what="spooled acked")
+            assert collector.health.read == 200 and collector.health.exported == 0
+            receiver.start()
+            await until(lambda: collector.health.exported == 200, timeout=60, what="all")
+            await until(lambda: pending_count(rclient) == 0, what="acked")
+        assert sorted(receiver.accepted_ids(), key=id_key) == written
+        assert list(settings.spool_dir.iterdir()) == []
+    finally:
+        receiver.stop()
+
+
+def test_sigterm_during_a_hung_request_spools_what_is_in_flight_and_exits_0(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.hang = True  # takes the requests, never answers
+    env = base_env(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_OTLP_TIMEOUT="60",  # far longer than a stop may take
+    )
+    written = emit(rclient, 450)
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        wait_until(lambda: len(receiver.paths) >= 1, what="a request in flight")
+        wait_until(lambda: rclient.hget("emp:collector:c1", "read") == "450", what="all read")
+        proc.signal(signal.SIGTERM)
+        # The watchdog ends a stop that takes over 9.5 s with exit code 1: 0 means in time.
+        assert proc.wait(timeout=30) == 0, proc.output()
+    finally:
+        proc.stop_quietly()
+    out = proc.output()
+    assert "Traceback" not in out and "shutdown took over" not in out
+    assert "stopped: read 450, written 0, exported 0, spooled 450" in out
+    assert pending_count(rclient) == 0  # spooled, so acked
+    # The next run, with a backend that answers, sends what was spooled.
+    receiver.hang = False
+    good = Receiver().start()
+    try:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = good.url
+        proc = CollectorProcess(env, tmp_path / "collector2.err").start()
+        wait_until(lambda: len(good.accepted_ids()) >= 450, what="replayed")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.stop_quietly()
+        good.stop()
+    assert sorted(good.accepted_ids(), key=id_key) == written
