@@ -60,12 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Control characters (but newline, for tracebacks), DEL, C1 and the format characters that
+# reorder or hide text (bidi overrides and isolates, zero-width marks): event content in a
+# message (a field name, a reason) must not steer the terminal that shows the log.
+_UNSAFE = [*range(0x0A), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200B]
+_UNSAFE += [*range(0x200E, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
+_ESCAPES = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _UNSAFE}
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines with control and bidi characters shown as escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_ESCAPES)
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def print_config(settings: Settings) -> None:

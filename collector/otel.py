@@ -32,12 +32,21 @@ SEVERITY: Final[dict[str, tuple[int, str]]] = {
 }
 _INT64_MIN: Final = -(1 << 63)
 _INT64_MAX: Final = (1 << 63) - 1
+_UINT64_MAX: Final = (1 << 64) - 1
 _MAX_DEPTH: Final = 8
 
 # Top-level attributes the collector sets itself; a data field of the same name is kept
 # under "data.<name>" instead.
 _RESERVED: Final = frozenset(
-    {"job.id", "worker.id", "machine.id", "user.id", "emp.stream.id", "emp.malformed"}
+    {
+        "job.id",
+        "worker.id",
+        "machine.id",
+        "user.id",
+        "emp.stream.id",
+        "emp.malformed",
+        "emp.timestamp",
+    }
 )
 
 
@@ -106,8 +115,14 @@ def log_record(event: TelemetryEvent, observed_ns: int) -> dict[str, Any]:
         attributes.append({"key": key, "value": any_value(value)})
 
     severity = SEVERITY.get(event.level)
+    time_ns = event.timestamp * 1_000_000
+    if not 0 <= time_ns <= _UINT64_MAX:
+        # OTLP's "unknown" (the observed time still says when it was seen); the given
+        # timestamp is kept as an attribute.
+        attributes.append({"key": "emp.timestamp", "value": {"stringValue": str(event.timestamp)}})
+        time_ns = 0
     record: dict[str, Any] = {
-        "timeUnixNano": str(max(event.timestamp, 0) * 1_000_000),
+        "timeUnixNano": str(time_ns),
         "observedTimeUnixNano": str(observed_ns),
         "severityNumber": severity[0] if severity else 0,
         "severityText": severity[1] if severity else event.level,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import signal
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from collector_helpers import (
 from collector.exporters.retry import retry_after
 from collector.http import HttpClient
 from collector.otel import export_request, flatten, log_record
+from collector.spool import Spool
 from emp_tui.events import TelemetryEvent, decode
 
 pytestmark = pytest.mark.redis
@@ -569,3 +572,47 @@ def test_sigterm_during_a_hung_request_spools_what_is_in_flight_and_exits_0(
         proc.stop_quietly()
         good.stop()
     assert sorted(good.accepted_ids(), key=id_key) == written
+
+
+@pytest.mark.parametrize(
+    ("setting", "file_mode", "dir_mode"), [(None, 0o600, 0o700), ("0644", 0o644, 0o755)]
+)
+async def test_files_and_directories_the_collector_writes_are_private_unless_configured(
+    redis_url: str,
+    rclient: redis.Redis,
+    tmp_path: Path,
+    receiver: Receiver,
+    setting: str | None,
+    file_mode: int,
+    dir_mode: int,
+) -> None:
+    receiver.script = [(400, {}, b"bad")]  # one dead letter
+    extra = {} if setting is None else {"EMP_COLLECTOR_FILE_MODE": setting}
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        EMP_COLLECTOR_LOG_PATH=str(tmp_path / "new" / "logs" / "events.log"),
+        **extra,
+    )
+    emit(rclient, 10)
+    umask = os.umask(0o077 if setting else 0o022)  # the configured mode wins over the umask
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.dead_lettered == 10, what="dead letter")
+            await until(lambda: collector.health.written == 10, what="written")
+    finally:
+        os.umask(umask)
+    spool = Spool(settings.spool_dir, settings.spool_max_bytes, settings.file_mode)
+    spool.open()
+    spooled = spool.append(b"body", 1).path
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(settings.log_path) == file_mode
+    assert mode(settings.dead_letter_path) == file_mode
+    assert mode(spooled) == file_mode
+    for directory in (settings.spool_dir, settings.spool_dir.parent, settings.log_path.parent):
+        assert mode(directory) == dir_mode, directory
+    assert mode(tmp_path / "new") == dir_mode  # every directory it created
