@@ -71,6 +71,29 @@ def test_defaults_and_standard_otel_names() -> None:
     assert s.sinks == ["file"]
 
 
+def test_the_logs_path_goes_before_the_query_string() -> None:
+    s = load_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "https://h/base/?api_key=k&x=1"})
+    assert s.otlp_url == "https://h/base/v1/logs?api_key=k&x=1"
+    s = load_settings(env={"DASH0_OTEL_ENDPOINT": "https://u:p@h:4318?token=t"})
+    assert s.otlp_url == "https://u:p@h:4318/v1/logs?token=t"
+    s = load_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h/v1/logs?k=v"})
+    assert s.otlp_url == "http://h/v1/logs?k=v"  # already there
+
+
+def test_queue_and_file_mode_settings() -> None:
+    s = load_settings(env={})
+    assert (s.otlp_consumers, s.otlp_queue_size, s.file_mode) == (10, 1000, 0o600)
+    s = load_settings(
+        env={
+            "EMP_COLLECTOR_OTLP_CONSUMERS": "4",
+            "EMP_COLLECTOR_OTLP_QUEUE_SIZE": "50",
+            "EMP_COLLECTOR_FILE_MODE": "640",
+        }
+    )
+    assert (s.otlp_consumers, s.otlp_queue_size, s.file_mode) == (4, 50, 0o640)
+    assert load_settings(flags={"file_mode": "0o644"}).file_mode == 0o644
+
+
 def test_flags_win_over_the_environment() -> None:
     s = load_settings(env={"EMP_COLLECTOR_GROUP": "from-env"}, flags={"group": "from-flag"})
     assert s.group == "from-flag"
@@ -87,6 +110,10 @@ def test_flags_win_over_the_environment() -> None:
         ({"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "is not key=value"),
         ({"EMP_COLLECTOR_LOG_MAX_BYTES": "big"}, "not a size"),
         ({"EMP_COLLECTOR_RETRY_WINDOW": "-1"}, "positive"),
+        ({"EMP_COLLECTOR_OTLP_CONSUMERS": "0"}, "must be positive"),
+        ({"EMP_COLLECTOR_FILE_MODE": "rw"}, "not an octal mode"),
+        ({"EMP_COLLECTOR_FILE_MODE": "0400"}, "owner can read and write"),
+        ({"REDIS_URL": "http://h:6379"}, "not a redis://, rediss:// or unix:// URL"),
     ],
 )
 def test_an_invalid_setting_is_one_line_and_exit_2(env: dict[str, str], message: str) -> None:
