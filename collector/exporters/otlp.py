@@ -269,7 +269,11 @@ class OtlpExporter:
                 time.monotonic() - self._failing_since,
             )
             self._failing_since = None
-        self._replay_attempt = 0
+        if self._replay_attempt:
+            # The backend answers: replay the spool now, not when the last backoff ends.
+            self._replay_attempt = 0
+            self._replay_at = 0.0
+            self._spool_changed.set()
 
     def _finish(self, request: Request) -> None:
         if request.spooled is not None:
