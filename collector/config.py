@@ -190,6 +190,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "events per OTLP request",
     ),
     Setting(
+        "batch_max_size",
+        ("EMP_COLLECTOR_BATCH_MAX_SIZE",),
+        "int",
+        "1000",
+        "events per OTLP request at most: while every consumer is busy, requests grow "
+        "from the batch size up to this",
+    ),
+    Setting(
         "batch_interval",
         ("EMP_COLLECTOR_BATCH_INTERVAL",),
         "float",
@@ -299,6 +307,7 @@ class Settings:
     otlp_protocol: str
     resource_attributes: str
     batch_size: int
+    batch_max_size: int
     batch_interval: float
     otlp_timeout: float
     otlp_consumers: int
@@ -527,6 +536,11 @@ def load_settings(
         raise ConfigError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL: {values['otlp_protocol']!r} is not supported; "
             "the collector speaks OTLP/HTTP with JSON"
+        )
+    if values["batch_max_size"] < values["batch_size"]:
+        raise ConfigError(
+            f"--batch-max-size / EMP_COLLECTOR_BATCH_MAX_SIZE: {values['batch_max_size']} is "
+            f"less than the batch size ({values['batch_size']})"
         )
     headers = parse_headers(values["otlp_headers"])
     if values["dash0_api_key"]:

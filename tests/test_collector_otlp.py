@@ -33,7 +33,10 @@ from collector_helpers import (
     wait_until,
 )
 
+from collector.batch import Batch, Content, Decoder
+from collector.batcher import Batcher
 from collector.exporters.retry import retry_after
+from collector.health import Health
 from collector.http import HttpClient
 from collector.otel import export_request, flatten, log_record
 from collector.spool import Spool
@@ -142,6 +145,39 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     date = email.utils.formatdate(now + 120, usegmt=True)
     assert 115 <= (retry_after(date, now=now) or 0) <= 121
     assert retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
+
+
+async def test_requests_grow_up_to_the_max_size_while_every_consumer_is_busy() -> None:
+    free = True
+    batcher = Batcher(100, 5.0, max_size=250, ready=lambda: free)
+    released: list[Batch] = []
+    events = [TelemetryEvent.create("api", "a.b") for _ in range(600)]
+
+    def batch() -> Batch:
+        ids = [str(i) for i in range(300)]
+        return Batch(Content(ids, [], Decoder(Health("c", "g", "s", []))), released.append)
+
+    first, second = batch(), batch()
+    groups = batcher.add(first, events[:300])
+    assert [len(g.events) for g in groups] == [100, 100, 100]  # consumers free: 100 each
+    free = False
+    groups = batcher.add(second, events[300:])
+    assert [len(g.events) for g in groups] == [250]  # all busy: as big as allowed
+    assert len(batcher) == 50
+    third = batch()
+    assert batcher.add(third, events[:60]) == []  # 110: over the size, but nobody is free
+    free = True
+    batcher.poke()  # a consumer is free: the group goes now, not after the interval
+    last = await asyncio.wait_for(batcher.due(), 1.0)
+    assert len(last.events) == 110 and last.batches == [second, third]
+    # Each group held the batches it has events of: released once all are finished with.
+    for group in [*groups, last]:
+        for held in group.batches:
+            held.release()
+    for b in (first, second, third):
+        b.release()  # the reader's own hold
+    # The groups of `first` were not released here: it is still held, unlike the others.
+    assert second in released and third in released and first not in released
 
 
 # -- the sink against a receiver ---------------------------------------------------------------
@@ -383,6 +419,7 @@ async def test_a_full_spool_pauses_reading_and_loses_nothing(
         EMP_COLLECTOR_FILE="false",
         EMP_COLLECTOR_RETRY_WINDOW="0.2",
         EMP_COLLECTOR_BATCH_SIZE="10",
+        EMP_COLLECTOR_BATCH_MAX_SIZE="10",
         EMP_COLLECTOR_READ_COUNT="10",
         EMP_COLLECTOR_SPOOL_MAX_BYTES="6k",  # room for a few gzipped batches of 10
     )
@@ -512,6 +549,7 @@ async def test_a_full_queue_sends_requests_to_the_spool_instead_of_pausing_readi
         EMP_COLLECTOR_OTLP_CONSUMERS="1",
         EMP_COLLECTOR_OTLP_QUEUE_SIZE="2",
         EMP_COLLECTOR_BATCH_SIZE="10",
+        EMP_COLLECTOR_BATCH_MAX_SIZE="10",
         EMP_COLLECTOR_READ_COUNT="10",  # one read, one request: each acked on its own
         EMP_COLLECTOR_RETRY_WINDOW="600",  # the retried request would hold reading for long
     )

@@ -4,7 +4,8 @@ reading wait for a slow backend.
 The stages, as in the OpenTelemetry Collector's exporterhelper:
 
 * the **batcher** groups events into requests (``batch_size`` events or ``batch_interval``
-  seconds), each an ExportLogsServiceRequest, gzipped;
+  seconds; while every consumer is busy, up to ``batch_max_size`` events), each an
+  ExportLogsServiceRequest, gzipped;
 * the **sending queue** holds up to ``otlp_queue_size`` requests, sent by
   ``otlp_consumers`` consumers at a time, each on its own kept-alive connection. A request
   that does not fit the queue goes to the **spool** at once (reading goes on); only when the
@@ -89,12 +90,17 @@ class OtlpExporter:
         self.decoder = decoder
         self.stopping = stopping  # the collector stops reading: offers stop waiting for room
         self.closing = asyncio.Event()  # close() began: no long retries, short timeouts
-        self.batcher = Batcher(settings.batch_size, settings.batch_interval)
         self.retry = RetryPolicy(window=settings.retry_window)
         self.queue: SendingQueue[Request] = SendingQueue(
             "otlp", size=settings.otlp_queue_size, consumers=settings.otlp_consumers,
             handle=self._send,
         )  # fmt: skip
+        self.batcher = Batcher(
+            settings.batch_size,
+            settings.batch_interval,
+            max_size=settings.batch_max_size,
+            ready=self._consumer_free,
+        )
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes, settings.file_mode)
         self.dead_letters = DeadLetters(settings.dead_letter_path, settings.file_mode)
         self._clients = [
@@ -185,6 +191,11 @@ class OtlpExporter:
                 for waiter in waits:
                     waiter.cancel()
 
+    def _consumer_free(self) -> bool:
+        """Whether a request queued now would be taken at once."""
+        queue = self.queue
+        return len(queue) < queue.consumers - queue.active
+
     async def _timer(self) -> None:
         while True:
             group = await self.batcher.due()
@@ -210,6 +221,7 @@ class OtlpExporter:
                 )
         finally:
             self._clients.append(client)
+            self.batcher.poke()  # this consumer is about to be free
         if result.outcome is Outcome.OK:
             rejected, message = _partial(result.answer)
             rejected = min(rejected, request.events)
