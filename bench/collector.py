@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,15 @@ def fill(client: redis.Redis, count: int, stream: str = STREAM) -> None:
     pipe.execute()
 
 
+RAW_CPU: list[float] = []  # events per CPU-second of each raw loop run
+
+
 async def raw_loop(url: str, count: int) -> float:
     """The ceiling: XREAD batches of 1000 and parse each entry's data with orjson."""
     client = aioredis.from_url(url)
     last: bytes | str = "0"
     seen = 0
+    cpu_started = time.process_time()
     started = time.perf_counter()
     while seen < count:
         reply = await client.xread({STREAM: last}, count=1000)
@@ -73,6 +78,7 @@ async def raw_loop(url: str, count: int) -> float:
             last = entry_id
         seen += len(entries)
     elapsed = time.perf_counter() - started
+    RAW_CPU.append(count / (time.process_time() - cpu_started))
     await client.aclose()
     return count / elapsed
 
@@ -147,25 +153,42 @@ def group_progress(client: redis.Redis, group: str) -> tuple[int, int]:
     return 0, 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Drain:
+    rate: float  # events/s, wall clock
+    per_cpu_s: float  # events per CPU-second of the collector: steadier on a busy machine
+    peak: int  # peak RSS, bytes
+
+
 def timed_drain(
     client: redis.Redis, proc: subprocess.Popen[bytes], group: str, count: int
-) -> tuple[float, int]:
-    """Events/s from the first delivery to the group until all ``count`` are acked, and
-    the collector's peak RSS so far."""
+) -> Drain:
+    """From the first delivery to the group until all ``count`` are acked: events/s, events
+    per CPU-second the collector used meanwhile, and its peak RSS so far."""
     first = None
+    cpu_first = 0.0
     while True:
         read, pending = group_progress(client, group)
         now = time.perf_counter()
         if first is None and read > 0:
             first = now
+            cpu_first = cpu_seconds(proc.pid)
         if read >= count and pending == 0:
             break
         if proc.poll() is not None:
             raise SystemExit(f"the collector exited early ({proc.returncode})")
         time.sleep(0.003)
     assert first is not None
+    cpu = cpu_seconds(proc.pid) - cpu_first
     _, peak = proc_memory(proc.pid)
-    return count / (now - first), peak
+    return Drain(count / (now - first), count / cpu if cpu else float("inf"), peak)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -303,8 +326,8 @@ def rss():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 steps = [("python interpreter", None), ("+ orjson", "orjson"), ("+ asyncio", "asyncio"),
          ("+ redis.asyncio (hiredis)", "redis.asyncio"), ("+ emp_tui.events", "emp_tui.events"),
-         ("+ collector (pipeline, file sink)", "collector.pipeline"),
-         ("+ OTLP sink (ssl, gzip, http)", "collector.sinks.otlp")]
+         ("+ collector (pipeline, file exporter)", "collector.pipeline"),
+         ("+ OTLP exporter (ssl, gzip, http)", "collector.exporters.otlp")]
 import importlib
 for label, module in steps:
     if module:
@@ -343,13 +366,13 @@ def main() -> int:
         ceiling = decode_ceiling(client)
 
         proc = start_collector(server.url, workdir, "bench-file")
-        file_rate, file_peak = timed_drain(client, proc, "bench-file", args.events)
+        file = timed_drain(client, proc, "bench-file", args.events)
         stop(proc)
         with open(workdir / "bench-file" / "events.log", "rb") as written:
             lines = sum(1 for _ in written)
         assert lines == args.events, f"{lines} lines for {args.events} events"
 
-        otlp: list[tuple[float, float, int, int]] = []  # latency, rate, peak, requests
+        otlp: list[tuple[float, Drain, int]] = []  # latency, drain, requests
         for latency in (0.0, 0.05):
             receiver = Receiver(latency)
             group = f"bench-otlp-{int(latency * 1000)}ms"
@@ -358,9 +381,9 @@ def main() -> int:
                 EMP_COLLECTOR_FILE="false",
                 OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}",
             )  # fmt: skip
-            rate, peak = timed_drain(client, proc, group, args.events)
+            drain = timed_drain(client, proc, group, args.events)
             stop(proc)
-            otlp.append((latency, rate, peak, receiver.requests))
+            otlp.append((latency, drain, receiver.requests))
         raw_after = asyncio.run(raw_loop(server.url, args.events))
         raw = max(raw_before, raw_after)
 
@@ -369,18 +392,22 @@ def main() -> int:
 
     print()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {args.events} events")
+    raw_cpu = max(RAW_CPU)
     print(f"raw XREAD + orjson loop (baseline): {raw:,.0f} events/s "
-          f"(runs: {raw_before:,.0f}, {raw_after:,.0f})")  # fmt: skip
-    print(f"collector -> file, acked:  {file_rate:,.0f} events/s = {file_rate / raw:.2f}x raw "
-          f"(targets >= 0.5x and >= 40,000/s)   peak RSS {mb(file_peak)}")  # fmt: skip
-    group_share = f"{group_raw / raw:.2f}x raw; the collector: {file_rate / group_raw:.2f}x it"
+          f"(runs: {raw_before:,.0f}, {raw_after:,.0f}); "
+          f"{raw_cpu:,.0f} events per CPU-second")  # fmt: skip
+    print(f"collector -> file, acked:  {file.rate:,.0f} events/s = {file.rate / raw:.2f}x raw "
+          f"(targets >= 0.5x and >= 40,000/s); {file.per_cpu_s:,.0f} events per CPU-second "
+          f"= {file.per_cpu_s / raw_cpu:.2f}x raw's; peak RSS {mb(file.peak)}")  # fmt: skip
+    group_share = f"{group_raw / raw:.2f}x raw; the collector: {file.rate / group_raw:.2f}x it"
     print(f"reference: raw XREADGROUP + XACK + orjson: {group_raw:,.0f} events/s = {group_share}")
     print(f"decode + to_json_line alone (no I/O): {ceiling:,.0f} events/s")
-    for latency, rate, peak, requests in otlp:
-        target = "  (target >= 20,000/s)" if latency else ""
-        print(f"collector -> OTLP, {latency * 1000:.0f} ms latency, acked: {rate:,.0f} events/s "
-              f"= {rate / raw:.2f}x raw ({requests} requests, {args.events / max(requests, 1):.0f} "
-              f"events each)   peak RSS {mb(peak)}{target}")  # fmt: skip
+    for delay, drain, requests in otlp:
+        target = "  (target >= 20,000/s)" if delay else ""
+        print(f"collector -> OTLP, {delay * 1000:.0f} ms latency, acked: "
+              f"{drain.rate:,.0f} events/s = {drain.rate / raw:.2f}x raw ({requests} requests, "
+              f"{args.events / max(requests, 1):.0f} events each); {drain.per_cpu_s:,.0f} events "
+              f"per CPU-second; peak RSS {mb(drain.peak)}{target}")  # fmt: skip
     lat = latency
     print(
         f"latency emit -> line at {lat['achieved_rate']:,.0f} events/s for {args.seconds:g} s: "
