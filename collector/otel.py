@@ -109,17 +109,16 @@ def _data_attributes(
     for key, value in data.items():
         name = f"{prefix}{key}" if prefix else (key if type(key) is str else str(key))
         kind = type(value)
-        if (kind is dict or isinstance(value, Mapping)) and value and depth < _MAX_DEPTH:
+        if kind is str:
+            attribute: Any = {"stringValue": value}
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            attribute = {"intValue": str(value)}
+        elif (kind is dict or isinstance(value, Mapping)) and value and depth < _MAX_DEPTH:
             _data_attributes(value, f"{name}.", depth + 1, out)
             continue
-        if name in _RESERVED:
-            name = f"data.{name}"
-        if kind is str:
-            out.append({"key": name, "value": {"stringValue": value}})
-        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
-            out.append({"key": name, "value": {"intValue": str(value)}})
         else:
-            out.append({"key": name, "value": any_value(value)})
+            attribute = any_value(value)
+        out.append({"key": f"data.{name}" if name in _RESERVED else name, "value": attribute})
 
 
 def log_record(event: TelemetryEvent, observed_ns: int | str) -> dict[str, Any]:
