@@ -23,6 +23,7 @@ from typing import Any, Final
 import orjson
 
 from collector.health import Health
+from collector.lines import json_lines
 from emp_tui.events import TelemetryEvent, decode, stream_id_ms
 
 log = logging.getLogger("collector")
@@ -171,15 +172,18 @@ class Decoder:
 
 class Content:
     """The entries of a batch and, decoded on first use and then shared by the exporters,
-    their events."""
+    their events. A well-formed entry is written to a file straight from its fields
+    (:func:`collector.lines.json_line`), without an event; the others, and every entry an
+    exporter wants as an event (OTLP), are decoded, each once."""
 
-    __slots__ = ("_decoder", "_events", "entries", "ids")
+    __slots__ = ("_decoder", "_events", "entries", "fast_lines", "ids")
 
     def __init__(self, ids: list[str], entries: list[Entry], decoder: Decoder) -> None:
         self.ids = ids
         self.entries = entries
         self._decoder = decoder
-        self._events: list[TelemetryEvent] | None = None
+        self._events: list[TelemetryEvent | None] | None = None
+        self.fast_lines = 0  # lines the last json_lines() built without an event
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -187,33 +191,58 @@ class Content:
     @property
     def events(self) -> list[TelemetryEvent]:
         events = self._events
+        decode_one = self._decoder.decode
         if events is None:
-            decode_one = self._decoder.decode
-            events = [
+            decoded = [
                 decode_one(entry_id, fields)
                 for entry_id, (_, fields) in zip(self.ids, self.entries, strict=True)
             ]
-            self._events = events
-        return events
+            self._events = list(decoded)
+            return decoded
+        for index, event in enumerate(events):
+            if event is None:
+                events[index] = decode_one(self.ids[index], self.entries[index][1])
+        return events  # type: ignore[return-value]  # no None left
+
+    def _event(self, index: int) -> TelemetryEvent:
+        events = self._events
+        if events is None:
+            events = self._events = [None] * len(self.ids)
+        event = events[index]
+        if event is None:
+            event = events[index] = self._decoder.decode(self.ids[index], self.entries[index][1])
+        return event
 
     def json_lines(self) -> bytes:
-        """Every event as a JSON line, joined; an event that cannot be written is written
-        flagged, with its data as text."""
-        events = self.events
-        try:
-            return b"".join([event.to_json_line() for event in events])
-        except Exception:  # noqa: BLE001 - find the event at fault below, one at a time
-            return b"".join([self._line(i) for i in range(len(events))])
-
-    def _line(self, index: int) -> bytes:
-        assert self._events is not None
-        event = self._events[index]
-        try:
-            return event.to_json_line()
-        except Exception as exc:  # noqa: BLE001 - written flagged instead
-            flagged = self._decoder.flag(event, exc)
-            self._events[index] = flagged
-            return flagged.to_json_line()
+        """Every entry as a JSON line, joined: straight from its fields when it is well
+        formed (and not decoded already), else from its event; an event that cannot be
+        written is written flagged, with its data as text."""
+        events = self._events
+        if events is None:
+            fast_lines = json_lines(self.entries)
+        else:
+            # Entries decoded already (for OTLP) are written from their events: cheaper.
+            fast_lines = [None] * len(events)
+            todo = [index for index, event in enumerate(events) if event is None]
+            for index, line in zip(todo, json_lines([self.entries[i] for i in todo]), strict=True):
+                fast_lines[index] = line
+        lines: list[bytes] = []
+        fast = 0
+        for index, line in enumerate(fast_lines):
+            if line is not None:
+                lines.append(line)
+                fast += 1
+                continue
+            event = self._event(index)
+            try:
+                lines.append(event.to_json_line())
+            except Exception as exc:  # noqa: BLE001 - written flagged instead
+                flagged = self._decoder.flag(event, exc)
+                assert self._events is not None
+                self._events[index] = flagged
+                lines.append(flagged.to_json_line())
+        self.fast_lines = fast
+        return b"".join(lines)
 
 
 class Batch:
