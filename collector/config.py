@@ -71,7 +71,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "0",
         "where a new group starts: 0 (everything still in the stream) or $ (only new events)",
     ),
-    Setting("read_count", ("EMP_COLLECTOR_READ_COUNT",), "int", "1000", "entries per read"),
+    Setting(
+        "read_count",
+        ("EMP_COLLECTOR_READ_COUNT",),
+        "int",
+        "500",
+        "entries per read (two reads' worth are held while a backlog is read)",
+    ),
     Setting("block_ms", ("EMP_COLLECTOR_BLOCK_MS",), "int", "1000", "how long one read waits (ms)"),
     Setting(
         "claim_idle_ms",

@@ -46,7 +46,7 @@ def test_a_minute_of_503s_at_2000_events_a_second_loses_nothing(
         EMP_COLLECTOR_FILE="false",
         # The defaults for batching, the sending queue, retries, claims and reads.
         EMP_COLLECTOR_BATCH_INTERVAL="5",
-        EMP_COLLECTOR_READ_COUNT="1000",
+        EMP_COLLECTOR_READ_COUNT="500",
         EMP_COLLECTOR_CLAIM_INTERVAL="10",
         EMP_COLLECTOR_HEALTH_INTERVAL="1",
     )

@@ -5,7 +5,8 @@ a write that fails half-way is cut back to where it started, and a line a crash 
 cut off at start-up (its batch was not acked, so it is read and written again). Duplicates
 after a crash carry the same ``id``.
 
-Batches are written in order by one consumer of a small queue. A failed write (a full disk)
+Batches are turned into lines when they are offered and written in order by the one
+consumer of a small queue. A failed write (a full disk)
 is retried with backoff until it succeeds; meanwhile the queue fills and reading pauses, and
 nothing is acked: there is no spool for a disk that cannot be written.
 """
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from collector.batch import Batch, Content
+from collector.batch import Batch
 from collector.exporters import OK, Outcome, Result
 from collector.exporters.queue import SendingQueue
 from collector.exporters.retry import RetryPolicy
@@ -27,7 +28,7 @@ from collector.health import Health
 
 log = logging.getLogger("collector.file")
 
-QUEUE_SIZE: Final = 4  # batches of up to read_count entries
+QUEUE_SIZE: Final = 1  # a batch of up to read_count entries waits while one is written
 _RETRY: Final = RetryPolicy(window=float("inf"), base=0.2, cap=10.0)
 
 
@@ -132,7 +133,7 @@ class FileExporter:
         self.writer = writer
         self.health = health
         self.stopping = stopping
-        self.queue: SendingQueue[tuple[Batch, Content]] = SendingQueue(
+        self.queue: SendingQueue[tuple[Batch, bytes, int]] = SendingQueue(
             "file", size=QUEUE_SIZE, consumers=1, handle=self._write
         )
         self._failing = False
@@ -145,15 +146,17 @@ class FileExporter:
     async def offer(self, batch: Batch) -> bool:
         content = batch.content
         assert content is not None
+        # The lines are built now, so that only they wait in the queue, not the entries.
+        data = content.json_lines()
+        self.fast_lines += content.fast_lines
         batch.hold()
-        if await self.queue.put((batch, content), self.stopping):
+        if await self.queue.put((batch, data, len(content)), self.stopping):
             return True
         batch.release()  # not taken: the collector's own hold keeps it unacked
         return False
 
-    async def _write(self, item: tuple[Batch, Content]) -> None:
-        batch, content = item
-        data = content.json_lines()
+    async def _write(self, item: tuple[Batch, bytes, int]) -> None:
+        batch, data, count = item
 
         async def attempt() -> Result:
             try:
@@ -167,7 +170,7 @@ class FileExporter:
             # Stopping: not written, not released; the entries stay pending in Redis.
             log.error(
                 "%d events not written to %s (%s); they stay unacknowledged",
-                len(content),
+                count,
                 self.writer.path,
                 result.detail,
             )
@@ -175,8 +178,7 @@ class FileExporter:
         if self._failing:
             self._failing = False
             log.info("%s is written again", self.writer.path)
-        self.health.written += len(content)
-        self.fast_lines += content.fast_lines
+        self.health.written += count
         batch.release()
 
     def _retrying(self, result: Result, wait: float) -> None:
@@ -197,6 +199,6 @@ class FileExporter:
         if left:
             log.error(
                 "shutdown: %d events were not written in time; they stay pending in Redis",
-                sum(len(content) for _, content in left),
+                sum(count for _, _, count in left),
             )
         self.writer.close()
