@@ -654,3 +654,41 @@ async def test_files_and_directories_the_collector_writes_are_private_unless_con
     for directory in (settings.spool_dir, settings.spool_dir.parent, settings.log_path.parent):
         assert mode(directory) == dir_mode, directory
     assert mode(tmp_path / "new") == dir_mode  # every directory it created
+
+
+async def test_a_replayed_request_the_backend_rejects_does_not_stall_the_replay(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = settings_for(
+        redis_url,
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        EMP_COLLECTOR_FILE="false",
+        EMP_COLLECTOR_RETRY_WINDOW="0.2",
+        EMP_COLLECTOR_BATCH_SIZE="20",
+        EMP_COLLECTOR_BATCH_MAX_SIZE="20",
+    )
+    written = emit(rclient, 100)
+    receiver = Receiver(port=port, script=[(400, {}, b"bad")])
+    try:
+        async with running(settings) as collector:
+            await until(lambda: collector.health.spooled == 100, what="spooled")
+            await asyncio.sleep(1.0)  # replay probes fail meanwhile: backing off
+            receiver.start()  # the first request replayed is rejected, the others taken
+            await until(lambda: collector.health.exported == 80, timeout=60, what="the rest")
+            assert collector.health.dead_lettered == 20
+        assert sorted(
+            receiver.accepted_ids() + dead_letter_ids(settings.dead_letter_path)
+        ) == sorted(written)
+        assert list(settings.spool_dir.iterdir()) == []
+    finally:
+        receiver.stop()
+
+
+def dead_letter_ids(path: Path) -> list[str]:
+    return [
+        i
+        for line in path.read_bytes().splitlines()
+        for i in stream_ids_of(orjson.loads(line)["request"])
+    ]

@@ -222,6 +222,8 @@ class OtlpExporter:
         finally:
             self._clients.append(client)
             self.batcher.poke()  # this consumer is about to be free
+        if request.spooled is not None and result.outcome is not Outcome.UNAVAILABLE:
+            self._replay_answered()
         if result.outcome is Outcome.OK:
             rejected, message = _partial(result.answer)
             rejected = min(rejected, request.events)
@@ -282,10 +284,13 @@ class OtlpExporter:
             )
             self._failing_since = None
         if self._replay_attempt:
-            # The backend answers: replay the spool now, not when the last backoff ends.
-            self._replay_attempt = 0
-            self._replay_at = 0.0
-            self._spool_changed.set()
+            self._replay_answered()
+
+    def _replay_answered(self) -> None:
+        """The backend answers: replay the spool now, not when the last backoff ends."""
+        self._replay_attempt = 0
+        self._replay_at = 0.0
+        self._spool_changed.set()
 
     def _finish(self, request: Request) -> None:
         if request.spooled is not None:
@@ -299,7 +304,7 @@ class OtlpExporter:
 
     def _to_spool(self, request: Request) -> bool:
         try:
-            item = self.spool.append(request.body, request.events)
+            self.spool.append(request.body, request.events)
         except OSError as exc:
             log.error(
                 "cannot write to the spool %s: %s; %d events stay unacknowledged for now",
@@ -310,13 +315,13 @@ class OtlpExporter:
             return False
         self.health.spooled += request.events
         self._spool_changed.set()
-        del item
         request.release()
         return True
 
     def _park(self, request: Request) -> None:
         """A request the backend could not take in time: to the spool. When the spool has
-        no room, it waits in the queue again (reading pauses once the queue is full)."""
+        no room, it goes back to the head of the queue to be tried again (reading pauses
+        meanwhile, once the queue is full); at shutdown it stays unacked."""
         if request.spooled is not None:
             self.spool.give_back(request.spooled)
             self._spool_changed.set()
@@ -325,9 +330,8 @@ class OtlpExporter:
             return
         if self.closing.is_set():
             self._unsent.append(request)
-            return
-        if not self.queue.offer(request):
-            self._unsent.append(request)
+        else:
+            self.queue.retry_later(request)
 
     async def _replay(self) -> None:
         """Feed spooled requests to the consumers, oldest first, while some are idle."""

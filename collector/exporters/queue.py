@@ -70,6 +70,15 @@ class SendingQueue(Generic[T]):
             self._room.clear()
         return True
 
+    def retry_later(self, item: T) -> None:
+        """Put ``item`` back at the head of the queue, full or not (by at most one item per
+        consumer): for an item a consumer could not finish and nothing else can take."""
+        self._items.appendleft(item)
+        self._idle.clear()
+        self._has_items.set()
+        if self.full:
+            self._room.clear()
+
     async def put(self, item: T, stopping: asyncio.Event) -> bool:
         """Queue ``item``, waiting for room; False if ``stopping`` is set first."""
         while not self.offer(item):
