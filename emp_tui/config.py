@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from emp_tui.events import DEFAULT_STREAM
 from emp_tui.lint import LintConfig, LintConfigError
+from emp_tui.redact import redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_GAP_MS: Final = 5_000
@@ -60,13 +61,9 @@ def stream_from_env(env: Mapping[str, str] | None = None) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and --print-config."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    auth, _, host = rest.rpartition("@")
-    user, colon, _ = auth.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    """``url`` with its secrets (password, token-like query parameters) replaced by ``***``,
+    for messages, logs and --print-config: :func:`emp_tui.redact.redact_url`."""
+    return redact_url(url)
 
 
 # -- the app's settings (config.toml) --------------------------------------------------------

@@ -13,6 +13,7 @@ CORE = [
     "stream_ids",
     "events",
     "text",
+    "redact",
     "query",
     "lint",
     "config",
