@@ -9,6 +9,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from rediscluster import ClusterUnavailable, RedisClusterProcess
 from redisproc import RedisProcess
 
 
@@ -57,3 +58,26 @@ def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "EMP_TELEMETRY_SAMPLE",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcess]:
+    """One real Redis Cluster for the whole session (three masters, a replica each, on free
+    loopback ports); skipped where redis-cli is missing."""
+    try:
+        cluster = RedisClusterProcess()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"no Redis Cluster here: {exc}")
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterProcess) -> str:
+    """The cluster's URL (``redis+cluster://...``), healthy and flushed: a test before may
+    have killed a master and started it again."""
+    for node in redis_cluster.nodes:
+        redis_cluster.start(node)
+    redis_cluster.wait_healthy()
+    redis_cluster.flushall()
+    return redis_cluster.url

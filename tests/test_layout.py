@@ -16,12 +16,14 @@ CORE = [
     "query",
     "lint",
     "config",
+    "topology",
     "analysis",
     "problems",
     "store",
     "sources",
     "export",
     "health",
+    "spill",
     "telemetry",
 ]
 """The core in README's order: each module imports only those before it (so none imports the
