@@ -56,6 +56,12 @@ def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "EMP_TELEMETRY_ENABLED",
         "EMP_TELEMETRY_LEVEL",
         "EMP_TELEMETRY_SAMPLE",
+        "EMP_TELEMETRY_SPILL_DIR",
+        "EMP_TELEMETRY_SPILL_MAX_BYTES",
+        "EMP_TELEMETRY_SPILL_MEMORY_SHARE",
+        "EMP_EVENTS_SHARDS",
+        "EMP_EVENTS_MAXLEN",
+        "EMP_EVENTS_RETENTION",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -361,7 +361,9 @@ def test_a_redis_that_runs_no_scripts_gets_one_xadd_per_event(make_client, redis
     """An ACL without @scripting: the emitter says so once and pipelines XADDs instead, with
     the same fields, IDs and trimming."""
     with redis.Redis.from_url(redis_url) as admin:
-        admin.execute_command("ACL", "SETUSER", "emitter", "on", ">pw", "~*", "+@all", "-@scripting")
+        admin.execute_command(
+            "ACL", "SETUSER", "emitter", "on", ">pw", "~*", "+@all", "-@scripting"
+        )
     url = redis_url.replace("unix://", "unix://emitter:pw@")
     client = make_client(redis_url=url, maxlen=200)
     for i in range(1000):
