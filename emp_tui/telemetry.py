@@ -30,8 +30,8 @@ emits (so the ready-made clients below can be imported before the environment is
 ``REDIS_PASSWORD``, ``EMP_EVENTS_STREAM``, ``EMP_EVENTS_SHARDS``, ``EMP_EVENTS_MAXLEN``,
 ``EMP_EVENTS_RETENTION``, ``EMP_TELEMETRY_ENABLED``, ``EMP_TELEMETRY_LEVEL``,
 ``EMP_TELEMETRY_SAMPLE`` (``job.progress_updated=0.1,worker.*=0.5``),
-``EMP_TELEMETRY_SPILL_DIR``, ``EMP_TELEMETRY_SPILL_MAX_BYTES`` and
-``EMP_TELEMETRY_SPILL_MEMORY_SHARE``.
+``EMP_TELEMETRY_SPILL_DIR``, ``EMP_TELEMETRY_SPILL_MAX_BYTES``,
+``EMP_TELEMETRY_SPILL_MEMORY_SHARE`` and ``EMP_TELEMETRY_SCRIPT``.
 """
 
 from __future__ import annotations
@@ -422,7 +422,9 @@ class EventClient:
     :data:`~emp_tui.events.DEFAULT_MAXLEN` entries. ``shards`` > 1 spreads the stream over
     that many keys (:func:`emp_tui.topology.shard_key`). ``spill_dir`` turns the spill on,
     ``spill_max_bytes`` bounds it and ``memory_share`` is the share of Redis's ``maxmemory``
-    past which the circuit opens (read every ``memory_check_interval`` seconds)."""
+    past which the circuit opens (read every ``memory_check_interval`` seconds; 0 turns the
+    check off). ``script=False`` sends one pipelined ``XADD`` per event instead of the script:
+    less work for Redis, more for the flusher (on the service's GIL)."""
 
     def __init__(
         self,
@@ -445,6 +447,7 @@ class EventClient:
         spill_max_bytes: int | None = None,
         memory_share: float | None = None,
         memory_check_interval: float = 5.0,
+        script: bool | None = None,
     ) -> None:
         self.service = service
         self._redis_url = redis_url
@@ -464,6 +467,8 @@ class EventClient:
         self._spill_max_arg = spill_max_bytes
         self._memory_share_arg = memory_share
         self.memory_check_interval = memory_check_interval
+        self._script_arg = script
+        self.script = True
 
         self._configured = False
         self._enabled = True
@@ -561,6 +566,11 @@ class EventClient:
                 log.warning("EMP_TELEMETRY_SAMPLE ignored: %s", exc)
         self._configure_stream(env)
         self._configure_spill(env)
+        self.script = (
+            env_flag(env.get("EMP_TELEMETRY_SCRIPT"), True)
+            if self._script_arg is None
+            else self._script_arg
+        )
         if not (_encodable(self.service) and _encodable(self._stream)):
             log.error(
                 "telemetry off: service %r or stream %r is not text", self.service, self._stream
@@ -862,7 +872,7 @@ class EventClient:
                 health_check_interval=0,
                 retry=_NO_RETRY,
             )
-            self._scripting = True
+            self._scripting = self.script
             self._policy_at = 0.0
         return self._redis
 

@@ -59,6 +59,7 @@ def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "EMP_TELEMETRY_SPILL_DIR",
         "EMP_TELEMETRY_SPILL_MAX_BYTES",
         "EMP_TELEMETRY_SPILL_MEMORY_SHARE",
+        "EMP_TELEMETRY_SCRIPT",
         "EMP_EVENTS_SHARDS",
         "EMP_EVENTS_MAXLEN",
         "EMP_EVENTS_RETENTION",

@@ -382,6 +382,26 @@ def test_a_redis_that_runs_no_scripts_gets_one_xadd_per_event(make_client, redis
     assert int(last.event_id[10:], 16) == int(before.event_id[10:], 16) + 1
     stats = client.stats
     assert (stats.sent, stats.dropped, stats.failed) == (1001, 0, 0)
+    client.close(1)
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.execute_command("ACL", "DELUSER", "emitter")
+
+
+def test_script_off_sends_one_xadd_per_event(
+    make_client, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMP_TELEMETRY_SCRIPT", "false")
+    with redis.Redis.from_url(redis_url) as r:
+        r.config_resetstat()
+    client = make_client()
+    for i in range(300):
+        client.job_event("job_1", "job.progress_updated", {"i": i})
+    assert client.flush(10)
+    assert client.script is False
+    with redis.Redis.from_url(redis_url) as r:
+        calls = r.info("commandstats")
+    assert calls["cmdstat_xadd"]["calls"] == 300 and "cmdstat_evalsha" not in calls
+    assert [e.data["i"] for e in read_all(redis_url)] == list(range(300))
 
 
 # -- validation at the call, drops reported, event IDs ----------------------------------------
