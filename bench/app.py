@@ -1,7 +1,11 @@
 """Benchmark: the emp-tui app fed 10,000 events/s for 10 s from a real Redis, headless,
-beside a minimal Textual app that appends the same events to a RichLog and a DataTable.
+beside a minimal Textual app that appends the same events to a RichLog and a DataTable; and
+the app opening history (a full 10k-entry stream, 100k events of collector logs, a job
+outside the loaded range in a 10k stream and in 1M events of logs) beside the least a reader
+must do in the same run (the raw XRANGE, orjson over the lines, grep -F for the job).
 
-    .venv/bin/python bench/app.py [--rate 10000] [--seconds 10]
+    .venv/bin/python bench/app.py [--rate 10000] [--seconds 10] [--logs-events 1000000]
+                                  [--only live|history]
 
 Each app runs in a process of its own (so peak RSS is its own) against its own redis-server,
 with a producer process XADDing the events in 50 ms batches. Reported per app: events/s
@@ -10,7 +14,9 @@ every second, arrival-to-screen latency (XADD to the first time the row is rende
 RSS once 100k events are buffered. For emp-tui also: re-applying a filter over 100k events,
 opening a 1k-event job timeline, and start-up to first paint.
 Targets: no growing backlog at 10k events/s; filter <= 100 ms; timeline <= 50 ms;
-first paint <= 1 s; <= 200 MB at 100k events.
+first paint <= 1 s; <= 200 MB at 100k events. History: a full 10k stream on screen <= 0.5 s
+and all loaded <= 1 s; a job outside the loaded range <= 0.3 s (10k stream) and <= 1 s (1M
+events of logs); 100k events of logs loaded <= 2 s at <= 200 MB.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 STREAM = "emp:bench"
 FILTERS = (
     "service:worker",
@@ -154,6 +162,15 @@ def start_producer(url: str, rate: int, seconds: float) -> subprocess.Popen[byte
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM where Linux tells it (ru_maxrss is kept across exec, so a
+    child started by a parent that held a lot would report the parent's), else ru_maxrss."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -188,7 +205,7 @@ async def run_emp(url: str, rate: int, seconds: float) -> dict[str, Any]:
     app = make_app(
         redis_url=url,
         stream=STREAM,
-        config=AppConfig(backfill=0, buffer_size=100_000),
+        config=AppConfig(log_dir="", buffer_size=100_000),
     )
     async with app.run_test(size=SIZE) as pilot:
         while app.status.state != "connected":
@@ -221,11 +238,14 @@ async def run_emp(url: str, rate: int, seconds: float) -> dict[str, Any]:
         t = time.perf_counter()
         app.open_job(job)
         opened = (time.perf_counter() - t) * 1000
-        await pilot.pause()
+        await pilot.pause(0)  # its messages handled, a screen update (not waiting for idle)
         painted = (time.perf_counter() - t) * 1000
         assert app.timeline is not None and len(app.timeline.steps) == 1000
         result["timeline_1k_ms"] = round(opened, 1)
         result["timeline_1k_to_paint_ms"] = round(painted, 1)
+        while job not in app.state.jobs:  # the whole job, read from the stream by a worker
+            await pilot.pause(0.01)
+        result["job_whole_100k_stream_ms"] = round((time.perf_counter() - t) * 1000, 1)
         result["first_paint_s"] = round(first_paint, 3)
     return result
 
@@ -307,6 +327,226 @@ async def run_baseline(url: str, rate: int, seconds: float) -> dict[str, Any]:
     return result
 
 
+# -- history: opening a stream, logs, a job outside the loaded range ------------------------------
+
+HISTORY_STREAM = "emp:events"
+T_HISTORY = 1_764_000_000_000
+
+
+def fill_stream(url: str, count: int, spacing_ms: int) -> str:
+    """``count`` events of the bench's job flow in the stream, ``spacing_ms`` apart, ending
+    now; the ID of a job at the start (outside a 15-minute range when they span more)."""
+    import redis
+    import search
+
+    client = redis.Redis.from_url(url)
+    now = int(time.time() * 1000)
+    start = now - count * spacing_ms
+    pipe = client.pipeline(transaction=False)
+    flow = search.FLOW
+    for n in range(count):
+        jid = search.job_id(n // len(flow))
+        service, event_type = flow[n % len(flow)]
+        ms = start + n * spacing_ms
+        pipe.xadd(
+            HISTORY_STREAM,
+            {
+                "timestamp": str(ms),
+                "service": service,
+                "eventType": event_type,
+                "traceId": f"{n // len(flow):032x}",
+                "jobId": jid,
+                "level": "info",
+                "data": '{"progress": 10, "queueName": "default"}',
+                "v": "1",
+            },
+            id=f"{ms}-0",
+        )
+        if n % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    client.close()
+    return search.job_id(3)
+
+
+async def _wait(pilot: Any, check: Any, step: float = 0.005, limit: float = 120.0) -> float:
+    """Seconds until ``check()`` holds, looked at every ``step``."""
+    start = time.perf_counter()
+    while not check():
+        if time.perf_counter() - start > limit:
+            raise RuntimeError(f"gave up waiting after {limit:.0f} s")
+        await pilot.pause(step)
+    return time.perf_counter() - start
+
+
+async def open_history(
+    *, url: str | None = None, files: list[Path] | None = None, job: str | None = None
+) -> dict[str, Any]:
+    """Open the app on a stream or on logs: time to the first rows on screen, to everything
+    loaded; then (``job``) the time to open a job outside the loaded range, whole. The times
+    are taken where the app does the work (the first rows handed to the stream, the load
+    judged complete, the whole job's timeline shown), the bench looking only now and then so
+    as not to take the app's time."""
+    t0 = time.perf_counter()
+    from emp_tui.app import make_app
+    from emp_tui.app.app import EmpTuiApp
+    from emp_tui.app.state import AppState
+    from emp_tui.app.widgets.event_list import EventList
+    from emp_tui.config import AppConfig
+
+    marks: dict[str, float] = {}
+    add_rows, finish, show = EventList.add_rows, AppState._finish, EmpTuiApp._show_timeline
+
+    def first_rows(self: EventList, seqs: Any) -> None:
+        add_rows(self, seqs)
+        if self.rows:
+            marks.setdefault("rows", time.perf_counter())
+
+    def finished(self: AppState, plan: Any) -> None:
+        finish(self, plan)
+        marks["loaded"] = time.perf_counter()
+
+    def shown(self: EmpTuiApp) -> None:
+        show(self)
+        if job is not None and job in self.state.jobs and self.timeline is not None:
+            marks.setdefault("job", time.perf_counter())
+
+    EventList.add_rows = first_rows  # type: ignore[method-assign]
+    AppState._finish = finished  # type: ignore[method-assign]
+    EmpTuiApp._show_timeline = shown  # type: ignore[method-assign]
+    app = make_app(
+        redis_url=url,
+        stream=HISTORY_STREAM,
+        files=files or (),
+        config=AppConfig(log_dir="", buffer_size=100_000),
+    )
+    result: dict[str, Any] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await _wait(pilot, lambda: "loaded" in marks, step=0.1)
+        ready = app.ready_at or t0
+        result["first_paint_s"] = round(ready - t0, 3)
+        result["first_rows_s"] = round(marks["rows"] - t0, 3)
+        result["first_rows_after_paint_s"] = round(marks["rows"] - ready, 3)
+        result["loaded_s"] = round(marks["loaded"] - t0, 3)
+        result["loaded_after_paint_s"] = round(marks["loaded"] - ready, 3)
+        app.drain_now()
+        result["loaded"] = len(app.store)
+        result["left_out"] = app.state.left_out
+        result["peak_rss_mb"] = peak_rss_mb()
+        if job is not None:
+            assert job not in {e.job_id for e in app.store}, "the job is in the loaded range"
+            t = time.perf_counter()
+            app.open_job(job)
+            await _wait(pilot, lambda: "job" in marks, step=0.05)
+            result["job_s"] = round(marks["job"] - t, 3)
+            result["job_events"] = len(app.timeline.steps) if app.timeline else 0
+            result["peak_rss_mb_after_job"] = peak_rss_mb()
+    return result
+
+
+def history_child(which: str, directory: str | None, job: str | None) -> None:
+    from redisproc import RedisProcess
+
+    result: dict[str, Any]
+    if which in ("open-stream", "job-stream"):
+        with RedisProcess() as server:
+            spacing = 1 if which == "open-stream" else 720  # 10k over 10 s, or over 2 hours
+            target = fill_stream(server.url, 10_000, spacing)
+            t = time.perf_counter()
+            raw = server.client().xrevrange(HISTORY_STREAM, "+", "-")
+            result = {"raw_xrange_s": round(time.perf_counter() - t, 3), "raw": len(raw)}
+            ran = asyncio.run(
+                open_history(url=server.url, job=target if which == "job-stream" else None)
+            )
+            result.update(ran)
+    else:
+        assert directory is not None
+        paths = [Path(directory)]
+        result = asyncio.run(open_history(files=paths, job=job))
+    print(json.dumps(result))
+
+
+def lines_floor(directory: Path) -> tuple[float, int]:
+    """The least a reader of the logs must do: read every file and orjson every line."""
+    import orjson
+
+    t = time.perf_counter()
+    count = 0
+    for path in sorted(directory.glob("events.log*")):
+        for line in path.read_bytes().splitlines():
+            orjson.loads(line)
+            count += 1
+    return time.perf_counter() - t, count
+
+
+def grep_floor(directory: Path, job: str) -> float:
+    files = sorted(str(p) for p in directory.glob("events.log*"))
+    t = time.perf_counter()
+    subprocess.run(["grep", "-F", "-h", job, *files], capture_output=True, check=False)
+    return time.perf_counter() - t
+
+
+def run_history_child(which: str, *extra: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", which, *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TEXTUAL_ANIMATIONS": "none"},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{which} run failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def history_main(logs_events: int) -> None:
+    import search
+
+    print("\nhistory: opening the app on what the sources hold (headless, 160x48)")
+    stream = run_history_child("open-stream")
+    print(
+        f"  full 10k stream, after the first paint ({stream['first_paint_s']} s from launch): "
+        f"first rows {stream['first_rows_after_paint_s']} s (target <= 0.5), all "
+        f"{stream['loaded']:,} loaded {stream['loaded_after_paint_s']} s (target <= 1); "
+        f"baseline: redis-py XREVRANGE of all 10k, no decoding, {stream['raw_xrange_s']} s"
+    )
+    job = run_history_child("job-stream")
+    print(
+        f"  job outside the loaded range, 10k stream over 2 h: {job['job_s']} s for its "
+        f"{job['job_events']} events (target <= 0.3; {job['loaded']:,} events loaded, the "
+        f"last 15 min); baseline: XREVRANGE of all 10k, no decoding, {job['raw_xrange_s']} s"
+    )
+    with tempfile.TemporaryDirectory(prefix="emp-bench-history-") as tmp:
+        small = Path(tmp) / "100k"
+        small.mkdir()
+        search.generate(small, 100_000)
+        floor_s, lines = lines_floor(small)
+        logs = run_history_child("open-logs", "--dir", str(small))
+        print(
+            f"  100k events of collector logs, after the first paint: first rows "
+            f"{logs['first_rows_after_paint_s']} s, all {logs['loaded']:,} loaded "
+            f"{logs['loaded_after_paint_s']} s (target <= 2), peak RSS {logs['peak_rss_mb']} MB "
+            f"(target <= 200); baseline: read and orjson.loads every line ({lines:,}), no "
+            f"events built, {floor_s:.3f} s"
+        )
+        big = Path(tmp) / "1m"
+        big.mkdir()
+        search.generate(big, logs_events)
+        target = search.job_id(3)  # among the oldest: outside the range the app loads
+        size = sum(p.stat().st_size for p in big.glob("events.log*")) / 1e6
+        grep_s = grep_floor(big, target)
+        many = run_history_child("job-logs", "--dir", str(big), "--job", target)
+        print(
+            f"  job outside the loaded range, {logs_events:,} events of logs ({size:.0f} MB): "
+            f"{many['job_s']} s for its {many['job_events']} events (target <= 1; "
+            f"{many['loaded']:,} loaded, first rows {many['first_rows_after_paint_s']} s and "
+            f"all {many['loaded_after_paint_s']} s after the first paint, peak RSS "
+            f"{many['peak_rss_mb_after_job']} MB); baseline: grep -F <id> over the files "
+            f"{grep_s:.3f} s"
+        )
+
+
 # -- driver --------------------------------------------------------------------------------------
 
 
@@ -320,15 +560,37 @@ def child(which: str, rate: int, seconds: float) -> None:
     print(json.dumps(result))
 
 
+HISTORY_CHILDREN = ("open-stream", "job-stream", "open-logs", "job-logs")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--child", choices=("emp", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--logs-events", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("live", "history"))
+    parser.add_argument(
+        "--child", choices=("emp", "baseline", *HISTORY_CHILDREN), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child in HISTORY_CHILDREN:
+        history_child(args.child, args.dir, args.job)
+        return 0
     if args.child:
         child(args.child, args.rate, args.seconds)
         return 0
+    if args.only != "history":
+        code = live_main(args)
+        if code:
+            return code
+    if args.only != "live":
+        history_main(args.logs_events)
+    return 0
+
+
+def live_main(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Any]] = {}
     for which in ("emp", "baseline"):
         done = subprocess.run(
@@ -377,7 +639,8 @@ def main() -> int:
     print(f"re-apply a filter over {emp['buffered']:,} events: {timed}")
     print(
         f"open a 1k-event job timeline (ms): {emp['timeline_1k_ms']} "
-        f"(to the next paint: {emp['timeline_1k_to_paint_ms']})"
+        f"(to the next paint: {emp['timeline_1k_to_paint_ms']}; whole from the sources, a scan "
+        f"of the {emp['written']:,}-entry stream: {emp.get('job_whole_100k_stream_ms')})"
     )
     first_half = emp["backlog"][: max(1, len(emp["backlog"]) // 2)]
     growing = emp["backlog"][-1] > max([*first_half, 0])

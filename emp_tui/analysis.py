@@ -854,3 +854,32 @@ def correlate(
         window_start_ms=lo,
         window_end_ms=hi,
     )
+
+
+# -- where the sources may not hold the whole job ---------------------------------------------
+
+JOB_START_TYPES: Final = frozenset({"job.created", "job.submitted"})
+"""The event types a job's story begins with."""
+START_HORIZON_MS: Final = 15 * 60_000
+"""A job whose first event held comes this long after the sources begin is taken to have
+begun after it even without its creation event (queue waits are shorter)."""
+
+
+def missing_start(
+    events: Sequence[TelemetryEvent],
+    sources_start_ms: int | None,
+    *,
+    horizon_ms: int = START_HORIZON_MS,
+) -> int | None:
+    """When the sources may not hold the start of a job: how long after the sources' oldest
+    moment (``sources_start_ms``: a stream trimmed by MAXLEN, logs that begin late) its first
+    event held comes, that first event not being its creation. None when the job is whole at
+    its start as far as can be told (it begins with ``job.created``, or long after the
+    sources do). ``events`` are the job's, in time order."""
+    if not events or sources_start_ms is None:
+        return None
+    first = events[0]
+    if first.event_type in JOB_START_TYPES:
+        return None
+    lead = order_key(first.id, first.timestamp)[0] - sources_start_ms
+    return max(lead, 0) if lead <= horizon_ms else None

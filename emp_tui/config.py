@@ -107,10 +107,15 @@ class AppConfig:
 
     redis_url: str | None = None
     stream: str | None = None
-    backfill: int = 1000
-    """How many of the newest events to read from the stream before tailing it."""
+    window: str = "15m"
+    """The time range the app opens on: this much history up to the newest event the
+    sources hold (``--since``/``--until`` instead choose it)."""
+    log_dir: str = "./logs/telemetry"
+    """The collector's logs, read beside the stream when the directory exists ("" for none;
+    ``--file`` names others)."""
     buffer_size: int = 100_000
-    """How many events the app holds; older ones are pushed out (and counted)."""
+    """How many events the app holds: a range that holds more keeps its newest (and says
+    how many were left out)."""
     gap_threshold_ms: int = DEFAULT_GAP_MS
     """A pause between two steps of a job longer than this is highlighted as a gap."""
     theme: str = "textual-dark"
@@ -157,12 +162,26 @@ def _app_config_from(table: Mapping[str, Any], path: Path) -> AppConfig:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{path}: {key} must be a non-empty string")
             values[key] = value.strip()
-        elif key in ("backfill", "buffer_size", "gap_threshold_ms"):
+        elif key == "window":
+            from emp_tui.query import parse_duration_ms
+
+            if not isinstance(value, str) or not parse_duration_ms(value.strip()):
+                raise ConfigError(f'{path}: window must be a duration, e.g. "15m", "2h", "1d"')
+            values[key] = value.strip()
+        elif key == "log_dir":
+            if not isinstance(value, str):
+                raise ConfigError(f'{path}: log_dir must be a path (or "" for none)')
+            values[key] = value.strip()
+        elif key == "backfill":
+            raise ConfigError(
+                f'{path}: backfill is gone: the app opens on a time range, window = "15m" '
+                "(and holds at most buffer_size events)"
+            )
+        elif key in ("buffer_size", "gap_threshold_ms"):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{path}: {key} must be an integer")
-            low = 0 if key == "backfill" else 1
-            if value < low:
-                raise ConfigError(f"{path}: {key} must be at least {low}")
+            if value < 1:
+                raise ConfigError(f"{path}: {key} must be at least 1")
             values[key] = value
         elif key == "keymap":
             if not isinstance(value, dict) or not all(

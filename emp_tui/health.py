@@ -7,13 +7,15 @@ after the last write, so the hashes that exist are the live collectors. Every fi
 string.
 
 :func:`read_stream_state` is what `emp-tui health` shows of the stream itself: its length and
-ends, recent rates per service, consumer groups and their lag, memory. No I/O here beyond the
-reads below.
+ends, recent rates per service (over the last 5 minutes, or over what the stream holds when
+it holds less), consumer groups and their lag, memory; :func:`read_logs_state` what
+`emp-tui health --file` shows of the collector's logs. No I/O here beyond the reads below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import redis
@@ -155,19 +157,30 @@ class StreamState:
         return None if first is None or last is None else last - first
 
     @property
+    def rate_window_ms(self) -> int:
+        """What the rates are measured over: the last :data:`RECENT_MS`, or less when the
+        stream holds less (MAXLEN trimmed it): from its oldest entry to now."""
+        return rate_window(self.now_ms, self.first_ms)
+
+    @property
     def events_per_minute(self) -> float:
-        return sum(self.recent_by_service.values()) / (RECENT_MS / 60_000)
+        return sum(self.recent_by_service.values()) / (self.rate_window_ms / 60_000)
 
     def per_minute_by_service(self) -> dict[str, float]:
-        return {
-            service: count / (RECENT_MS / 60_000)
-            for service, count in self.recent_by_service.items()
-        }
+        minutes = self.rate_window_ms / 60_000
+        return {service: count / minutes for service, count in self.recent_by_service.items()}
 
     def covers_ms(self, maxlen: int) -> float | None:
         """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
         rate = self.events_per_minute
         return maxlen / rate * 60_000 if rate else None
+
+
+def rate_window(now_ms: int, first_ms: int | None) -> int:
+    """The last :data:`RECENT_MS` before ``now_ms``, cut to start at ``first_ms`` (what a
+    source holds from): rates over a 24-second stream are per 24 seconds, not per 5 minutes."""
+    start = now_ms - RECENT_MS if first_ms is None else max(now_ms - RECENT_MS, first_ms)
+    return max(1, now_ms - start)
 
 
 def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamState | None:
@@ -218,4 +231,86 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
         memory_bytes=None if memory is None else int(memory),
         collectors=read_collectors_sync(client),
         trim=read_trim_policy(client, stream),
+    )
+
+
+# -- the collector's log files (`emp-tui health --file`) ------------------------------------------
+
+
+@dataclass
+class LogFile:
+    """One log file: its size and lines (counted as bytes, none decoded)."""
+
+    path: str
+    size: int
+    lines: int
+
+
+@dataclass
+class LogsState:
+    """What the collector's log files hold. "Now" is their newest event (the one rule for a
+    recording), so the recent rates are those of the logs' last minutes, however old."""
+
+    files: list[LogFile]
+    unreadable: list[str]
+    first_ms: int | None
+    last_ms: int | None
+    now_ms: int | None
+    recent_by_service: dict[str, int]
+    """Events per service in the last :data:`RECENT_MS` the logs hold."""
+    corrupt: int
+    """Corrupt lines among those looked at (the recent ones)."""
+
+    @property
+    def lines(self) -> int:
+        return sum(f.lines for f in self.files)
+
+    @property
+    def span_ms(self) -> int | None:
+        first, last = self.first_ms, self.last_ms
+        return None if first is None or last is None else last - first
+
+    @property
+    def rate_window_ms(self) -> int:
+        return RECENT_MS if self.last_ms is None else rate_window(self.last_ms, self.first_ms)
+
+    @property
+    def events_per_minute(self) -> float:
+        return sum(self.recent_by_service.values()) / (self.rate_window_ms / 60_000)
+
+    def per_minute_by_service(self) -> dict[str, float]:
+        minutes = self.rate_window_ms / 60_000
+        return {service: count / minutes for service, count in self.recent_by_service.items()}
+
+
+def read_logs_state(paths: list[Path]) -> LogsState:
+    """The files' sizes and lines, their span, and the rates of their last minutes (only those
+    lines are decoded). An unreadable file is listed, not fatal. Raises SourceError for a path
+    that does not exist."""
+    from emp_tui.history import ReadStats, count_lines, logs_span, read_logs_back
+    from emp_tui.sources import SourceError, expand_paths
+
+    span = logs_span(paths)
+    files: list[LogFile] = []
+    unreadable = list(span.unreadable)
+    for path in expand_paths(paths):
+        try:
+            files.append(LogFile(str(path), path.stat().st_size, count_lines(path)))
+        except (SourceError, OSError) as exc:
+            if not any(str(path) in reason for reason in unreadable):
+                unreadable.append(str(exc))
+    by_service: dict[str, int] = {}
+    stats = ReadStats()
+    if span.last_ms is not None:
+        for page in read_logs_back(paths, span.last_ms - RECENT_MS, stats=stats):
+            for event in page:
+                by_service[event.service] = by_service.get(event.service, 0) + 1
+    return LogsState(
+        files=files,
+        unreadable=unreadable,
+        first_ms=span.first_ms,
+        last_ms=span.last_ms,
+        now_ms=span.newest_ms if span.newest_ms is not None else span.last_ms,
+        recent_by_service=by_service,
+        corrupt=stats.files.corrupt,
     )

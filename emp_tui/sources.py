@@ -411,11 +411,26 @@ class FileStats:
     duplicates: int = 0  # copies of an event already read (a resend, a redelivered line)
     corrupt: int = 0
     problems: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """Files skipped because they could not be read (a corrupt ``.gz``), as one-line reasons."""
 
     def problem(self, text: str) -> None:
         self.corrupt += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(text)
+
+    def skip(self, reason: str) -> None:
+        """A file that cannot be read: counted, and the read goes on with the next."""
+        self.unreadable.append(reason)
+
+    def notes(self) -> list[str]:
+        """One line each for the unreadable files and the corrupt lines, for a user."""
+        out = [f"skipped an unreadable file: {reason}" for reason in self.unreadable]
+        if self.corrupt:
+            first = self.problems[0] if self.problems else ""
+            more = f" (and {self.corrupt - 1} more)" if self.corrupt > 1 else ""
+            out.append(f"skipped {self.corrupt} corrupt line(s): {first}{more}")
+        return out
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -601,11 +616,19 @@ def _read_json_array(
 def read_files(
     paths: Iterable[Path], query: Query | None = None, stats: FileStats | None = None
 ) -> Iterator[TelemetryEvent]:
-    """:func:`read_file` over :func:`expand_paths` of ``paths``, copies of an event once."""
+    """:func:`read_file` over :func:`expand_paths` of ``paths``, copies of an event once. A
+    file that cannot be read (a corrupt rotated ``events.log.2.gz``) is skipped and counted in
+    ``stats.unreadable``, the others are read; SourceError only when no file could be read."""
     stats = stats if stats is not None else FileStats()
     seen = SeenEvents()
-    for path in expand_paths(paths):
-        yield from read_file(path, query, stats, seen)
+    files = expand_paths(paths)
+    for path in files:
+        try:
+            yield from read_file(path, query, stats, seen)
+        except SourceError as exc:
+            stats.skip(str(exc))
+    if files and len(stats.unreadable) == len(files):
+        raise SourceError(stats.unreadable[0])
 
 
 def _merge_key(event: TelemetryEvent) -> tuple[int, int, int]:

@@ -12,7 +12,8 @@ Adding is idempotent: an event whose stream ID is held already is not added agai
 backfill and a live tail, or a file and the stream, can overlap. Events without a stream ID
 are never taken for one another. Past ``capacity`` the store keeps the newest events (in
 stream order) and lets the others go, counted in ``evicted``: an event older than all those
-held is refused once the store is full.
+held is refused once the store is full. A page of older history brought in on purpose
+(``keep="oldest"``) lets the newest go instead.
 
 Appending in stream order (the live tail) is a few dict and list operations per event, cheap
 at thousands of events a second. No I/O, no Textual.
@@ -21,9 +22,10 @@ at thousands of events a second. No I/O, no Textual.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Literal
 
 from emp_tui.events import TelemetryEvent
 from emp_tui.query import Query
@@ -82,6 +84,16 @@ class _JobIndex:
         del self._jobs[job_id]
         return True
 
+    def drop_newest(self, job_id: str) -> bool:
+        """Forget the job's newest event (history paged in lets the newest go); whether the
+        job has no event left."""
+        seqs = self._jobs[job_id]
+        seqs.pop()
+        if seqs:
+            return False
+        del self._jobs[job_id]
+        return True
+
     def get(self, job_id: str) -> Sequence[int]:
         return self._jobs.get(job_id) or ()
 
@@ -125,9 +137,12 @@ class EventStore:
         added = self.add_many((event,))
         return added[0] if added else None
 
-    def add_many(self, events: Iterable[TelemetryEvent]) -> list[int]:
+    def add_many(
+        self, events: Iterable[TelemetryEvent], *, keep: Literal["newest", "oldest"] = "newest"
+    ) -> list[int]:
         """Add ``events`` (in any order); the sequence numbers of those now held that were
-        not before, ascending."""
+        not before, ascending. Past ``capacity`` the oldest go, or with ``keep="oldest"``
+        (a page of older history brought in) the newest."""
         fresh: list[int] = []
         held, jobs, recent = self._events, self._jobs, self._recent_jobs
         event_ids = self._event_ids
@@ -180,7 +195,12 @@ class EventStore:
             fresh.sort()
             self._merge(fresh)
         excess = len(self) - self.capacity
-        if excess > 0:
+        if excess > 0 and keep == "oldest":
+            self._evict_newest(excess)
+            last_held = self._seqs[-1]
+            if fresh[-1] > last_held:
+                fresh = fresh[: bisect_right(fresh, last_held)]
+        elif excess > 0:
             self._evict_oldest(excess)
             oldest = self._seqs[self._head]
             if fresh[0] < oldest:
@@ -235,6 +255,19 @@ class EventStore:
             del seqs[: self._head]
             self._head = 0
 
+    def _evict_newest(self, count: int) -> None:
+        seqs = self._seqs
+        events, jobs, recent = self._events, self._jobs, self._recent_jobs
+        for seq in seqs[len(seqs) - count :]:
+            job_id = events.pop(seq).job_id
+            if job_id:
+                if jobs.drop_newest(job_id):
+                    recent.pop(job_id, None)
+                else:
+                    self._jobs_unordered = True
+        del seqs[len(seqs) - count :]
+        self.evicted += count
+
     def clear(self) -> None:
         self._events.clear()
         self._event_ids.clear()
@@ -274,6 +307,10 @@ class EventStore:
     @property
     def oldest_seq(self) -> int | None:
         return self._seqs[self._head] if len(self) else None
+
+    @property
+    def newest_seq(self) -> int | None:
+        return self._seqs[-1] if len(self) else None
 
     def event(self, seq: int) -> TelemetryEvent:
         """The event held under ``seq`` (KeyError when it is not held)."""

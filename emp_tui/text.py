@@ -194,6 +194,19 @@ def clock(ms: int) -> str:
     return moment.strftime("%H:%M:%S.") + f"{ms % 1000:03d}"
 
 
+def moment(ms: int, now_ms: int, *, day_only: bool = False) -> str:
+    """A moment beside "now", in UTC as the app's rows are: ``06:04:19`` on the day of
+    ``now_ms``, else ``Nov 28 06:04`` (``Nov 28`` with ``day_only``)."""
+    try:
+        when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        today = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return "??:??:??"
+    if when.date() == today.date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%b %d" if day_only else "%b %d %H:%M")
+
+
 def local_time(ms: int) -> str:
     """``YYYY-MM-DD HH:MM:SS.mmm`` in the local time zone (the CLI's human output)."""
     try:

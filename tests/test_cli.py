@@ -595,3 +595,124 @@ def test_stream_survives_a_redis_restart(redis_proc: RedisProcess) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- history: one "now" for every command, a corrupt rotated file ----------------------------
+
+OPEN_JOB = [
+    TelemetryEvent.create(service, event_type, {}, job_id="job_1", timestamp=ms)
+    for service, event_type, ms in (
+        ("api-server", "job.created", 1_764_000_000_000),
+        ("worker", "job.claimed", 1_764_000_001_000),
+        ("worker", "job.progress_updated", 1_764_000_004_000),
+    )
+]
+"""A job still open: three lines of a log, as in a recording."""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "job:job_gap"],
+        ["timeline", "job_gap"],
+        ["correlate", "job_gap"],
+        ["perf"],
+        ["export", "job:job_gap", "-o", "{tmp}/out.jsonl"],
+    ],
+)
+def test_a_corrupt_rotated_file_is_skipped_and_counted(
+    command: list[str], log_file: Path, tmp_path: Path
+) -> None:
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    whole = run("--file", log_file, *args, "--json")
+    (tmp_path / "out.jsonl").unlink(missing_ok=True)
+    (tmp_path / "events.log.2.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 40)  # cut short
+    done = run("--file", log_file, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == whole.stdout  # events.log is read as before
+    warnings = [line for line in done.stderr.splitlines() if "unreadable" in line]
+    assert len(warnings) == 1 and "events.log.2.gz" in warnings[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_timeline_correlate_and_health_agree_on_now_for_files(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"".join(event.to_json_line() for event in OPEN_JOB))
+    (timeline, *_) = records(run("--file", path, "timeline", "job_1", "--json"))
+    (correlated, *_) = records(run("--file", path, "correlate", "job_1", "--json"))
+    (logs, *_) = records(run("--file", path, "health", "--json"))
+    newest = OPEN_JOB[-1].timestamp
+    assert timeline["nowMs"] == correlated["nowMs"] == logs["nowMs"] == newest
+    assert timeline["status"] == correlated["status"] == "running"
+    assert timeline["silentMs"] == correlated["silentMs"] == 0
+
+
+def test_timeline_correlate_and_health_agree_on_now_for_a_live_stream(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    start = time.time_ns() // 1_000_000 - 60_000
+    for n, event in enumerate(OPEN_JOB):
+        ms = start + n * 1000
+        client.xadd(STREAM, {**event.encode(), "timestamp": str(ms)}, id=f"{ms}-0")
+    client.close()
+    before = time.time_ns() // 1_000_000
+    (timeline, *_) = records(run("--redis-url", redis_url, "timeline", "job_1", "--json"))
+    (correlated, *_) = records(run("--redis-url", redis_url, "correlate", "job_1", "--json"))
+    (stream, *_) = records(run("--redis-url", redis_url, "health", "--json"))
+    after = time.time_ns() // 1_000_000
+    last = start + 2000
+    for now in (timeline["nowMs"], correlated["nowMs"], stream["nowMs"]):
+        assert before <= now <= after  # the wall clock, for each of them
+    assert timeline["silentMs"] == timeline["nowMs"] - last
+    assert correlated["silentMs"] == correlated["nowMs"] - last
+    assert stream["lastEventAgeMs"] == stream["nowMs"] - last
+
+
+def test_health_rates_a_short_stream_over_what_it_holds(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    first = time.time_ns() // 1_000_000 - 24_000
+    pipe = client.pipeline()
+    for n in range(240):  # 10 a second for 24 s: 600 a minute
+        ms = first + n * 100
+        pipe.xadd(
+            STREAM, TelemetryEvent.create("worker", "job.progress_updated").encode(), id=f"{ms}-0"
+        )
+    pipe.execute()
+    client.close()
+    (stream, *_) = records(run("--redis-url", redis_url, "health", "--json"))
+    window = stream["rateWindowMs"]
+    assert window == stream["nowMs"] - first  # from its oldest entry, not 5 minutes
+    assert stream["eventsPerMinute"] == pytest.approx(240 / (window / 60_000))
+    assert 400 < stream["eventsPerMinute"] < 700  # not 240 / 5 = 48
+    human = run("--redis-url", redis_url, "health").stdout
+    assert "all the stream holds" in human
+
+
+def test_health_with_files_reports_on_the_files(log_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "events.log.3.gz").write_bytes(b"\x1f\x8bnot gzip")
+    done = run("--file", log_file, "health", "--json")
+    assert done.returncode == 0, done.stderr
+    got = records(done)
+    logs = got[0]
+    assert logs["kind"] == "logs" and logs["lines"] == len(EVENTS)
+    assert logs["lastMs"] == max(int(e.id.split("-")[0]) for e in EVENTS if e.id)
+    assert logs["nowMs"] == max(e.timestamp for e in EVENTS)
+    assert len(logs["unreadable"]) == 1 and "events.log.3.gz" in logs["unreadable"][0]
+    assert {r["path"] for r in got if r["kind"] == "file"} == {str(log_file)}
+    assert sum(1 for r in got if r["kind"] == "service") >= 2
+    human = run("--file", log_file, "health")
+    assert human.returncode == 0 and "Logs 1 file(s)" in human.stdout
+    assert "unreadable" in human.stderr
+
+
+def test_timeline_says_when_the_stream_trimmed_a_jobs_start(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    start = time.time_ns() // 1_000_000 - 60_000
+    for n, event in enumerate(OPEN_JOB):
+        client.xadd(STREAM, event.encode(), id=f"{start + n * 1000}-0")
+    client.xtrim(STREAM, maxlen=2, approximate=False)  # job.created is gone
+    client.close()
+    (summary, *_) = records(run("--redis-url", redis_url, "timeline", "job_1", "--json"))
+    assert summary["events"] == 2 and summary["gaps"] == 0
+    assert summary["sourcesStartMs"] == start + 1000 and summary["missingStartMs"] == 0
+    human = run("--redis-url", redis_url, "timeline", "job_1").stdout
+    assert "may lack its start" in human.splitlines()[1]

@@ -24,6 +24,7 @@ CORE_MODULES = [
     "emp_tui.problems",
     "emp_tui.lint",
     "emp_tui.sources",
+    "emp_tui.history",
     "emp_tui.export",
     "emp_tui.cli",
     "emp_tui.app.style",  # the CLI's colours: plain strings, no Rich

@@ -21,6 +21,7 @@ CORE = [
     "problems",
     "store",
     "sources",
+    "history",
     "export",
     "health",
     "spill",

@@ -12,15 +12,16 @@ from samples import fleet_job as job_events
 
 from emp_tui.analysis import handoffs
 from emp_tui.app import state as state_module
-from emp_tui.app.state import AppState, EmptyHint, narrows
+from emp_tui.app.state import AppState, EmptyHint, LoadPlan, narrows
 from emp_tui.events import TelemetryEvent
+from emp_tui.history import Holdings, JobHistory, Span, TimeRange, event_ms
 from emp_tui.query import parse_query
 
 NOW = START_MS / 1000 + 60.0
 
 
-def make_state(capacity: int = 100_000, *, live: bool = False) -> AppState:
-    return AppState(capacity=capacity, gap_ms=5000, clock=lambda: NOW, live=live)
+def make_state(capacity: int = 100_000, *, live: bool = False, **kwargs: object) -> AppState:
+    return AppState(capacity=capacity, gap_ms=5000, clock=lambda: NOW, live=live, **kwargs)  # type: ignore[arg-type]
 
 
 def loaded(events: list[TelemetryEvent], **kwargs: object) -> AppState:
@@ -286,3 +287,239 @@ def test_an_empty_stream_says_why() -> None:
     assert state.empty_hint("connected", "redis://h", None).kind == "no_match"
     assert state.empty_hint("offline", "", None).kind == "no_match"
     assert state.empty_hint("reconnecting", "redis://h", None).kind == "unreachable"
+
+
+# -- the range of history, loads, and whole jobs ---------------------------------------------
+
+MINUTE = 60_000
+
+
+def _stream(events: list[TelemetryEvent]) -> Span:
+    return Span("stream", len(events), event_ms(events[0]), event_ms(events[-1]))
+
+
+def _ranged(events: list[TelemetryEvent], **kwargs: object) -> AppState:
+    """A state reading a (pretend) stream that holds ``events``."""
+    kwargs.setdefault("sources", ("stream",))
+    state = make_state(**kwargs)  # type: ignore[arg-type]
+    state.set_holdings(stream=_stream(events))
+    return state
+
+
+def _load(state: AppState, plan: LoadPlan, events: list[TelemetryEvent], **kw: object) -> None:
+    """What the loaders would do for ``plan``: the events in its range, newest first."""
+    inside = [
+        e for e in reversed(events) if TimeRange(plan.since_ms, plan.until_ms).contains(event_ms(e))
+    ]
+    read = inside[: plan.limit]
+    for source in plan.sources:
+        state.loaded_page(
+            plan.generation, source, read, len(read), event_ms(read[-1]) if read else None
+        )
+        state.loaded_all(
+            plan.generation,
+            source,
+            read=len(read),
+            reached_ms=event_ms(read[-1]) if read else None,
+            cut=len(inside) > plan.limit,
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def test_the_range_is_the_last_window_of_what_the_sources_hold() -> None:
+    events = sample_events()
+    state = _ranged(events, window_ms=5_000)
+    newest = event_ms(events[-1])
+    assert state.resolve_range() == TimeRange(newest - 5_000, None)
+    assert state.resolve_range(window="1h") == TimeRange(newest - 3_600_000, None)
+    assert state.resolve_range(since=str(START_MS + 5_000)) == TimeRange(START_MS + 5_000, None)
+    ranged = state.resolve_range(since=str(START_MS + 5_000), until=str(START_MS + 9_000))
+    assert ranged == TimeRange(START_MS + 5_000, START_MS + 9_000)
+    with pytest.raises(ValueError, match="--since"):
+        state.resolve_range(since="yesterday-ish")
+    with pytest.raises(ValueError, match="window"):
+        state.resolve_range(window="long")
+
+
+def test_a_first_load_reads_the_range_and_knows_what_it_holds() -> None:
+    events = sample_events()
+    state = _ranged(events)
+    state.base_range = state.resolve_range()
+    plan = state.plan_for(state.effective_range())  # type: ignore[arg-type]
+    assert plan is not None and plan.kind == "fresh" and plan.keep == "newest"
+    assert state.loading and state.range_view().loading == 0
+    assert state.range_view().loading_total == len(events)
+    _load(state, plan, events)
+    assert not state.loading and len(state.store) == len(events)
+    assert state.shown_events() == events
+    assert state.covered == state.base_range
+    view = state.range_view()
+    assert view.loaded == len(events) and view.left_out is None and not view.partial
+    assert (view.first_ms, view.last_ms) == (event_ms(events[0]), event_ms(events[-1]))
+    # A narrower range is held already: nothing to read.
+    assert state.plan_for(TimeRange(event_ms(events[50]), None)) is None
+
+
+def test_a_range_past_the_cap_keeps_its_newest_and_counts_the_rest() -> None:
+    events = sample_events()
+    state = _ranged(events, capacity=40)
+    state.base_range = TimeRange(None, None)
+    plan = state.plan_for(state.base_range)
+    assert plan is not None and plan.limit == 40
+    _load(state, plan, events)
+    assert state.shown_events() == events[-40:]
+    assert state.left_out == len(events) - 40
+    assert state.covered == TimeRange(event_ms(events[-40]) + 1, None)
+    view = state.range_view()
+    assert view.left_out == len(events) - 40 and view.partial
+    # Wider still: the store is full of the range's newest, there is nothing to add.
+    assert state.plan_for(TimeRange(None, None)) is None
+
+
+def test_a_wider_range_adds_only_its_older_part_and_stale_pages_are_ignored() -> None:
+    events = sample_events()
+    state = _ranged(events)
+    middle = event_ms(events[100])
+    state.base_range = TimeRange(middle, None)
+    first = state.plan_for(state.base_range)
+    assert first is not None
+    _load(state, first, events)
+    assert state.shown_events() == events[100:]
+    older = state.plan_for(TimeRange(None, None))
+    assert older is not None and older.kind == "add"
+    assert (older.since_ms, older.until_ms) == (None, middle - 1)
+    assert not state.loaded_page(first.generation, "stream", events[:5], 5, None)  # stale
+    _load(state, older, events)
+    assert state.shown_events() == events
+    assert state.covered == TimeRange(None, None)
+
+
+def test_a_filter_with_time_bounds_sets_the_range_and_one_ending_in_the_past_holds_back() -> None:
+    events = sample_events()
+    state = _ranged(events)
+    last_error = max(i for i, e in enumerate(events) if e.level == "error")
+    state.base_range = TimeRange(event_ms(events[last_error + 1]), None)
+    _load(state, state.plan_for(state.base_range), events)  # type: ignore[arg-type]
+    assert not any(e.level == "error" for e in state.shown_events())
+    query = state.parse(f"level:error since:{event_ms(events[0])}")
+    assert state.effective_range(query) == TimeRange(event_ms(events[0]), None)
+    state.apply(query)
+    plan = state.plan_for(state.effective_range())  # type: ignore[arg-type]
+    assert plan is not None and plan.kind == "add"
+    _load(state, plan, events)
+    errors = [e for e in events if e.level == "error"]
+    assert errors and state.shown_events() == errors  # all older than the first load
+    # until: in the past: the app looks at the past, live events are counted, not taken.
+    state.apply(state.parse(f"until:{event_ms(events[50])}"))
+    assert state.detached
+    state.queue(flood(5, start_ms=START_MS + 90_000), live=True)
+    state.drain()
+    assert state.held_back == 5 and len(state.store) == len(events)
+    assert state.range_view().held_back == 5 and state.range_view().closed_by_filter
+    # Back to an open range: the newer part it did not take is read.
+    state.apply(state.parse(""))
+    assert not state.detached
+    newer = state.plan_for(state.effective_range())  # type: ignore[arg-type]
+    assert newer is not None and newer.kind == "add"
+    assert newer.since_ms == event_ms(events[-1]) and newer.until_ms is None
+
+
+def test_the_page_before_lets_the_newest_go_when_full_and_follow_loads_them_again() -> None:
+    events = sample_events()
+    state = _ranged(events, capacity=50)
+    state.base_range = TimeRange(event_ms(events[-50]), None)
+    _load(state, state.plan_for(state.base_range), events)  # type: ignore[arg-type]
+    assert state.shown_events() == events[-50:]
+    before = state.plan_before()
+    assert before is not None and before.kind == "before" and before.keep == "oldest"
+    assert before.until_ms == event_ms(events[-50])
+    _load(state, before, events)
+    ingested = state.drain()
+    assert state.newest_gone and state.detached
+    assert before.limit == 25  # half the store at most
+    # 24 older ones came (the read takes the oldest held again: its millisecond may hold
+    # others), and as many of the newest went.
+    assert state.shown_events() == events[-74:-24]
+    assert ingested.newest == state.store.newest_seq
+    state.queue(flood(3, start_ms=START_MS + 90_000), live=True)
+    assert state.held_back == 3 and not state.has_pending
+    assert state.covered is not None and state.covered.until_ms == event_ms(events[-25])
+    back = state.plan_for(state.effective_range())  # type: ignore[arg-type]
+    assert back is not None and back.kind == "add" and not state.newest_gone
+    assert back.since_ms == event_ms(events[-25])
+
+
+def test_the_page_before_stops_at_the_oldest_event_the_sources_hold() -> None:
+    events = sample_events()
+    state = _ranged(events)
+    state.base_range = TimeRange(None, None)
+    _load(state, state.plan_for(state.base_range), events)  # type: ignore[arg-type]
+    assert state.plan_before() is None
+
+
+def test_esc_stops_a_load_and_keeps_what_came() -> None:
+    events = sample_events()
+    state = _ranged(events)
+    state.base_range = TimeRange(None, None)
+    plan = state.plan_for(state.base_range)
+    assert plan is not None
+    page = list(reversed(events))[:60]
+    state.loaded_page(plan.generation, "stream", page, 60, event_ms(page[-1]))
+    assert state.cancel_load() and not state.loading
+    assert state.shown_events() == events[-60:]
+    assert state.covered == TimeRange(event_ms(page[-1]) + 1, None)
+    assert not state.cancel_load()
+    assert not state.loaded_all(plan.generation, "stream", read=99, reached_ms=0, cut=False)
+
+
+def test_a_job_is_whole_from_what_was_fetched_with_what_arrives() -> None:
+    flow = job_events(42, START_MS)
+    state = _ranged(flow)
+    state.queue(flow[-3:])  # the store holds only the job's last events
+    state.drain()
+    timeline = state.open_job("job-0042")
+    assert len(timeline.steps) == 3
+    view = state.job_view()
+    assert view is not None and not view.fetched
+    holdings = Holdings(_stream(flow), None)
+    assert state.job_fetched(JobHistory("job-0042", flow[:-1], holdings))
+    assert state.timeline is not None and [s.event for s in state.timeline.steps] == flow
+    view = state.job_view()
+    assert view is not None and view.fetched and view.missing_start_ms is None
+    assert state.graph_view().edges == handoffs(flow)
+    state.apply(state.parse("job:job-0042"))
+    assert state.shown_events() == flow[-3:]  # the store's part
+    assert state.export_events() == flow  # the job's export is whole
+
+
+def test_a_job_whose_start_the_sources_may_lack_says_so() -> None:
+    flow = job_events(42, START_MS)
+    state = _ranged(flow[3:])  # the stream was trimmed after the job's third event
+    state.open_job("job-0042")
+    state.job_fetched(JobHistory("job-0042", flow[3:], state.holdings))
+    view = state.job_view()
+    assert view is not None and view.missing_start_ms == 0
+    assert view.sources_start_ms == event_ms(flow[3])
+
+
+def test_widening_steps_the_range_and_stops_at_everything() -> None:
+    events = sample_events()
+    state = _ranged(events, window_ms=15 * MINUTE)
+    state.base_range = state.resolve_range()
+    newest = event_ms(events[-1])
+    wider = state.widen(1)
+    assert wider == TimeRange(newest - 30 * MINUTE, None)
+    assert state.widen(-1) == TimeRange(newest - 5 * MINUTE, None)
+    state.base_range = TimeRange(newest - 7 * 86_400_000, None)
+    assert state.widen(1) == TimeRange(None, None)
+    state.base_range = TimeRange(None, None)
+    assert state.widen(1) is None
+    assert state.widen(-1) == TimeRange(newest - 7 * 86_400_000, None)
+
+
+def test_now_is_the_newest_event_the_sources_hold_when_not_live() -> None:
+    events = sample_events()
+    state = _ranged(events[:10])
+    state.set_holdings(logs=Span("logs", None, START_MS, START_MS + 99_000))
+    assert state.now_ms() == START_MS + 99_000
+    assert state.parse("since:1m").since_ms == START_MS + 39_000

@@ -38,10 +38,14 @@ def make_app(
     config: AppConfig | None = None,
     clock: Callable[[], float] = time.time,
     live: bool = True,
+    since: str | None = None,
+    until: str | None = None,
 ) -> EmpTuiApp:
     """The app, configured. With ``files`` and no ``redis_url`` it reads only the files;
-    with neither it connects to the Redis named by the environment or config.toml.
-    ``live=False`` keeps it off Redis altogether (events come from ``add_events``)."""
+    with neither it connects to the Redis named by the environment or config.toml, and reads
+    the collector's logs in config.toml's ``log_dir`` beside it when that directory exists.
+    ``live=False`` keeps it off Redis altogether (events come from ``add_events``, or
+    ``files``). ``since``/``until`` choose the time range (else the last ``window``)."""
     from emp_tui.app.app import EmpTuiApp
 
     config = load_app_config() if config is None else config
@@ -49,6 +53,9 @@ def make_app(
     url: str | None = None
     if live and (redis_url or not file_list):
         url = resolve_redis_url(redis_url, config)
+        log_dir = Path(config.log_dir).expanduser() if config.log_dir else None
+        if not file_list and log_dir is not None and log_dir.is_dir():
+            file_list = [log_dir]
     return EmpTuiApp(
         config=config,
         redis_url=url,
@@ -58,6 +65,8 @@ def make_app(
         query=query,
         clock=clock,
         live=live,
+        since=since,
+        until=until,
         cursor_blink=env_flag(os.environ.get("EMP_TUI_CURSOR_BLINK"), True),
     )
 
@@ -69,11 +78,23 @@ def run_app(
     files: list[Path],
     job_id: str | None,
     query: str | None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> int:
-    """Run the app in this terminal; the exit code. A bad config.toml is one line on stderr."""
+    """Run the app in this terminal; the exit code. A bad config.toml, or a bad
+    ``--since``/``--until``/window, is one line on stderr."""
     try:
-        app = make_app(redis_url=redis_url, stream=stream, files=files, job_id=job_id, query=query)
-    except ConfigError as error:
+        app = make_app(
+            redis_url=redis_url,
+            stream=stream,
+            files=files,
+            job_id=job_id,
+            query=query,
+            since=since,
+            until=until,
+        )
+        app.check_range()
+    except (ConfigError, ValueError) as error:
         print(f"emp-tui: {error}", file=sys.stderr)
         return 2
     result = app.run()

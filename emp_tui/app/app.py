@@ -28,7 +28,7 @@ from textual.dom import DOMNode
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from emp_tui.analysis import Timeline
 from emp_tui.app.commands import EmpCommands
@@ -40,15 +40,19 @@ from emp_tui.app.messages import (
     ExportFinished,
     FilterSubmitted,
     FollowChanged,
+    HistoryDone,
+    HistoryPage,
+    JobFetched,
     JobRequested,
+    OlderWanted,
     PaneRequested,
-    SourceDone,
+    SourceHeld,
 )
 from emp_tui.app.readers import read_collector_health
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
-from emp_tui.app.state import AppState, EmptyHint, GraphScope
+from emp_tui.app.state import AppState, EmptyHint, GraphScope, Ingested, LoadPlan, Source
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
@@ -59,9 +63,18 @@ from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
-from emp_tui.query import QueryError
-from emp_tui.sources import ConnectionState, FileStats, RedisTail, SourceError, read_files
-from emp_tui.sources import backfill as sources_backfill
+from emp_tui.history import (
+    Holdings,
+    JobHistory,
+    ReadStats,
+    logs_span,
+    probe_stream,
+    read_job,
+    read_logs_back,
+    read_stream_back,
+)
+from emp_tui.query import QueryError, parse_duration_ms, parse_time_ms
+from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect
 from emp_tui.store import EventStore
 from emp_tui.text import inert
 
@@ -75,7 +88,6 @@ BACKOFF_MAX = 5.0
 RESTART_SECONDS = 2.0
 """How long after an unexpected failure the live reader starts again."""
 HEALTH_SECONDS = 5.0
-FILE_BATCH = 5000
 DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
 ``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
@@ -115,6 +127,22 @@ class EmpTuiApp(App[int]):
             id="threshold_down",
         ),
         Binding("g", "toggle_graph_scope", "Graph scope", show=False, id="graph_scope"),
+        Binding("left_square_bracket", "widen(1)", "Widen the time range", show=False, id="widen"),
+        Binding(
+            "right_square_bracket",
+            "widen(-1)",
+            "Narrow the time range",
+            show=False,
+            id="narrow",
+        ),
+        Binding(
+            "escape",
+            "cancel_load",
+            "Stop loading history (while it loads)",
+            show=False,
+            priority=True,
+            id="cancel_load",
+        ),
         Binding("e", "export", "Export", id="export"),
         Binding("y", "copy_event", "Copy JSON", id="copy"),
         Binding("escape", "go_back", "Back", show=False, id="back"),
@@ -139,6 +167,8 @@ class EmpTuiApp(App[int]):
         query: str | None = None,
         clock: Clock = time.time,
         live: bool = True,
+        since: str | None = None,
+        until: str | None = None,
         cursor_blink: bool = True,
     ) -> None:
         self.config = config or AppConfig()
@@ -155,13 +185,27 @@ class EmpTuiApp(App[int]):
         self.start_query = query or ""
         self.clock = clock
         self.live = live and redis_url is not None
+        self.since = since
+        self.until = until
+        sources: list[Source] = []
+        if self.live:
+            sources.append("stream")
+        if self.files:
+            sources.append("logs")
         self.state = AppState(
             capacity=self.config.buffer_size,
             gap_ms=self.config.gap_threshold_ms,
             clock=clock,
             live=redis_url is not None,
+            sources=tuple(sources),
+            window_ms=parse_duration_ms(self.config.window) or 15 * 60_000,
         )
         """What the app shows: ask it, show its answers."""
+        self._stream_loaded = False
+        """The stream's part of the range was asked of it (it may answer after the logs)."""
+        self._stream_failed = False
+        self._stream_waiting = False
+        self._older_notice_at = 0.0
         self._status_bar = StatusBar(id="status")
         self._timeline_dirty = False
         self._timeline_shown_at = 0.0
@@ -238,10 +282,20 @@ class EmpTuiApp(App[int]):
         self._push_status()
         self._update_hint()
         if self.files:
-            self.load_files()
+            self.probe_logs()
         if self.live and self.redis_url is not None:
-            self.live_reader(self.redis_url, self.stream_key, self.config.backfill)
-            self.watch_collectors(self.redis_url)
+            self.live_reader(self.redis_url, self.stream_key)
+            self.watch_collectors(self.redis_url, self.stream_key)
+
+    def check_range(self) -> None:
+        """Raise ValueError (one line) when ``--since``, ``--until`` or the configured window
+        does not read, before the app starts."""
+        if parse_duration_ms(self.config.window) is None:
+            raise ValueError(f"bad window {self.config.window!r}: use e.g. 15m, 2h, 1d")
+        now = int(self.clock() * 1000)
+        for name, value in (("--since", self.since), ("--until", self.until)):
+            if value and parse_time_ms(value, now) is None:
+                raise ValueError(f"bad {name} {value!r}: use 10m, 2h, an ISO-8601 date or now")
 
     # -- the stream ---------------------------------------------------------------------------
 
@@ -298,9 +352,16 @@ class EmpTuiApp(App[int]):
                 self._refresh_views()
             return
         ingested = state.drain()
+        self._show_ingested(ingested)
+
+    def _show_ingested(self, ingested: Ingested) -> None:
+        """Put what a drain changed on screen."""
         stream = self.stream_list
         if ingested.oldest is not None:
             stream.drop_before(ingested.oldest)
+        if self.state.newest_gone:
+            stream.follow = False  # the newest went to make room for the past
+            stream.drop_after(ingested.newest)
         stream.add_rows(ingested.rows)
         self._push_status()
         if ingested.job_changed:
@@ -340,6 +401,8 @@ class EmpTuiApp(App[int]):
         """Record ``changes`` (a reader's state, say) and show the status; what the stream
         list knows is added while the widgets are there to ask."""
         values: dict[str, object] = asdict(self.state.figures())
+        if self.state.sources:
+            values["range"] = self.state.range_view()
         attached = self.ui_attached
         if attached:
             stream = self.stream_list
@@ -370,6 +433,9 @@ class EmpTuiApp(App[int]):
         self.state.apply(query)
         self.stream_list.set_rows(self.state.rows)
         bar.accept(text)
+        target = self.state.effective_range()
+        if target is not None and self.state.base_range is not None:
+            self._load(self.state.plan_for(target))
         self._push_status()
         self._update_hint()
         if self.state.graph_scope == "all":
@@ -384,6 +450,19 @@ class EmpTuiApp(App[int]):
 
     @on(FollowChanged)
     def _on_follow_changed(self, message: FollowChanged) -> None:
+        """Following again (f, End, space) from the past: the newest are read again first;
+        a filter whose until: ends in the past cannot follow."""
+        state = self.state
+        if message.follow and state.detached:
+            target = state.effective_range()
+            if state.newest_gone and target is not None:
+                self._load(state.plan_for(target))
+            elif state.query.until_ms is not None:
+                self.notify(
+                    "The filter's until: ends the range in the past: clear it to follow.",
+                    severity="warning",
+                )
+                self.stream_list.follow = False
         self._push_status()
 
     @on(JobRequested)
@@ -391,11 +470,14 @@ class EmpTuiApp(App[int]):
         self.open_job(message.job_id)
 
     def open_job(self, job_id: str) -> None:
-        """Show ``job_id``'s timeline (and push it on the back stack)."""
+        """Show ``job_id``'s timeline (and push it on the back stack): at once from what is
+        held, then whole, once its events come from every source (a worker)."""
         self.state.open_job(job_id)
         self._show_timeline()
         if self.is_narrow:
             self.active_pane = "timeline"
+        if self.state.sources:
+            self.fetch_job(job_id, self.state.holdings)
 
     def _refresh_timeline(self) -> None:
         """Build the open job's timeline again from the events at hand, and show it."""
@@ -410,7 +492,12 @@ class EmpTuiApp(App[int]):
             view.set_timeline(None)
             view.border_title = "3 timeline"
         else:
-            view.set_timeline(self.state.timeline, job_id=job, gap_threshold_ms=self.gap_ms)
+            view.set_timeline(
+                self.state.timeline,
+                job_id=job,
+                gap_threshold_ms=self.gap_ms,
+                whole=self.state.job_view(),
+            )
             view.border_title = f"3 timeline · {inert(job, 40)}"
         self._timeline_shown_at = time.monotonic()
         self._timeline_dirty = False
@@ -474,10 +561,42 @@ class EmpTuiApp(App[int]):
 
     def action_toggle_follow(self) -> None:
         stream = self.stream_list
-        stream.follow = not stream.follow
+        if stream.follow:
+            stream.follow = False
+        else:
+            self.action_follow()
 
     def action_follow(self) -> None:
+        """Follow the newest events (from the past, they are read again first: see
+        _on_follow_changed)."""
         self.stream_list.follow = True
+
+    def action_cancel_load(self) -> None:
+        """Esc while history loads: stop, keep what came."""
+        self.workers.cancel_group(self, "load-stream")
+        self.workers.cancel_group(self, "load-logs")
+        self.drain_now()
+        if self.state.cancel_load():
+            self.notify("Stopped loading: older events of the range are not loaded.")
+        self.drain_now()
+        self._push_status()
+
+    def action_widen(self, direction: int) -> None:
+        """``[`` widens the time range a step (older history), ``]`` narrows it."""
+        state = self.state
+        if state.query.since_ms is not None or state.query.until_ms is not None:
+            self.notify(
+                "The filter's since:/until: set the range: edit them, or clear the filter.",
+                severity="warning",
+            )
+            return
+        wider = state.widen(direction)
+        if wider is None:
+            self.bell()
+            return
+        state.base_range = wider
+        self._load(state.plan_for(wider))
+        self._push_status()
 
     def action_show_pane(self, name: str) -> None:
         self.active_pane = name
@@ -532,13 +651,13 @@ class EmpTuiApp(App[int]):
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
         default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
-        count = len(self.state.rows)
+        events = self.state.export_events()
 
         def chosen(request: ExportRequest | None) -> None:
             if request is not None:
-                self.export_events(self.shown_events(), request)
+                self.export_events(events, request)
 
-        self.push_screen(ExportScreen(default, count, self.state.query.text), chosen)
+        self.push_screen(ExportScreen(default, len(events), self.state.query.text), chosen)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
     def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
@@ -587,7 +706,11 @@ class EmpTuiApp(App[int]):
     # -- keys, help and the palette -----------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The main screen's keys do nothing while a dialog is in front of it."""
+        """The main screen's keys do nothing while a dialog is in front of it; Esc stops a
+        load of history only while one is under way (else it does what it does where
+        focus is)."""
+        if action == "cancel_load":
+            return self.state.loading and self.screen is self.screen_stack[0]
         return not (action in self._main_actions and self.screen is not self.screen_stack[0])
 
     def _keys(self, binding: Binding) -> str:
@@ -647,12 +770,11 @@ class EmpTuiApp(App[int]):
     # -- workers ------------------------------------------------------------------------------
 
     @work(exclusive=True, group="redis", exit_on_error=False, name="live reader")
-    async def live_reader(
-        self, url: str, stream: str, backfill: int, resume_from: str | None = None
-    ) -> None:
-        """Backfill the newest ``backfill`` events, then tail the stream for good (or, with
-        ``resume_from``, tail on from that ID). Redis being away is a state shown in the
-        status bar, retried with backoff, never an error."""
+    async def live_reader(self, url: str, stream: str, resume_from: str | None = None) -> None:
+        """Ask the stream what it holds (SourceHeld: the app then loads its part of the time
+        range), then tail it for good from its newest entry (or, with ``resume_from``, from
+        that ID). Redis being away is a state shown in the status bar, retried with backoff,
+        never an error."""
         label = redacted_url(url)
 
         def report(state: ConnectionState, error: str | None) -> None:
@@ -663,18 +785,15 @@ class EmpTuiApp(App[int]):
         report("connecting", None)
         while last_id is None:
             try:
-                events = await sources_backfill(url, stream, limit=backfill)
+                span = await asyncio.to_thread(probe_stream, url, stream)
             except SourceError as error:
                 report("reconnecting", str(error))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
-            # After the backfill; for an empty stream its start; with no backfill, from now.
-            start = "0-0" if backfill > 0 else "$"
-            last_id = (events[-1].id if events else None) or start
-            if events:
-                self.post_message(EventsReceived(events, "redis", backfill=True))
-            self.post_message(SourceDone("redis", len(events), position=last_id))
+            self.post_message(SourceHeld("stream", span))
+            last_id = span.last_id or "0-0"
+            self._last_redis_id = self._last_redis_id or last_id
         tail = RedisTail(url, stream, start_id=last_id, on_state=report)
         try:
             async for batch in tail:
@@ -684,38 +803,253 @@ class EmpTuiApp(App[int]):
             await tail.aclose()
 
     @work(exclusive=True, group="health", exit_on_error=False, name="collector health")
-    async def watch_collectors(self, url: str) -> None:
-        """Every few seconds, what the collectors say about themselves (their lag)."""
+    async def watch_collectors(self, url: str, stream: str) -> None:
+        """Every few seconds, what the collectors say about themselves (their lag), and what
+        the stream holds now (it grows, and MAXLEN trims its start)."""
         while True:
+            await asyncio.sleep(HEALTH_SECONDS)
             try:
                 collectors = await read_collector_health(url)
             except (RedisError, OSError) as error:
                 self.post_message(CollectorHealth([], error=str(error)))
             else:
                 self.post_message(CollectorHealth(collectors))
-            await asyncio.sleep(HEALTH_SECONDS)
+            try:
+                span = await asyncio.to_thread(probe_stream, url, stream)
+            except SourceError:
+                continue  # the live reader reports Redis being away
+            self.post_message(SourceHeld("stream", span))
 
-    @work(thread=True, exclusive=True, group="files", exit_on_error=False, name="file reader")
-    def load_files(self) -> None:
-        """Read the --file paths in batches; corrupt lines are counted, never fatal."""
-        stats = FileStats()
-        batch: list[TelemetryEvent] = []
+    @work(thread=True, exclusive=True, group="logs-probe", exit_on_error=False, name="logs probe")
+    def probe_logs(self) -> None:
+        """What the --file paths (or the log directory) hold: their first and last times."""
+        try:
+            span = logs_span(self.files)
+        except SourceError as error:
+            self.post_message(SourceHeld("logs", None, str(error)))
+            return
+        self.post_message(SourceHeld("logs", span))
+
+    @work(thread=True, exclusive=True, group="load-stream", exit_on_error=False, name="stream load")
+    def load_stream(self, plan: LoadPlan, url: str, stream: str) -> None:
+        """The stream's part of ``plan``, newest first, a page at a time; Esc (a cancel)
+        stops it where it is."""
+        worker = get_current_worker()
+        stats = ReadStats()
         error: str | None = None
         try:
-            for event in read_files(self.files, None, stats):
-                batch.append(event)
-                if len(batch) >= FILE_BATCH:
-                    self.post_message(EventsReceived(batch, "file", backfill=True))
-                    batch = []
+            client = connect(url)
+            try:
+                for page in read_stream_back(
+                    client, stream, plan.since_ms, plan.until_ms, stats=stats, limit=plan.limit
+                ):
+                    if worker.is_cancelled:
+                        stats.cut = True
+                        break
+                    self.post_message(
+                        HistoryPage(plan.generation, "stream", page, stats.read, stats.reached_ms)
+                    )
+            finally:
+                client.close()
         except SourceError as exc:
             error = str(exc)
-        if batch:
-            self.post_message(EventsReceived(batch, "file", backfill=True))
-        if stats.problems:
-            first = stats.problems[0]
-            more = f" (and {stats.corrupt - 1} more)" if stats.corrupt > 1 else ""
-            error = error or f"{stats.corrupt} corrupt line(s) skipped: {first}{more}"
-        self.post_message(SourceDone("file", stats.events, stats.corrupt, error))
+        self.post_message(
+            HistoryDone(plan.generation, "stream", stats.read, stats.reached_ms, stats.cut, error)
+        )
+
+    @work(thread=True, exclusive=True, group="load-logs", exit_on_error=False, name="logs load")
+    def load_logs(self, plan: LoadPlan, files: list[Path]) -> None:
+        """The files' part of ``plan``, newest first; corrupt lines and unreadable files are
+        counted and said, never fatal."""
+        worker = get_current_worker()
+        stats = ReadStats()
+        error: str | None = None
+        try:
+            for page in read_logs_back(
+                files, plan.since_ms, plan.until_ms, stats=stats, limit=plan.limit
+            ):
+                if worker.is_cancelled:
+                    stats.cut = True
+                    break
+                self.post_message(
+                    HistoryPage(plan.generation, "logs", page, stats.read, stats.reached_ms)
+                )
+        except SourceError as exc:
+            error = str(exc)
+        self.post_message(
+            HistoryDone(
+                plan.generation,
+                "logs",
+                stats.read,
+                stats.reached_ms,
+                stats.cut,
+                error,
+                stats.files.notes(),
+                stats.files.corrupt,
+            )
+        )
+
+    @work(thread=True, exclusive=True, group="job", exit_on_error=False, name="job fetch")
+    def fetch_job(self, job_id: str, holdings: Holdings) -> None:
+        """Every event of ``job_id`` from every source, whatever is loaded."""
+        client = None
+        try:
+            if self.live and self.redis_url is not None:
+                try:
+                    client = connect(self.redis_url)
+                except SourceError as exc:
+                    if not self.files:
+                        raise
+                    holdings = Holdings(None, holdings.logs)
+                    note = f"{exc}: the job's events from the stream are missing"
+                    job = read_job(job_id, paths=self.files, holdings=holdings)
+                    job = replace(job, notes=(note, *job.notes))
+                    self.post_message(JobFetched(job_id, job))
+                    return
+            job = read_job(
+                job_id,
+                client=client,
+                stream=self.stream_key,
+                paths=self.files,
+                holdings=holdings,
+            )
+        except SourceError as exc:
+            self.post_message(JobFetched(job_id, None, str(exc)))
+            return
+        finally:
+            if client is not None:
+                client.close()
+        self.post_message(JobFetched(job_id, job))
+
+    def _load(self, plan: LoadPlan | None) -> None:
+        """Start the workers that read ``plan`` from its sources."""
+        if plan is None:
+            return
+        if plan.kind == "fresh":
+            self.stream_list.set_rows([])
+        if "stream" in plan.sources and self.redis_url is not None:
+            self._stream_loaded = True
+            self.load_stream(plan, self.redis_url, self.stream_key)
+        if "logs" in plan.sources and self.files:
+            self.load_logs(plan, self.files)
+        self._push_status()
+
+    def _start_range(self) -> None:
+        """Once the sources have said what they hold: decide the range and load it."""
+        state = self.state
+        if state.base_range is not None:
+            return
+        waiting_for_stream = "stream" in state.sources and state.holdings.stream is None
+        waiting_for_logs = "logs" in state.sources and state.holdings.logs is None
+        if waiting_for_logs or (waiting_for_stream and not self._stream_failed):
+            return
+        try:
+            state.base_range = state.resolve_range(self.since, self.until, self.config.window)
+        except ValueError as error:
+            self.notify(inert(str(error), 200), severity="error", markup=False)
+            state.base_range = state.resolve_range()
+        target = state.effective_range()
+        if target is None:
+            return
+        sources = tuple(
+            s for s in state.sources if s != "stream" or state.holdings.stream is not None
+        )
+        self._load(state.plan_for(target, sources))
+
+    @on(SourceHeld)
+    def _on_source_held(self, message: SourceHeld) -> None:
+        state = self.state
+        if message.error:
+            self._report(message.error)
+            if message.source == "logs":
+                state.sources = tuple(s for s in state.sources if s != "logs")
+        elif message.source == "stream" and message.span is not None:
+            state.set_holdings(stream=message.span)
+        elif message.source == "logs" and message.span is not None:
+            state.set_holdings(logs=message.span)
+            for reason in message.span.unreadable:
+                self._report(f"skipped an unreadable file: {reason}")
+        if state.base_range is None:
+            self._start_range()
+        elif message.source == "stream" and not self._stream_loaded:
+            # The stream answered after the range was decided (Redis was away): its part.
+            if message.span is not None and self._last_redis_id is None:
+                self._last_redis_id = message.span.last_id
+            self._stream_waiting = True
+            if not state.loading:
+                self._load_stream_part()
+        self._push_status()
+
+    def _load_stream_part(self) -> None:
+        """Load the stream's part of the range, which the logs' load went without."""
+        self._stream_waiting = False
+        target = self.state.effective_range()
+        if target is not None:
+            self._load(self.state.plan_source("stream", target))
+
+    @on(HistoryPage)
+    def _on_history_page(self, message: HistoryPage) -> None:
+        source: Source = "stream" if message.source == "stream" else "logs"
+        self.state.loaded_page(
+            message.generation, source, message.events, message.read, message.reached_ms
+        )
+
+    @on(HistoryDone)
+    def _on_history_done(self, message: HistoryDone) -> None:
+        source: Source = "stream" if message.source == "stream" else "logs"
+        state = self.state
+        self.drain_now()  # the pages before it onto the screen, before the load is judged
+        belongs = state.loaded_all(
+            message.generation,
+            source,
+            read=message.read,
+            reached_ms=message.reached_ms,
+            cut=message.cut,
+            error=message.error,
+        )
+        if not belongs:
+            return
+        if message.error:
+            self._report(message.error)
+        for note in message.notes:
+            self._report(note)
+        state.corrupt += message.corrupt
+        self.drain_now()
+        if not state.loading:
+            self._push_status()
+            if self.current_job:
+                self._refresh_timeline()
+            if self._stream_waiting:
+                self._load_stream_part()
+
+    @on(JobFetched)
+    def _on_job_fetched(self, message: JobFetched) -> None:
+        if message.job is None:
+            error = f"cannot read job {message.job_id}: {message.error}"
+            self._report(error)
+            # What is held is all there is to show; the header stops saying it is reading.
+            failed = JobHistory(message.job_id, [], self.state.holdings, (error,))
+            if self.state.job_fetched(failed):
+                self._show_timeline()
+            return
+        for note in message.job.notes:
+            self._report(note)
+        if self.state.job_fetched(message.job):
+            self._show_timeline()
+
+    @on(OlderWanted)
+    def _on_older_wanted(self, message: OlderWanted) -> None:
+        state = self.state
+        if state.loading:
+            return
+        plan = state.plan_before()
+        if plan is None:
+            now = time.monotonic()
+            if now - self._older_notice_at > 3 and state.sources:
+                self._older_notice_at = now
+                self.notify("This is the oldest event the sources hold.", timeout=3)
+            return
+        self._load(plan)
 
     @on(EventsReceived)
     def _on_events_received(self, message: EventsReceived) -> None:
@@ -723,22 +1057,16 @@ class EmpTuiApp(App[int]):
             self._last_redis_id = message.events[-1].id or self._last_redis_id
         self.add_events(message.events, live=not message.backfill)
 
-    @on(SourceDone)
-    def _on_source_done(self, message: SourceDone) -> None:
-        if message.position and self._last_redis_id is None:
-            self._last_redis_id = message.position
-        self.drain_now()
-        self.state.corrupt += message.corrupt
-        if message.error:
-            self.last_error = message.error
-            self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
-        if message.source == "file":
-            self._push_status(state="offline")
-        if self.current_job:
-            self._refresh_timeline()
+    def _report(self, text: str) -> None:
+        """A problem a source met, as a notification (and ``last_error``)."""
+        self.last_error = text
+        self.notify(inert(text, 300), severity="error", markup=False, timeout=10)
 
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.state == "reconnecting" and not self._stream_failed:
+            self._stream_failed = True
+            self._start_range()  # the logs need not wait for Redis
         self._push_status(state=message.state, error=message.error)
         self._update_hint()
 
@@ -776,7 +1104,7 @@ class EmpTuiApp(App[int]):
             self._push_status(state="reconnecting", error=inert(text, 200))
             url, stream = self.redis_url, self.stream_key
             resume = self._last_redis_id or "$"
-            self.set_timer(RESTART_SECONDS, lambda: self.live_reader(url, stream, 0, resume))
+            self.set_timer(RESTART_SECONDS, lambda: self.live_reader(url, stream, resume))
 
 
 def _hint_text(hint: EmptyHint) -> Text:

@@ -10,6 +10,7 @@ from pathlib import Path
 from textual.message import Message
 
 from emp_tui.events import TelemetryEvent
+from emp_tui.history import JobHistory, Span
 from emp_tui.sources import ConnectionState
 
 
@@ -107,3 +108,60 @@ class PaneRequested(Message):
     """Show this pane (a click on its tab)."""
 
     pane: str
+
+
+@dataclass
+class SourceHeld(Message):
+    """What a source holds (its span), as last asked; or why it could not say."""
+
+    source: str
+    span: Span | None
+    error: str | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SourceHeld) and message.source == self.source
+
+
+@dataclass
+class HistoryPage(Message):
+    """A page of a range read (newest first): ``read`` events so far, back to ``reached_ms``.
+    ``generation`` names the load it belongs to (a newer load makes it stale)."""
+
+    generation: int
+    source: str
+    events: list[TelemetryEvent]
+    read: int
+    reached_ms: int | None
+
+
+@dataclass
+class HistoryDone(Message):
+    """One source's part of a load ended: ``cut`` when it stopped (the cap, or Esc) with
+    more of the range left; ``notes`` about corrupt lines and unreadable files."""
+
+    generation: int
+    source: str
+    read: int
+    reached_ms: int | None
+    cut: bool
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    corrupt: int = 0
+
+
+@dataclass
+class JobFetched(Message):
+    """A job's whole story from the sources (or why it could not be read)."""
+
+    job_id: str
+    job: JobHistory | None
+    error: str | None = None
+
+
+@dataclass
+class OlderWanted(Message):
+    """A step above the stream's oldest row (↑, PgUp, Home or the wheel at the top): the
+    app may bring in the page of history before it."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OlderWanted)

@@ -1,6 +1,6 @@
 """The `emp-tui` command: the app, and the debug tools for scripts and CI.
 
-    emp-tui [--job JOB_ID] [--filter QUERY]        the app
+    emp-tui [--job JOB_ID] [--filter QUERY] [--since T] [--until T]   the app
     emp-tui search QUERY [--limit N] [--job-id ID] [--service S] [--type T]
                          [--since T] [--until T] [--last 1h]
     emp-tui stream [QUERY]                         live tail until Ctrl+C

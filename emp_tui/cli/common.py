@@ -16,6 +16,7 @@ from emp_tui.text import inert
 
 if TYPE_CHECKING:
     from emp_tui.events import TelemetryEvent
+    from emp_tui.history import Holdings
     from emp_tui.query import Query
     from emp_tui.sources import SourceError
 
@@ -195,13 +196,39 @@ def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loade
                 client.close()
     except SourceError as exc:
         raise source_error(exc) from None
-    if stats.corrupt:
-        first = stats.problems[0] if stats.problems else ""
-        found_notes.append(f"skipped {stats.corrupt} corrupt line(s) (first: {first})")
+    found_notes.extend(stats.notes())  # unreadable files and corrupt lines: skipped, said
     events = merge(*sources)
     if limit is not None:
         events = events[-limit:] if limit > 0 else []
     return Loaded(events, found_notes)
+
+
+def holdings(settings: Settings) -> Holdings:
+    """What the configured sources hold (their spans); a CliError when one cannot say."""
+    from emp_tui.history import Holdings, logs_span, stream_span
+    from emp_tui.sources import SourceError
+
+    stream = logs = None
+    try:
+        if settings.files:
+            logs = logs_span(settings.files)
+        if settings.use_redis:
+            client = redis_client(settings)
+            try:
+                stream = stream_span(client, settings.stream)
+            finally:
+                client.close()
+    except SourceError as exc:
+        raise source_error(exc) from None
+    return Holdings(stream, logs)
+
+
+def sources_now(settings: Settings, held: Holdings) -> int:
+    """ "Now" by the one rule (:func:`emp_tui.history.now_ms`): the wall clock while Redis is
+    read (a live stream), otherwise the newest event the files hold."""
+    from emp_tui.history import now_ms as one_rule
+
+    return one_rule(live=settings.use_redis, holdings=held, clock=time.time)
 
 
 def job_events(settings: Settings, job_id: str) -> Loaded:

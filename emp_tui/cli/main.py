@@ -63,6 +63,8 @@ def _run_app(args: argparse.Namespace, settings: Settings) -> int:
             files=settings.files,
             job_id=args.job,
             query=args.filter,
+            since=args.app_since,
+            until=args.app_until,
         )
     )
 

@@ -170,6 +170,17 @@ def build_parser() -> CliParser:
     cli.add_argument("--version", action="version", version=f"emp-tui {__version__}")
     cli.option(cli, "--job", metavar="JOB_ID", help="open the app on this job's timeline")
     cli.option(cli, "--filter", metavar="QUERY", help="open the app with this filter")
+    cli.option(
+        cli,
+        "--since",
+        dest="app_since",
+        metavar="TIME",
+        help="open the app on history since TIME (10m, 2h, an ISO-8601 date; default: the "
+        "last 15 minutes the sources hold, config.toml's window)",
+    )
+    cli.option(
+        cli, "--until", dest="app_until", metavar="TIME", help="open the app on history until TIME"
+    )
     sub = cli.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parent = _Parser(add_help=False)
     _global_options(cli, parent, suppress=True)

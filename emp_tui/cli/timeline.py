@@ -11,9 +11,10 @@ from emp_tui.cli.common import (
     EXIT_FOUND,
     Settings,
     duration_option,
+    holdings,
     job_events,
     notes,
-    now_ms,
+    sources_now,
 )
 from emp_tui.cli.output import Output, event_line
 from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
@@ -22,6 +23,7 @@ from emp_tui.text import duration, offset
 if TYPE_CHECKING:
     from emp_tui.analysis import Gap, Handoff, Timeline
     from emp_tui.events import TelemetryEvent
+    from emp_tui.history import Holdings
 
 _HANDOFF_STYLE = {True: f"bold {ERROR_COLOR}", False: "bold"}
 _STATUS_STYLE = {"completed": OK_COLOR, "failed": f"bold {ERROR_COLOR}", "stalled": WARN_COLOR}
@@ -55,7 +57,12 @@ def handoff_record(handoff: Handoff) -> dict[str, Any]:
     }
 
 
-def timeline_record(timeline: Timeline) -> dict[str, Any]:
+def timeline_record(timeline: Timeline, held: Holdings, now: int) -> dict[str, Any]:
+    """The summary line: the job, and ``nowMs`` it was judged at (the one rule's "now"), where
+    the sources begin and, when its first event held is not its creation and comes soon after
+    that, how long after (``missingStartMs``: its start may be cut)."""
+    from emp_tui.analysis import missing_start
+
     return {
         "kind": "summary",
         "jobId": timeline.job_id,
@@ -67,6 +74,9 @@ def timeline_record(timeline: Timeline) -> dict[str, Any]:
         "events": len(timeline.steps),
         "gaps": len(timeline.gaps),
         "silentMs": timeline.silent_ms,
+        "nowMs": now,
+        "sourcesStartMs": held.first_ms,
+        "missingStartMs": missing_start(timeline.events, held.first_ms),
     }
 
 
@@ -83,7 +93,9 @@ def gap_text(gap: Gap, gap_ms: int) -> str:
     )
 
 
-def _print_header(out: Output, timeline: Timeline) -> None:
+def _print_header(out: Output, timeline: Timeline, held: Holdings) -> None:
+    from emp_tui.analysis import missing_start
+
     out.line(
         ("Job ", "bold"),
         (timeline.job_id, "bold cyan"),
@@ -92,6 +104,16 @@ def _print_header(out: Output, timeline: Timeline) -> None:
         f"  {duration(timeline.duration_ms)}  {len(timeline.steps)} event(s)  ",
         " → ".join(timeline.services),
     )
+    lead = missing_start(timeline.events, held.first_ms)
+    if lead is not None and timeline.steps:
+        out.line(
+            ("  may lack its start: ", f"bold {WARN_COLOR}"),
+            (
+                f"its first event held is not its creation and comes {duration(lead)} after "
+                "the oldest event the sources hold; earlier ones were trimmed away or never read",
+                WARN_COLOR,
+            ),
+        )
 
 
 def _print_gaps(out: Output, gaps: list[Gap], gap_ms: int) -> None:
@@ -124,12 +146,12 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
     notes(loaded.notes)
     # Live (Redis): an open job is silent up to now. Files alone are a recording: up to their
     # newest event, or every open job in an old log would look silent for days.
-    newest = max((event.timestamp for event in loaded.events), default=None)
-    now = now_ms() if settings.use_redis or newest is None else newest
+    held = holdings(settings)
+    now = sources_now(settings, held)
     timeline = job_timeline(loaded.events, args.job_id, gap_ms=gap_ms, now_ms=now)
     handoffs = job_handoffs(timeline.events, args.job_id)
     if out.json:
-        out.record(timeline_record(timeline))
+        out.record(timeline_record(timeline, held, now))
         for step in timeline.steps:
             out.record(
                 {
@@ -146,7 +168,7 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
         for handoff in handoffs:
             out.record(handoff_record(handoff))
         return EXIT_FOUND
-    _print_header(out, timeline)
+    _print_header(out, timeline, held)
     if timeline.silent_ms is not None and timeline.silent_ms >= gap_ms:
         out.line(
             ("  silent for ", f"bold {WARN_COLOR}"),
@@ -179,9 +201,9 @@ def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
     window_ms = duration_option(args.window, "--window", DEFAULT_WINDOW_MS)
     loaded = job_events(settings, args.job_id)
     notes(loaded.notes)
-    found = correlate(
-        loaded.events, args.job_id, gap_ms=gap_ms, window_ms=window_ms, now_ms=now_ms()
-    )
+    held = holdings(settings)
+    now = sources_now(settings, held)  # as timeline's: they agree on a job's silence
+    found = correlate(loaded.events, args.job_id, gap_ms=gap_ms, window_ms=window_ms, now_ms=now)
     related: list[tuple[str, str, TelemetryEvent]] = [
         ("trace", event.trace_id, event) for event in found.by_trace
     ]
@@ -190,7 +212,7 @@ def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
     for machine, events in found.by_machine.items():
         related += [("machine", machine, event) for event in events]
     if out.json:
-        summary = timeline_record(found.timeline)
+        summary = timeline_record(found.timeline, held, now)
         summary["traceIds"] = found.trace_ids
         summary["windowStartMs"] = found.window_start_ms
         summary["windowEndMs"] = found.window_end_ms
@@ -202,7 +224,7 @@ def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
         for by, key, event in related:
             out.record({"kind": "related", "by": by, "key": key, "event": event.to_dict()})
         return EXIT_FOUND
-    _print_header(out, found.timeline)
+    _print_header(out, found.timeline, held)
     out.line(("Trace ", "dim"), ", ".join(found.trace_ids) or "-")
     _print_gaps(out, found.timeline.gaps, gap_ms)
     _print_handoffs(out, found.handoffs)

@@ -32,12 +32,14 @@ def test_missing_file_gives_the_defaults(tmp_path: Path) -> None:
 def test_values_are_read(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
-        'redis_url = "redis://cfg:6379/1"\nbackfill = 10\nbuffer_size = 500\n'
-        'gap_threshold_ms = 2500\ntheme = "nord"\n[keymap]\nexport = "ctrl+e"\n'
+        'redis_url = "redis://cfg:6379/1"\nwindow = "2h"\nbuffer_size = 500\n'
+        'gap_threshold_ms = 2500\ntheme = "nord"\nlog_dir = "/var/log/emp"\n'
+        '[keymap]\nexport = "ctrl+e"\n'
     )
     config = load_app_config(path)
     assert config.redis_url == "redis://cfg:6379/1"
-    assert (config.backfill, config.buffer_size, config.gap_threshold_ms) == (10, 500, 2500)
+    assert (config.window, config.buffer_size, config.gap_threshold_ms) == ("2h", 500, 2500)
+    assert config.log_dir == "/var/log/emp"
     assert config.theme == "nord" and config.keymap == {"export": "ctrl+e"}
     assert config.path == path
 
@@ -45,7 +47,10 @@ def test_values_are_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("backfill = 'many'", "backfill must be an integer"),
+        ("buffer_size = 'many'", "buffer_size must be an integer"),
+        ("window = 'a while'", "window must be a duration"),
+        ("window = 15", "window must be a duration"),
+        ("backfill = 1000", 'backfill is gone: the app opens on a time range, window = "15m"'),
         ("buffer_size = 0", "buffer_size must be at least 1"),
         ("colour = 'red'", "unknown setting 'colour'"),
         ("[keymap]\nexport = 3", "[keymap]"),

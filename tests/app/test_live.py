@@ -1,4 +1,5 @@
-"""The live reader against a real redis-server: backfill, tail, and Redis going away."""
+"""The live reader against a real redis-server: the time range loaded, the tail, and Redis
+going away."""
 
 from __future__ import annotations
 
@@ -40,24 +41,40 @@ async def _until(pilot: Pilot[int], check: object, timeout: float = 15.0) -> Non
 
 
 def _live_app(url: str, **kwargs: object) -> EmpTuiApp:
-    kwargs.setdefault("config", AppConfig(backfill=50))
+    kwargs.setdefault("config", AppConfig(log_dir=""))
     return make_app(redis_url=url, clock=lambda: FIXED_NOW, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_backfills_the_newest_events_then_tails(rclient: redis.Redis, redis_url: str) -> None:
+async def test_loads_the_range_then_tails(rclient: redis.Redis, redis_url: str) -> None:
     events = sample_events()
     _xadd(rclient, events[:120])
     app = _live_app(redis_url)
     async with app.run_test(size=(160, 48)) as pilot:
-        await _until(pilot, lambda: len(app.store) == 50)
+        await _until(pilot, lambda: len(app.store) == 120 and not app.state.loading)
         shown = app.shown_events()
-        assert [e.event_type for e in shown] == [e.event_type for e in events[70:120]]
+        assert [e.event_type for e in shown] == [e.event_type for e in events[:120]]
         await _until(pilot, lambda: app.status.state == "connected")
+        status = app.query_one("#status").render().plain  # type: ignore[attr-defined]
+        assert "120 loaded" in status and "stream holds 120 since" in status
         _xadd(rclient, events[120:])
-        await _until(pilot, lambda: len(app.store) == 50 + len(events) - 120)
+        await _until(pilot, lambda: len(app.store) == len(events))
         newest = app.shown_events()[-1]
         assert newest.event_type == events[-1].event_type
         assert app.stream_list.follow
+
+
+async def test_a_range_past_the_cap_keeps_the_newest_and_says_so(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    events = sample_events()
+    _xadd(rclient, events[:120])
+    app = _live_app(redis_url, config=AppConfig(log_dir="", buffer_size=50))
+    async with app.run_test(size=(200, 48)) as pilot:
+        await _until(pilot, lambda: len(app.store) == 50 and not app.state.loading)
+        assert [e.event_type for e in app.shown_events()] == [e.event_type for e in events[70:120]]
+        assert app.state.left_out is not None and app.state.left_out > 0
+        status = app.query_one("#status").render().plain  # type: ignore[attr-defined]
+        assert "cap 50:" in status and "older left out" in status
 
 
 async def test_survives_redis_restart_and_resumes_the_tail(redis_proc: RedisProcess) -> None:

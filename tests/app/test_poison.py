@@ -35,7 +35,7 @@ pytestmark = pytest.mark.redis
 
 
 def _app(url: str) -> EmpTuiApp:
-    return make_app(redis_url=url, config=AppConfig(backfill=1000), clock=lambda: FIXED_NOW)
+    return make_app(redis_url=url, config=AppConfig(log_dir=""), clock=lambda: FIXED_NOW)
 
 
 def _shown(app: EmpTuiApp) -> dict[str, TelemetryEvent]:
@@ -123,5 +123,5 @@ async def test_poison_lines_in_files_are_shown(tmp_path: Path) -> None:
         flagged = [e for e in shown if e.malformed]
         assert len(flagged) == len(POISON_LINES) - len(VALID_BUT_ODD_LINES)
         await _until(pilot, lambda: app.last_error is not None)
-        assert f"{len(CORRUPT_LINES)} corrupt line(s) skipped" in (app.last_error or "")
+        assert f"skipped {len(CORRUPT_LINES)} corrupt line(s)" in (app.last_error or "")
         await _look_at_each(app, pilot, expected)

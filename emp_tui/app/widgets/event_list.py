@@ -8,7 +8,8 @@ one message per event; they are usually the newest, but may fall among the rows 
 
 Follow mode keeps the newest row in view. Scrolling up, moving the cursor or pressing space
 (an app binding) pauses it; while paused the border says how many rows arrived since; End or
-``f`` resumes.
+``f`` resumes. A step above the oldest row (↑ or PgUp on it, Home when there, the wheel at the
+top) posts :class:`OlderWanted`: the app may bring in the history before it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from emp_tui.app.messages import EventSelected, FollowChanged, JobRequested
+from emp_tui.app.messages import EventSelected, FollowChanged, JobRequested, OlderWanted
 from emp_tui.app.render import RowLayout, event_row
 from emp_tui.events import TelemetryEvent
 
@@ -35,11 +36,25 @@ class EventList(ScrollView, can_focus=True):
     """The stream of (filtered) events, newest at the bottom."""
 
     BINDINGS = [
-        Binding("up", "cursor(-1)", "Previous event", show=False, id="stream.up"),
+        Binding(
+            "up",
+            "cursor(-1)",
+            "Previous event (at the top: older history)",
+            show=False,
+            id="stream.up",
+        ),
         Binding("down", "cursor(1)", "Next event", show=False, id="stream.down"),
-        Binding("pageup", "page(-1)", "Page up", show=False, id="stream.page_up"),
+        Binding(
+            "pageup",
+            "page(-1)",
+            "Page up (at the top: older history)",
+            show=False,
+            id="stream.page_up",
+        ),
         Binding("pagedown", "page(1)", "Page down", show=False, id="stream.page_down"),
-        Binding("home", "first", "First event", show=False, id="stream.home"),
+        Binding(
+            "home", "first", "First event (again: older history)", show=False, id="stream.home"
+        ),
         Binding("end", "follow", "Follow new events", show=False, id="stream.end"),
         Binding("enter", "open_job", "Open the event's job", id="stream.open_job"),
     ]
@@ -137,6 +152,20 @@ class EventList(ScrollView, can_focus=True):
             self.scroll_to(
                 y=max(self.scroll_y - count, 0), animate=False, immediate=True, force=True
             )
+        self.refresh()
+
+    def drop_after(self, newest_seq: int | None) -> None:
+        """Forget rows whose events the store let go to take older history (everything
+        above ``newest_seq``, or every row when it holds nothing)."""
+        rows = self.rows
+        keep = 0 if newest_seq is None else bisect_right(rows, newest_seq)
+        if keep >= len(rows):
+            return
+        del rows[keep:]
+        if self.cursor is not None and self.cursor >= len(rows):
+            self.cursor = len(rows) - 1 if rows else None
+            self.post_message(EventSelected(self.selected_event))
+        self._resize()
         self.refresh()
 
     def set_hint(self, hint: Text | None) -> None:
@@ -273,6 +302,9 @@ class EventList(ScrollView, can_focus=True):
     def action_cursor(self, delta: int) -> None:
         if not self.rows:
             return
+        if delta < 0 and self.cursor == 0:
+            self.post_message(OlderWanted())
+            return
         if self.cursor is None:
             # The first move selects the newest row on screen.
             target = min(int(self.scroll_y) + self._page_height(), len(self.rows)) - 1
@@ -286,10 +318,16 @@ class EventList(ScrollView, can_focus=True):
             return
         self.follow = False
         current = self.cursor if self.cursor is not None else len(self.rows) - 1
+        if direction < 0 and current == 0:
+            self.post_message(OlderWanted())
+            return
         self._move_cursor(current + direction * self._page_height())
 
     def action_first(self) -> None:
         self.follow = False
+        if self.cursor == 0:
+            self.post_message(OlderWanted())
+            return
         self._move_cursor(0)
 
     def action_follow(self) -> None:
@@ -306,6 +344,8 @@ class EventList(ScrollView, can_focus=True):
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.follow = False
+        if self.rows and self.scroll_y <= 0:
+            self.post_message(OlderWanted())
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

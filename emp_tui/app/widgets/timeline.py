@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from textual.dom import DOMNode
 
     from emp_tui.analysis import Gap, Step, Timeline
+    from emp_tui.app.state import JobView
     from emp_tui.events import TelemetryEvent
 
 # What + and - step through; a threshold set in between moves to the next value in the list.
@@ -620,6 +621,8 @@ class TimelineView(Widget):
         height: 1fr;
         layout: vertical;
         & > #timeline-header { height: 1; padding: 0 1; }
+        & > #timeline-note { display: none; height: auto; max-height: 3; padding: 0 1; }
+        &.-note > #timeline-note { display: block; }
         & > #timeline-empty { display: none; height: auto; padding: 1 2; color: $text-muted; }
         &.-empty > #timeline-empty { display: block; }
         &.-empty > SwimLanes, &.-empty > StepList { display: none; }
@@ -682,15 +685,18 @@ class TimelineView(Widget):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._timeline = timeline
+        self._whole: JobView | None = None
         self._job_id = timeline.job_id if timeline is not None else job_id
         self._threshold_ms = max(1, int(gap_threshold_ms))
         self._header = Static(id="timeline-header")
+        self._note = Static(id="timeline-note")
         self._empty = Static(id="timeline-empty")
         self._lanes = SwimLanes()
         self._steps = StepList()
 
     def compose(self) -> ComposeResult:
         yield self._header
+        yield self._note
         yield self._empty
         yield self._lanes
         yield self._steps
@@ -730,8 +736,11 @@ class TimelineView(Widget):
         *,
         job_id: str | None = None,
         gap_threshold_ms: int | None = None,
+        whole: JobView | None = None,
     ) -> None:
-        """Show ``timeline`` (None or no steps: "no events for job <job_id>").
+        """Show ``timeline`` (None or no steps: "no events for job <job_id>"). ``whole``
+        says whether the job's events have all come from the sources yet, and whether they
+        may lack its start (the header says so).
 
         For the same job as before (a live update, or the recomputation after a threshold
         change) the cursor stays on the same event, or on the last step when it was on the
@@ -745,6 +754,7 @@ class TimelineView(Widget):
             and (timeline.job_id == self._timeline.job_id)
         )
         self._timeline = timeline
+        self._whole = whole
         self._job_id = timeline.job_id if timeline is not None else job_id
         if gap_threshold_ms is not None:
             self._threshold_ms = max(1, int(gap_threshold_ms))
@@ -848,6 +858,9 @@ class TimelineView(Widget):
                 message.append_text(inert_text(job, "bold", limit=120))
             self._empty.update(message)
         self._header.update(self._header_text())
+        note = self._note_text()
+        self.set_class(note is not None, "-note")
+        self._note.update(note or "")
         self._steps.load(timeline, self._threshold_ms, cursor)
         self._lanes.load(timeline, self._steps.cursor)
         self._fit_lanes()
@@ -865,7 +878,8 @@ class TimelineView(Widget):
         wanted = self.show_lanes
         if wanted is None:
             lanes = len(timeline.services) + 2 if timeline is not None else 0
-            wanted = self.size.height >= 1 + lanes + 1 + MIN_STEP_ROWS
+            note = 2 if self.has_class("-note") else 0
+            wanted = self.size.height >= 1 + note + lanes + 1 + MIN_STEP_ROWS
         self.set_class(not wanted, "-no-lanes")
 
     def _header_text(self) -> Text:
@@ -886,12 +900,37 @@ class TimelineView(Widget):
             errors = sum(1 for step in timeline.steps if _is_error(step))
             if errors:
                 text.append(f" · {_plural(errors, 'error')}", style=f"bold {ERROR_COLOR}")
+        whole = self._whole
+        if whole is not None and whole.job_id == self._job_id and not whole.fetched:
+            text.append(" · reading the whole job…", style="dim italic")
         text.append(f" · gap threshold {duration(self._threshold_ms)} (+/-)", style="dim")
         if timeline is not None and timeline.steps:
             text.append(
                 f" · {_plural(len(timeline.steps), 'event')}"
                 f" · {_plural(len(timeline.services), 'service')}"
             )
+        return text
+
+    def _note_text(self) -> Text | None:
+        """Under the header, when the sources may not hold the whole job: its earlier events
+        are not shown, rather than a gap invented."""
+        whole, timeline = self._whole, self._timeline
+        if (
+            whole is None
+            or whole.job_id != self._job_id
+            or whole.missing_start_ms is None
+            or timeline is None
+            or not timeline.steps
+        ):
+            return None
+        first = timeline.steps[0].event.event_type
+        text = Text("⚠ may lack its start: ", style=f"bold {WARN_COLOR}")
+        text.append_text(inert_text(first, "bold", limit=60))
+        text.append(
+            f" is its first event held, {duration(whole.missing_start_ms)} after the oldest "
+            "event the sources hold; earlier ones were trimmed away or never read",
+            style=WARN_COLOR,
+        )
         return text
 
 

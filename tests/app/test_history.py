@@ -1,0 +1,269 @@
+"""The app on history, against a real redis-server and real files: the range it opens on, a
+filter that asks the sources, a job that is always whole, a start the sources lack, Esc that
+stops a load, and the page before the oldest event loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from samples import START_MS
+from samples import fleet_job as job_events
+from textual.pilot import Pilot
+
+from emp_tui.analysis import handoffs, job_timeline
+from emp_tui.app import make_app
+from emp_tui.app.app import EmpTuiApp
+from emp_tui.config import AppConfig
+from emp_tui.demo import run_scenario
+from emp_tui.events import TelemetryEvent
+from emp_tui.export import write_events
+from emp_tui.history import event_ms, read_job
+from emp_tui.sources import connect
+
+from .conftest import FIXED_NOW
+
+pytestmark = pytest.mark.redis
+
+STREAM = "emp:events"
+NOW_MS = int(FIXED_NOW * 1000)
+
+
+def _xadd(client: redis.Redis, events: list[TelemetryEvent]) -> None:
+    """Each event under its own stream ID (the time it says it was written)."""
+    pipe = client.pipeline()
+    for event in events:
+        pipe.xadd(STREAM, event.encode(), id=event.id)  # type: ignore[arg-type]
+    pipe.execute()
+
+
+def _at(ms: int, seq: int, event_type: str, **kw: Any) -> TelemetryEvent:
+    event = TelemetryEvent.create(
+        kw.pop("service", "worker"), event_type, kw.pop("data", None), timestamp=ms, **kw
+    )
+    return TelemetryEvent(**{**_fields(event), "id": f"{ms}-{seq}"})
+
+
+def _fields(event: TelemetryEvent) -> dict[str, Any]:
+    return {
+        name: getattr(event, name)
+        for name in TelemetryEvent.__dataclass_fields__
+        if not name.startswith("_")
+    }
+
+
+async def _until(pilot: Pilot[int], check: Any, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up waiting for {check}")
+        await pilot.pause(0.05)
+
+
+def _app(url: str | None, **kwargs: Any) -> EmpTuiApp:
+    kwargs.setdefault("config", AppConfig(log_dir=""))
+    return make_app(redis_url=url, clock=lambda: FIXED_NOW, **kwargs)
+
+
+async def _loaded(pilot: Pilot[int], app: EmpTuiApp) -> None:
+    await _until(pilot, lambda: app.state.covered is not None and not app.state.loading)
+    app.drain_now()
+
+
+async def _jump(pilot: Pilot[int], app: EmpTuiApp, job_id: str) -> None:
+    await pilot.press("j")
+    await _until(pilot, lambda: app.screen is not app.screen_stack[0])
+    await pilot.press("ctrl+u", *job_id, "enter")
+    await _until(pilot, lambda: job_id in app.state.jobs and app.current_job == job_id)
+
+
+def _status(app: EmpTuiApp) -> str:
+    return str(app.query_one("#status").render().plain)  # type: ignore[attr-defined]
+
+
+def _header(app: EmpTuiApp) -> str:
+    return "\n".join(
+        str(app.query_one(selector).render().plain)  # type: ignore[attr-defined]
+        for selector in ("#timeline-header", "#timeline-note")
+    )
+
+
+async def test_a_job_straddling_the_loaded_events_opens_whole_with_the_right_gap(
+    redis_url: str,
+) -> None:
+    truth = run_scenario(redis_url, STREAM, "stalled-job", seed=1)
+    (story,) = truth.of_kind("stalled_job", planted=True)
+    job_id = story.jobs[0]
+    client = connect(redis_url)
+    whole = read_job(job_id, client=client, stream=STREAM).events
+    ids = [entry_id.decode() for entry_id, _ in client.xrange(STREAM)]
+    client.close()
+    # A memory cap that keeps the newest events and cuts the job in the middle.
+    first = ids.index(whole[0].id or "")
+    middle = ids.index(whole[len(whole) // 2].id or "")
+    cap = len(ids) - (first + middle) // 2
+    expected = job_timeline(whole, job_id)
+    assert len(whole) == 13 and [g.kind for g in expected.gaps] == ["threshold"]
+    app = _app(redis_url, config=AppConfig(log_dir="", buffer_size=cap))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        held = app.store.by_job(job_id)
+        assert 0 < len(held) < 13  # the straddle: part of the job is held
+        await _jump(pilot, app, job_id)
+        timeline = app.timeline
+        assert timeline is not None and len(timeline.steps) == 13
+        assert [(g.from_type, g.to_type, g.duration_ms) for g in timeline.gaps] == [
+            (g.from_type, g.to_type, g.duration_ms) for g in expected.gaps
+        ]
+        assert "13 events" in _header(app) and "may lack" not in _header(app)
+        assert app.state.graph_view().edges == handoffs(whole)
+        assert handoffs(whole) != handoffs(held)
+        assert app.apply_filter(f"job:{job_id}")
+        assert len(app.state.export_events()) == 13
+
+
+async def test_level_error_since_finds_errors_older_than_the_first_screen(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    events = []
+    for n in range(600):  # one a second, up to a second ago; errors until 2 minutes ago
+        ms = NOW_MS - (600 - n) * 1000
+        level = "error" if n % 50 == 0 and n < 480 else "info"
+        events.append(_at(ms, 0, "job.progress_updated", job_id=f"job-{n % 7}", level=level))
+    _xadd(rclient, events)
+    app = _app(redis_url, config=AppConfig(log_dir="", window="1m"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert len(app.store) == 61  # the last minute (both ends included)
+        old_errors = [e for e in events if e.level == "error" and event_ms(e) >= NOW_MS - 600_000]
+        assert not any(e.level == "error" for e in app.shown_events())
+        assert app.apply_filter("level:error since:10m")
+        await _loaded(pilot, app)
+        assert [e.id for e in app.shown_events()] == [e.id for e in old_errors]
+        assert len(old_errors) == 10
+        assert "10 shown" in _status(app)
+
+
+async def test_j_opens_a_job_that_is_only_in_the_collectors_files(
+    rclient: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    recent = [_at(NOW_MS - 1000 + n, 0, "machine.heartbeat", service="machine") for n in range(5)]
+    _xadd(rclient, recent)
+    flow = job_events(31, START_MS - 3_600_000)  # an hour before: long trimmed from the stream
+    write_events(flow, tmp_path / "events.log", "jsonl")
+    app = _app(redis_url, files=[tmp_path])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert "job-0031" not in {e.job_id for e in app.store}
+        assert "logs since" in _status(app) and "stream holds 5" in _status(app)
+        await _jump(pilot, app, "job-0031")
+        timeline = app.timeline
+        assert timeline is not None and [s.event.id for s in timeline.steps] == [e.id for e in flow]
+
+
+async def test_a_start_the_stream_trimmed_away_is_announced(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    flow = job_events(12, NOW_MS - 30_000)
+    _xadd(rclient, flow)
+    rclient.xtrim(STREAM, maxlen=len(flow) - 3, approximate=False)  # job.created and 2 more gone
+    app = _app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        await _jump(pilot, app, "job-0012")
+        header = _header(app)
+        assert "may lack its start" in header and flow[3].event_type in header
+        timeline = app.timeline
+        assert timeline is not None and len(timeline.steps) == len(flow) - 3
+
+
+async def test_esc_stops_a_load_and_keeps_what_came(
+    rclient: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emp_tui.app.app as app_module
+
+    events = [_at(NOW_MS - 5000 + n, 0, "job.progress_updated") for n in range(300)]
+    _xadd(rclient, events)
+    release = threading.Event()
+    real = app_module.read_stream_back
+
+    def slow(*args: Any, **kwargs: Any) -> Iterator[list[TelemetryEvent]]:
+        pages = real(*args, **{**kwargs, "first_page": 100, "page": 100})
+        yield next(pages)
+        release.wait(10)  # the rest of the range takes its time
+        yield from pages
+
+    monkeypatch.setattr(app_module, "read_stream_back", slow)
+    app = _app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.state.loading and len(app.store) >= 100)
+        assert "loading 100 / 300" in _status(app)
+        await pilot.press("escape")
+        assert not app.state.loading
+        release.set()
+        await pilot.pause(0.3)
+        assert len(app.store) == 100  # what came stays; the rest is not read
+        assert app.state.covered is not None
+        assert app.state.covered.since_ms == event_ms(events[200]) + 1
+        assert "loading" not in _status(app)
+        assert app.is_running and app.current_job is None
+
+
+async def test_above_the_oldest_event_the_page_before_comes_and_end_brings_the_newest_back(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    events = [_at(NOW_MS - 10_000 + n * 10, 0, "job.progress_updated") for n in range(200)]
+    _xadd(rclient, events)
+    app = _app(redis_url, config=AppConfig(log_dir="", buffer_size=80))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert [e.id for e in app.shown_events()] == [e.id for e in events[-80:]]
+        app.stream_list.focus()
+        await pilot.press("home", "home")  # the first row, then above it
+        await _until(pilot, lambda: app.state.newest_gone and not app.state.loading)
+        app.drain_now()
+        shown = [e.id for e in app.shown_events()]
+        assert shown == [e.id for e in events[-119:-39]]  # 39 older came, 39 newest went
+        assert not app.stream_list.follow
+        assert "looking at the past" in _status(app)
+        await pilot.press("end")  # End follows, as f does: the newest are read again first
+        await _until(pilot, lambda: not app.state.newest_gone and not app.state.loading)
+        app.drain_now()
+        assert [e.id for e in app.shown_events()] == [e.id for e in events[-80:]]
+        assert app.stream_list.follow
+
+
+async def test_the_bracket_keys_widen_and_narrow_the_range(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    events = [_at(NOW_MS - (40 - n) * 60_000, 0, "job.progress_updated") for n in range(40)]
+    _xadd(rclient, events)
+    app = _app(redis_url)  # the default window: 15 minutes
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert len(app.store) == 16
+        await pilot.press("left_square_bracket")  # 30 minutes
+        await _loaded(pilot, app)
+        assert len(app.store) == 31
+        assert "31 loaded" in _status(app)
+        await pilot.press("right_square_bracket", "right_square_bracket")  # 5 minutes
+        assert len(app.shown_events()) == 31  # narrower: held already, nothing read
+        assert app.state.base_range is not None
+
+
+async def test_files_alone_open_on_the_last_window_of_the_logs(tmp_path: Path) -> None:
+    old = job_events(1, START_MS - 2 * 3_600_000)
+    recent = job_events(2, START_MS)
+    write_events([*old, *recent], tmp_path / "events.log", "jsonl")
+    app = make_app(files=[tmp_path], config=AppConfig(), clock=lambda: FIXED_NOW + 86_400)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert [e.id for e in app.shown_events()] == [e.id for e in recent]
+        assert app.state.now_ms() == event_ms(recent[-1])  # not the clock: the logs' newest
+        assert "logs since" in _status(app)
