@@ -203,3 +203,26 @@ def test_the_emitter_survives_a_master_killed_and_its_replica_taking_over(
               if e.event_type == "telemetry.circuit_changed"]  # fmt: skip
     assert states.count("open") == states.count("closed") >= 1  # the failover was noticed
     redis_cluster.start(victim)
+
+
+async def test_async_clients_for_a_cluster_url_and_a_plain_one(
+    cluster_url: str, redis_url: str
+) -> None:
+    """What the collector and the app build on: one function, either kind of server."""
+    import redis.asyncio
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    from emp_tui.topology import async_client_for_url
+
+    cluster = async_client_for_url(cluster_url)
+    plain = async_client_for_url(redis_url)
+    try:
+        assert isinstance(cluster, AsyncRedisCluster)
+        assert isinstance(plain, redis.asyncio.Redis)
+        for client in (cluster, plain):
+            for key in shard_keys(STREAM, 4):
+                await client.xadd(key, {"k": "v"})
+            assert [await client.xlen(key) for key in shard_keys(STREAM, 4)] == [1, 1, 1, 1]
+    finally:
+        await cluster.aclose()
+        await plain.aclose()
