@@ -38,6 +38,24 @@ def env_flag(value: str | None, default: bool) -> bool:
     return default
 
 
+_SIZE_SUFFIXES: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int | None:
+    """A size in bytes: ``50M``, ``512k``, ``1.5G``, ``100MB``, ``2GiB`` or a plain number
+    (powers of 1024). None when ``text`` is not a positive size."""
+    lowered = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = 1
+    if lowered and lowered[-1] in _SIZE_SUFFIXES:
+        scale = _SIZE_SUFFIXES[lowered[-1]]
+        lowered = lowered[:-1]
+    try:
+        size = int(float(lowered) * scale)
+    except (ValueError, OverflowError):
+        return None
+    return size if size > 0 else None
+
+
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
     """The Redis URL from ``REDIS_URL``, else the plan's ``REDIS_HOST``/``REDIS_PORT``/
     ``REDIS_PASSWORD`` (and ``REDIS_DB``), else localhost."""

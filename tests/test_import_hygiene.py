@@ -13,6 +13,8 @@ CORE_MODULES = [
     "emp_tui.text",
     "emp_tui.stream_ids",
     "emp_tui.telemetry",
+    "emp_tui.topology",
+    "emp_tui.spill",
     "emp_tui.config",
     "emp_tui.redact",
     "emp_tui.health",

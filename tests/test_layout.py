@@ -17,6 +17,7 @@ CORE = [
     "query",
     "lint",
     "config",
+    "topology",
     "analysis",
     "problems",
     "store",
@@ -24,6 +25,7 @@ CORE = [
     "history",
     "export",
     "health",
+    "spill",
     "telemetry",
 ]
 """The core in README's order: each module imports only those before it (so none imports the
