@@ -97,15 +97,24 @@ async def running(settings: Settings) -> AsyncIterator[Collector]:
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await asyncio.sleep(0.02)
 
 
+def _holds(predicate: Callable[[], bool]) -> bool:
+    """``predicate()``, False while a file it reads is caught halfway through a write (the
+    strict readers above assert whole lines)."""
+    try:
+        return predicate()
+    except AssertionError:
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         time.sleep(0.05)
