@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from collector.config import SETTINGS, ConfigError, Settings, load_settings, require_sink
+from emp_tui.text import escape
 
 PROG = "emp-collector"
 
@@ -36,9 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-config", action="store_true", help="print the effective settings (secrets masked)"
     )
     actions.add_argument(
-        "--health", action="store_true", help="print the state of every live collector"
+        "--health",
+        action="store_true",
+        help="print the state of every live collector; exit 0 when one is live, 1 when none "
+        "is, 3 when Redis cannot be reached",
     )
-    actions.add_argument("--json", action="store_true", help="with --health: JSON output")
+    actions.add_argument(
+        "--json",
+        action="store_true",
+        help="with --health: one JSON object per collector and line, numbers as numbers",
+    )
     settings = parser.add_argument_group("settings (flag / environment; default)")
     for setting in SETTINGS:
         envs = " / ".join(setting.env)
@@ -53,12 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines with control and bidi characters shown as escapes (event content in a
+    message, a field name or a reason, must not steer the terminal that shows the log); the
+    line breaks of a traceback stay."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(escape(line) for line in super().format(record).split("\n"))
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def print_config(settings: Settings) -> None:
@@ -69,32 +84,41 @@ def print_config(settings: Settings) -> None:
         print(f"{name.ljust(width)}  {value}{source}")
 
 
+EXIT_NO_COLLECTOR = 1
+EXIT_UNREACHABLE = 3
+
+
 async def _health(settings: Settings, as_json: bool) -> int:
+    """Exit 0 when a collector is live, 1 when none is, 3 when Redis cannot be read."""
     import orjson
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    from collector.health import format_table
-    from emp_tui.config import redacted_url
+    from collector.health import format_table, typed
     from emp_tui.health import read_collectors
+    from emp_tui.redact import redact_text, redact_url
 
-    client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        collectors = await read_collectors(client)
-    except (RedisError, OSError) as exc:
-        message = " ".join(str(exc).split())
+        client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+        try:
+            collectors = await read_collectors(client)
+        finally:
+            await client.aclose()
+    except (RedisError, OSError, ValueError) as exc:
+        message = redact_text(" ".join(str(exc).split()) or type(exc).__name__)
         print(
-            f"{PROG}: cannot read health from {redacted_url(settings.redis_url)}: {message}",
+            f"{PROG}: cannot read health from {redact_url(settings.redis_url)}: {message}",
             file=sys.stderr,
         )
-        return 1
-    finally:
-        await client.aclose()
+        return EXIT_UNREACHABLE
     if as_json:
-        print(orjson.dumps(collectors, option=orjson.OPT_INDENT_2).decode())
+        out = sys.stdout.buffer
+        for collector in collectors:
+            out.write(orjson.dumps(typed(collector), option=orjson.OPT_APPEND_NEWLINE))
+        out.flush()
     else:
         print(format_table(collectors))
-    return 0
+    return 0 if collectors else EXIT_NO_COLLECTOR
 
 
 def main(argv: Sequence[str] | None = None) -> int:

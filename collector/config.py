@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from emp_tui.config import env_flag, redacted_url, redis_url_from_env, stream_from_env
+from collector.files import DEFAULT_FILE_MODE
+from emp_tui.config import env_flag, redis_url_from_env, stream_from_env
+from emp_tui.redact import MASK, redact_headers, redact_url
 
 DEFAULT_GROUP: Final = "emp-collector"
 DEFAULT_LOG_PATH: Final = "./logs/telemetry/events.log"
@@ -31,7 +33,7 @@ class ConfigError(ValueError):
 class Setting:
     key: str  # attribute of Settings and the --flag (with dashes)
     env: tuple[str, ...]  # environment names, first found wins
-    kind: str  # str | int | float | bool | size | start
+    kind: str  # str | int | float | bool | size | start | mode
     default: str  # as text; "" means unset
     help: str
     secret: bool = False
@@ -69,7 +71,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "0",
         "where a new group starts: 0 (everything still in the stream) or $ (only new events)",
     ),
-    Setting("read_count", ("EMP_COLLECTOR_READ_COUNT",), "int", "1000", "entries per read"),
+    Setting(
+        "read_count",
+        ("EMP_COLLECTOR_READ_COUNT",),
+        "int",
+        "500",
+        "entries per read (two reads' worth are held while a backlog is read)",
+    ),
     Setting("block_ms", ("EMP_COLLECTOR_BLOCK_MS",), "int", "1000", "how long one read waits (ms)"),
     Setting(
         "claim_idle_ms",
@@ -84,13 +92,6 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "float",
         "10",
         "seconds between looks for abandoned entries",
-    ),
-    Setting(
-        "max_inflight",
-        ("EMP_COLLECTOR_MAX_INFLIGHT",),
-        "int",
-        "20000",
-        "events read but not yet delivered before reading pauses",
     ),
     Setting(
         "node_env",
@@ -195,6 +196,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "events per OTLP request",
     ),
     Setting(
+        "batch_max_size",
+        ("EMP_COLLECTOR_BATCH_MAX_SIZE",),
+        "int",
+        "1000",
+        "events per OTLP request at most: while every consumer is busy, requests grow "
+        "from the batch size up to this",
+    ),
+    Setting(
         "batch_interval",
         ("EMP_COLLECTOR_BATCH_INTERVAL",),
         "float",
@@ -207,6 +216,20 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "float",
         "10",
         "seconds one OTLP request may take",
+    ),
+    Setting(
+        "otlp_consumers",
+        ("EMP_COLLECTOR_OTLP_CONSUMERS",),
+        "int",
+        "10",
+        "OTLP requests in flight at once (the sending queue's consumers)",
+    ),
+    Setting(
+        "otlp_queue_size",
+        ("EMP_COLLECTOR_OTLP_QUEUE_SIZE",),
+        "int",
+        "1000",
+        "OTLP requests queued in memory; when full, requests go to the spool instead",
     ),
     Setting(
         "retry_window",
@@ -238,6 +261,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "JSON-lines file of batches the backend rejected (default: <log dir>/dead-letter.jsonl)",
     ),
     Setting(
+        "file_mode",
+        ("EMP_COLLECTOR_FILE_MODE",),
+        "mode",
+        f"{DEFAULT_FILE_MODE:04o}",
+        "permissions of the files the collector creates (events, spool, dead letters; "
+        "octal); the directories it creates get the matching 0700-style mode",
+    ),
+    Setting(
         "health_interval",
         ("EMP_COLLECTOR_HEALTH_INTERVAL",),
         "float",
@@ -266,7 +297,6 @@ class Settings:
     block_ms: int
     claim_idle_ms: int
     claim_interval: float
-    max_inflight: int
     node_env: str
     file: bool
     log_path: Path
@@ -283,12 +313,16 @@ class Settings:
     otlp_protocol: str
     resource_attributes: str
     batch_size: int
+    batch_max_size: int
     batch_interval: float
     otlp_timeout: float
+    otlp_consumers: int
+    otlp_queue_size: int
     retry_window: float
     spool_dir: Path
     spool_max_bytes: int
     dead_letter_path: Path
+    file_mode: int
     health_interval: float
     log_level: str
     # Derived.
@@ -310,14 +344,18 @@ class Settings:
         for f in fields(self):
             value: Any = getattr(self, f.name)
             setting = SETTINGS_BY_KEY.get(f.name)
-            if f.name == "redis_url":
-                text = redacted_url(value)
+            if f.name in _URL_FIELDS:
+                text = redact_url(value)
             elif f.name == "headers":
-                text = ",".join(f"{k}={_mask(k, v)}" for k, v in value.items())
+                text = _header_text(redact_headers(value))
+            elif f.name == "otlp_headers":
+                text = _header_text(redact_headers(parse_headers(value)))
             elif setting is not None and setting.secret and value:
-                text = "***"
+                text = MASK
+            elif f.name == "file_mode":
+                text = f"{value:04o}"
             elif isinstance(value, dict):
-                text = ",".join(f"{k}={v}" for k, v in value.items())
+                text = _header_text(value)
             elif isinstance(value, bool):
                 text = str(value).lower()
             else:
@@ -326,13 +364,13 @@ class Settings:
         return rows
 
 
-def _mask(name: str, value: str) -> str:
-    lowered = name.lower()
-    if lowered in {"authorization", "x-api-key", "api-key"} or "key" in lowered:
-        return "***"
-    if "token" in lowered or "secret" in lowered or "auth" in lowered:
-        return "***"
-    return value
+_URL_FIELDS: Final = frozenset(
+    {"redis_url", "dash0_endpoint", "otlp_endpoint", "otlp_logs_endpoint", "otlp_url"}
+)
+
+
+def _header_text(headers: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in headers.items())
 
 
 _SIZE_SUFFIXES: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -368,6 +406,16 @@ def _convert(setting: Setting, raw: str) -> Any:
         if not real > 0 or real == float("inf"):
             raise ConfigError(f"{where}: {raw!r} must be a positive number")
         return real
+    if setting.kind == "mode":
+        try:
+            mode = int(text.lower().removeprefix("0o"), 8)
+        except ValueError:
+            raise ConfigError(f"{where}: {raw!r} is not an octal mode like 0600") from None
+        if not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+            raise ConfigError(
+                f"{where}: {raw!r} must be a mode the owner can read and write (0600 to 0777)"
+            )
+        return mode
     if setting.kind == "size":
         lowered = text.lower().removesuffix("b").removesuffix("i")
         scale = 1
@@ -385,25 +433,47 @@ def _convert(setting: Setting, raw: str) -> Any:
 
 
 def parse_headers(text: str) -> dict[str, str]:
-    """``OTEL_EXPORTER_OTLP_HEADERS``: ``key=value,key2=value2`` with URL-encoded values."""
+    """``OTEL_EXPORTER_OTLP_HEADERS``: ``key=value,key2=value2`` with URL-encoded values.
+    An entry that is not key=value is reported by its position: it may hold a secret."""
     headers: dict[str, str] = {}
-    for part in text.split(","):
+    for index, part in enumerate(text.split(","), 1):
         if not part.strip():
             continue
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"OTEL_EXPORTER_OTLP_HEADERS: {part.strip()!r} is not key=value")
+            raise ConfigError(
+                f"OTEL_EXPORTER_OTLP_HEADERS: entry {index} is not key=value "
+                "(not shown: it may hold a secret)"
+            )
         headers[unquote(name.strip())] = unquote(value.strip())
     return headers
 
 
 def _logs_url(base: str, *, append: bool, where: str) -> str:
+    """The OTLP logs URL of ``base``: with ``append``, ``/v1/logs`` goes at the end of the
+    path (before any query string) unless it is there already."""
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where}: {base!r} is not an http:// or https:// URL")
+        raise ConfigError(f"{where}: {redact_url(base)!r} is not an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{where}: {redact_url(base)!r} has a bad port") from None
     if append and not parts.path.rstrip("/").endswith(OTLP_LOGS_PATH):
-        return base.rstrip("/") + OTLP_LOGS_PATH
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + OTLP_LOGS_PATH))
     return base
+
+
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def _check_redis_url(url: str) -> None:
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in _REDIS_SCHEMES:
+        raise ConfigError(
+            f"--redis-url / REDIS_URL: {redact_url(url)!r} is not a redis://, rediss:// or "
+            "unix:// URL"
+        )
 
 
 def load_settings(
@@ -426,6 +496,7 @@ def load_settings(
 
     if not values["redis_url"]:
         values["redis_url"] = redis_url_from_env(env)
+    _check_redis_url(values["redis_url"])
     if "stream" not in given:
         values["stream"] = stream_from_env(env)
     if not values["consumer"]:
@@ -471,6 +542,11 @@ def load_settings(
         raise ConfigError(
             f"OTEL_EXPORTER_OTLP_PROTOCOL: {values['otlp_protocol']!r} is not supported; "
             "the collector speaks OTLP/HTTP with JSON"
+        )
+    if values["batch_max_size"] < values["batch_size"]:
+        raise ConfigError(
+            f"--batch-max-size / EMP_COLLECTOR_BATCH_MAX_SIZE: {values['batch_max_size']} is "
+            f"less than the batch size ({values['batch_size']})"
         )
     headers = parse_headers(values["otlp_headers"])
     if values["dash0_api_key"]:

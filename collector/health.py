@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -27,6 +27,7 @@ COUNTERS: Final = (
     "dead_lettered",
     "trimmed_lost",
     "malformed",
+    "duplicates",
 )
 
 
@@ -49,6 +50,7 @@ class Health:
     dead_lettered: int = 0
     trimmed_lost: int = 0
     malformed: int = 0
+    duplicates: int = 0  # copies of an event already delivered (one eventId), acked unsent
     pending: int = 0
     lag: int | None = None
 
@@ -95,6 +97,28 @@ async def publish(client: aioredis.Redis, health: Health, ttl: int = TTL_S) -> N
 
 async def remove(client: aioredis.Redis, consumer: str) -> None:
     await client.delete(KEY_PREFIX + consumer)
+
+
+# Fields of the hash that hold numbers (as text, like every field of a Redis hash).
+NUMBERS: Final = ("pid", "started_ms", "updated_ms", "pending", "lag", "rss_bytes", *COUNTERS)
+
+
+def typed(fields: dict[str, str]) -> dict[str, Any]:
+    """A health hash with its numbers as numbers (``lag`` unknown: None), for JSON output.
+    A field that should be a number and is not stays text."""
+    out: dict[str, Any] = dict(fields)
+    for name in NUMBERS:
+        value = fields.get(name)
+        if value is None:
+            continue
+        if value == "":
+            out[name] = None
+        else:
+            try:
+                out[name] = int(value)
+            except ValueError:
+                out[name] = value
+    return out
 
 
 def format_table(collectors: list[dict[str, str]], now_ms: int | None = None) -> str:

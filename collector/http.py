@@ -4,10 +4,13 @@ through :mod:`ssl`, timeouts that cancel cleanly. Only what the OTLP sink needs.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from emp_tui.redact import redact_url
 
 
 class HttpError(OSError):
@@ -28,8 +31,13 @@ class HttpClient:
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL: {redact_url(url)!r}")
         self.url = url
+        # Credentials in the URL (https://user:password@host/) are sent as Basic auth.
+        self.auth: str | None = None
+        if parts.username is not None or parts.password is not None:
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            self.auth = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -74,6 +82,8 @@ class HttpClient:
             "Connection: keep-alive",
             "User-Agent: emp-collector",
         ]
+        if self.auth is not None and not any(n.lower() == "authorization" for n in headers):
+            lines.append(f"Authorization: {self.auth}")
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()

@@ -1,5 +1,12 @@
-"""The collector's Redis side: the consumer group, reads, claims, acks, and trim-loss
-detection.
+"""The collector's Redis side: the consumer group, the order of reading, claims, acks, and
+trim-loss detection.
+
+:meth:`StreamReader.next_batch` yields the next batch to deliver, in this order: this
+consumer's own pending entries first (ID ``0``: what a crash or a lost reply left unacked),
+then entries other consumers abandoned (``XAUTOCLAIM``, every ``claim_interval``), then new
+ones (``>``). Entries the collector still holds (being delivered, or delivered and waiting
+for their ack) are never handed out again, and are never counted as lost: ``held`` says
+which those are.
 
 The stream is trimmed on write (``MAXLEN ~ 10000``) whether or not the group has read the
 entries. Entries removed before the group read them are found three ways:
@@ -17,35 +24,169 @@ entries. Entries removed before the group read them are found three ways:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from collector.batch import Entry
 from collector.config import Settings
 from collector.health import Health
 from emp_tui.stream_ids import parse_id
 
 log = logging.getLogger("collector.reader")
 
-Entry = tuple[bytes, dict[bytes, bytes]]
 GROUP_KEY_PREFIX: Final = "emp:collector-group:"
+
+
+@dataclass(slots=True)
+class ReadBatch:
+    """What one step of reading gives: entries to deliver (``source`` says from where) and
+    IDs of entries that were delivered once but are gone from the stream (to ack)."""
+
+    source: str  # pending | claimed | new
+    entries: list[Entry] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _never(_entry_id: str) -> bool:
+    return False
+
+
 class StreamReader:
-    def __init__(self, client: aioredis.Redis, settings: Settings, health: Health) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings,
+        health: Health,
+        held: Callable[[str], bool] = _never,
+    ) -> None:
         self.client = client
         self.stream = settings.stream
         self.group = settings.group
         self.consumer = settings.consumer
         self.start = settings.start
         self.health = health
+        self.held = held
         self.group_key = f"{GROUP_KEY_PREFIX}{settings.stream}:{settings.group}"
+        self.read_count = settings.read_count
+        self.block_ms = settings.block_ms
+        self.claim_idle_ms = settings.claim_idle_ms
+        self.claim_interval = settings.claim_interval
+        self._pending_after: str | None = "0"  # re-read our own pending entries first
+        self._claim_start = "0-0"
+        self._next_claim = 0.0
+        self._prefetch: asyncio.Task[list[Entry]] | None = None
+
+    # -- the order of reading ------------------------------------------------------------
+
+    def reread_pending(self) -> None:
+        """After a lost connection: a read whose reply was lost left its entries pending
+        under our name, so read our own pending entries again first."""
+        self._pending_after = "0"
+        self.drop_prefetch()
+
+    async def next_batch(self, *, block: bool = True) -> ReadBatch:
+        """The next entries to deliver: our own pending ones, then abandoned ones (when a
+        claim is due), then new ones (waiting up to ``block_ms`` for some when ``block``).
+        An empty batch means nothing came."""
+        if self._pending_after is not None:
+            return await self._next_pending()
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_claim:
+            return await self._next_claimed(loop.time())
+        return await self._next_new(block=block)
+
+    async def _next_pending(self) -> ReadBatch:
+        assert self._pending_after is not None
+        entries = await self.read_pending(self._pending_after, self.read_count)
+        if not entries:
+            self._pending_after = None
+            return ReadBatch("pending")
+        self._pending_after = entries[-1][0].decode()
+        # After a reconnect this list also holds what is being delivered or waits for its
+        # ack right now: only the rest was lost on the way.
+        held = self.held
+        read = ReadBatch("pending")
+        for entry in entries:
+            entry_id = entry[0].decode()
+            if held(entry_id):
+                continue
+            if entry[1]:
+                read.entries.append(entry)
+            else:
+                read.gone.append(entry_id)  # delivered earlier, trimmed before it was acked
+        if read.gone:
+            self.lost(len(read.gone), "were read (pending), then trimmed")
+        return read
+
+    async def _next_claimed(self, now: float) -> ReadBatch:
+        self._claim_start, claimed, deleted = await self.claim(
+            self._claim_start, self.read_count, self.claim_idle_ms
+        )
+        if self._claim_start == "0-0":
+            self._next_claim = now + self.claim_interval
+        held = self.held
+        # Our own entries still being delivered are idle too, and XAUTOCLAIM finds them
+        # (and reports those trimmed meanwhile as deleted): they are neither new work nor
+        # lost, since the collector holds them.
+        lost = [entry_id for entry_id in deleted if not held(entry_id)]
+        if lost:
+            self.lost(len(lost), "were abandoned by a consumer, then trimmed")
+        read = ReadBatch("claimed")
+        for entry in claimed:
+            entry_id = entry[0].decode()
+            if held(entry_id):
+                continue
+            if entry[1]:
+                read.entries.append(entry)
+            else:
+                read.gone.append(entry_id)  # Redis before 7: a trimmed entry has no fields
+        if read.gone:
+            self.lost(len(read.gone), "were abandoned by a consumer, then trimmed")
+        if read.entries:
+            log.info("claimed %d entries another consumer left pending", len(read.entries))
+        return read
+
+    async def _next_new(self, *, block: bool) -> ReadBatch:
+        if self._prefetch is not None:
+            prefetch, self._prefetch = self._prefetch, None
+            entries = await prefetch
+        else:
+            entries = await self.read_new(self.read_count, self.block_ms if block else 0)
+        if len(entries) == self.read_count and block:
+            # Busy: let Redis prepare the next batch while this one is delivered.
+            self._prefetch = asyncio.create_task(self.read_new(self.read_count, 0))
+        return ReadBatch("new", entries)
+
+    async def take_prefetched(self, timeout: float) -> list[Entry]:
+        """Entries already read ahead (at shutdown: they are delivered too, else they wait,
+        pending, for the next start)."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is None:
+            return []
+        return await asyncio.wait_for(prefetch, timeout)
+
+    def drop_prefetch(self) -> None:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            # Its entries (if it got any) are pending under our name: read again later.
+            prefetch.cancel()
+            prefetch.add_done_callback(_consume_result)
+
+    def lost(self, count: int, how: str) -> None:
+        self.health.trimmed_lost += count
+        log.warning("%d entries of %s %s before they were delivered: lost", count, self.stream, how)
+
+    # -- Redis commands ------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) unless it exists."""
@@ -147,15 +288,17 @@ class StreamReader:
             pipe.hincrby(self.group_key, "trimmed_lost", lost)
             await pipe.execute()
 
-    async def claim(self, start: str, count: int, min_idle_ms: int) -> tuple[str, list[Entry], int]:
-        """XAUTOCLAIM entries idle longer than ``min_idle_ms``: (next start, entries, how
-        many pending entries no longer existed)."""
+    async def claim(
+        self, start: str, count: int, min_idle_ms: int
+    ) -> tuple[str, list[Entry], list[str]]:
+        """XAUTOCLAIM entries idle longer than ``min_idle_ms``: (next start, entries, IDs of
+        pending entries that no longer existed)."""
         reply = await self.client.xautoclaim(
             self.stream, self.group, self.consumer, min_idle_ms, start_id=start, count=count
         )
         next_start = _text(reply[0])
         entries = [(eid, fields) for eid, fields in reply[1] if eid is not None]
-        deleted = len(reply[2]) if len(reply) > 2 else 0
+        deleted = [_text(eid) for eid in reply[2]] if len(reply) > 2 else []
         return next_start, entries, deleted
 
     async def ack(self, ids: list[str]) -> int:
@@ -177,6 +320,11 @@ class StreamReader:
             if _text(group.get("name")) == self.group and group.get("lag") is not None:
                 lag = max(0, int(group["lag"]) - int(offset or 0))
         return pending, lag
+
+
+def _consume_result(task: asyncio.Task[list[Entry]]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed read-ahead is not worth a warning
 
 
 def _entries(reply: Any) -> list[Entry]:

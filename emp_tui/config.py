@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from emp_tui.events import DEFAULT_STREAM
 from emp_tui.lint import LintConfig, LintConfigError
+from emp_tui.redact import redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_GAP_MS: Final = 5_000
@@ -38,6 +39,24 @@ def env_flag(value: str | None, default: bool) -> bool:
     return default
 
 
+_SIZE_SUFFIXES: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int | None:
+    """A size in bytes: ``50M``, ``512k``, ``1.5G``, ``100MB``, ``2GiB`` or a plain number
+    (powers of 1024). None when ``text`` is not a positive size."""
+    lowered = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = 1
+    if lowered and lowered[-1] in _SIZE_SUFFIXES:
+        scale = _SIZE_SUFFIXES[lowered[-1]]
+        lowered = lowered[:-1]
+    try:
+        size = int(float(lowered) * scale)
+    except (ValueError, OverflowError):
+        return None
+    return size if size > 0 else None
+
+
 def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
     """The Redis URL from ``REDIS_URL``, else the plan's ``REDIS_HOST``/``REDIS_PORT``/
     ``REDIS_PASSWORD`` (and ``REDIS_DB``), else localhost."""
@@ -61,13 +80,9 @@ def stream_from_env(env: Mapping[str, str] | None = None) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and --print-config."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    auth, _, host = rest.rpartition("@")
-    user, colon, _ = auth.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    """``url`` with its secrets (password, token-like query parameters) replaced by ``***``,
+    for messages, logs and --print-config: :func:`emp_tui.redact.redact_url`."""
+    return redact_url(url)
 
 
 # -- the app's settings (config.toml) --------------------------------------------------------

@@ -456,6 +456,11 @@ class SeenEvents:
             if event.id is None:
                 return True
             key = "\0" + event.id  # another namespace than the event IDs
+        return self.first_key(key)
+
+    def first_key(self, key: str) -> bool:
+        """True the first time ``key`` (an event's ``eventId``) is seen; counts the copies.
+        For a reader that has the raw field and no event (the collector's fast path)."""
         keys = self._keys
         if key in keys:
             self.duplicates += 1
@@ -592,10 +597,10 @@ _WIRE_KEYS_B: Final = frozenset(k.encode() for k in _KNOWN_FIELDS if k != "id")
 _JSON_KEYS: Final = _KNOWN_FIELDS
 _LEVEL_BYTES: Final = {name.encode(): name for name in LEVELS}
 _MAX_TIMESTAMP_DIGITS: Final = len(str(MAX_TIMESTAMP_MS))
-_SHALLOW_LEN: Final = 2 * MAX_DEPTH  # JSON text this short cannot nest deeper than MAX_DEPTH
+SHALLOW_LEN: Final = 2 * MAX_DEPTH  # JSON text this short cannot nest deeper than MAX_DEPTH
 
 
-def _nests_too_deep(data: dict[str, Any]) -> bool:
+def nests_too_deep(data: dict[str, Any]) -> bool:
     """Whether ``data`` nests deeper than MAX_DEPTH: a glance at its values, a walk only
     through those that are containers."""
     for value in data.values():
@@ -646,7 +651,7 @@ def _decode_well_formed(
         raw_data = get(b"data")
         if raw_data:
             data = orjson.loads(raw_data)
-            if type(data) is not dict or (len(raw_data) > _SHALLOW_LEN and _nests_too_deep(data)):
+            if type(data) is not dict or (len(raw_data) > SHALLOW_LEN and nests_too_deep(data)):
                 return None
         else:
             data = {}
@@ -722,7 +727,7 @@ def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
     data = get("data")
     if data is None:
         data = {}
-    elif type(data) is not dict or _nests_too_deep(data):
+    elif type(data) is not dict or nests_too_deep(data):
         return None
     job_id = get("jobId")
     worker_id = get("workerId")

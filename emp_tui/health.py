@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 
 from emp_tui.stream_ids import stream_id_ms
+from emp_tui.topology import trim_policy_key
 
 KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
@@ -74,6 +75,57 @@ class GroupState:
     last_delivered_id: str
 
 
+@dataclass(frozen=True)
+class TrimPolicy:
+    """How the emitters trim the stream, as the last one to write it recorded it (the hash
+    :func:`emp_tui.topology.trim_policy_key`): ``MAXLEN ~`` and/or ``MINID ~`` by age."""
+
+    maxlen: int | None
+    retention_ms: int | None
+    shards: int
+    service: str
+    updated_ms: int | None
+
+    def describe(self) -> str:
+        """``MINID ~ now-86400000ms, MAXLEN ~ 10000``: the trims in force."""
+        parts = []
+        if self.retention_ms:
+            parts.append(f"MINID ~ now-{self.retention_ms}ms")
+        if self.maxlen:
+            parts.append(f"MAXLEN ~ {self.maxlen}")
+        return ", ".join(parts) or "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "maxlen": self.maxlen,
+            "retentionMs": self.retention_ms,
+            "shards": self.shards,
+            "service": self.service,
+            "updatedMs": self.updated_ms,
+        }
+
+
+def read_trim_policy(client: redis.Redis, stream: str) -> TrimPolicy | None:
+    """The trim policy emitters recorded for ``stream``; None when none did (emitters older
+    than this one, or none that wrote in the last hour). Raises redis errors."""
+    raw: dict[Any, Any] = client.hgetall(trim_policy_key(stream))
+    if not raw:
+        return None
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+
+    def number(name: str) -> int | None:
+        value = fields.get(name, "")
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    return TrimPolicy(
+        maxlen=number("maxlen"),
+        retention_ms=number("retention_ms"),
+        shards=number("shards") or 1,
+        service=fields.get("service", "?"),
+        updated_ms=number("updated_ms"),
+    )
+
+
 @dataclass
 class StreamState:
     """What the stream holds and who reads it, at ``now_ms``."""
@@ -88,6 +140,8 @@ class StreamState:
     groups: list[GroupState]
     memory_bytes: int | None
     collectors: list[dict[str, str]]
+    trim: TrimPolicy | None = None
+    """How the emitters trim it, when they recorded it."""
 
     @property
     def first_ms(self) -> int | None:
@@ -131,7 +185,8 @@ def rate_window(now_ms: int, first_ms: int | None) -> int:
 
 def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamState | None:
     """The stream's length, ends, recent rates per service, consumer groups (with their lag),
-    memory and live collectors; None when the stream does not exist. Raises redis errors."""
+    memory, live collectors and the trim policy in force; None when the stream does not exist.
+    Raises redis errors."""
     from emp_tui.events import decode
 
     if not client.exists(stream):
@@ -175,6 +230,7 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
         groups=groups,
         memory_bytes=None if memory is None else int(memory),
         collectors=read_collectors_sync(client),
+        trim=read_trim_policy(client, stream),
     )
 
 

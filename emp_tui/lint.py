@@ -178,6 +178,7 @@ KNOWN_TYPES: Final = frozenset(
         "webhook.sent",
         "webhook.failed",
         "telemetry.events_dropped",
+        "telemetry.circuit_changed",
     }
 )
 """Event types the platform is known to emit. A type outside it (and outside the config's

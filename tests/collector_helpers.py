@@ -97,15 +97,24 @@ async def running(settings: Settings) -> AsyncIterator[Collector]:
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await asyncio.sleep(0.02)
 
 
+def _holds(predicate: Callable[[], bool]) -> bool:
+    """``predicate()``, False while a file it reads is caught halfway through a write (the
+    strict readers above assert whole lines)."""
+    try:
+        return predicate()
+    except AssertionError:
+        return False
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         time.sleep(0.05)
@@ -195,6 +204,7 @@ class Received:
     status: int
     request: ExportLogsServiceRequest | None
     json: Any = None
+    ids: list[str] = field(default_factory=list)  # the records' emp.stream.id, in order
 
 
 def validate_otlp(body: bytes) -> tuple[ExportLogsServiceRequest, Any]:
@@ -229,16 +239,23 @@ def validate_otlp(body: bytes) -> tuple[ExportLogsServiceRequest, Any]:
 @dataclass
 class Receiver:
     """A real HTTP server on 127.0.0.1. ``script`` holds (status, headers, body) answers
-    used in order; after it runs out, every request gets 200."""
+    used in order; after it runs out, every request gets 200. While ``down_until`` (a
+    time.monotonic()) is ahead, every request gets 503 instead; while ``hang`` is set,
+    requests get no answer at all (until the server stops)."""
 
     port: int = 0
     script: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    down_until: float = 0.0
+    hang: bool = False
+    paths: list[str] = field(default_factory=list)
+    keep_bodies: bool = True  # False: keep only each request's stream IDs (long runs)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -258,12 +275,20 @@ class Receiver:
                 raw = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
-                    status, extra, answer = (
-                        receiver.script.pop(0) if receiver.script else (200, {}, b"{}")
-                    )
+                    receiver.paths.append(self.path)
+                if receiver.hang:
+                    receiver._stopped.wait()
+                    return
+                with receiver._lock:
+                    if time.monotonic() < receiver.down_until:
+                        status, extra, answer = 503, {}, b"down"
+                    elif receiver.script:
+                        status, extra, answer = receiver.script.pop(0)
+                    else:
+                        status, extra, answer = 200, {}, b"{}"
                 parsed: ExportLogsServiceRequest | None = None
                 as_json: Any = None
-                if self.path != "/v1/logs":
+                if self.path.partition("?")[0] != "/v1/logs":
                     receiver.errors.append(f"path {self.path}")
                 try:
                     body = (
@@ -272,9 +297,12 @@ class Receiver:
                     parsed, as_json = validate_otlp(body)
                 except Exception as exc:  # noqa: BLE001 - recorded and asserted on by the test
                     receiver.errors.append(f"{type(exc).__name__}: {exc}")
+                ids = list(stream_ids(parsed))
+                if not receiver.keep_bodies:
+                    parsed = as_json = None
                 with receiver._lock:
                     receiver.received.append(
-                        Received(time.monotonic(), headers, status, parsed, as_json)
+                        Received(time.monotonic(), headers, status, parsed, as_json, ids)
                     )
                 self.send_response(status)
                 for name, value in extra.items():
@@ -291,6 +319,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -305,7 +334,7 @@ class Receiver:
         by service, so they are put back in stream order)."""
         ids: list[str] = []
         for r in self.accepted():
-            ids.extend(sorted(stream_ids(r.request), key=id_key))
+            ids.extend(sorted(r.ids, key=id_key))
         return ids
 
 

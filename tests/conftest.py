@@ -9,6 +9,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from rediscluster import ClusterUnavailable, RedisClusterProcess
 from redisproc import RedisProcess
 
 
@@ -55,5 +56,35 @@ def _no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "EMP_TELEMETRY_ENABLED",
         "EMP_TELEMETRY_LEVEL",
         "EMP_TELEMETRY_SAMPLE",
+        "EMP_TELEMETRY_SPILL_DIR",
+        "EMP_TELEMETRY_SPILL_MAX_BYTES",
+        "EMP_TELEMETRY_SPILL_MEMORY_SHARE",
+        "EMP_TELEMETRY_SCRIPT",
+        "EMP_EVENTS_SHARDS",
+        "EMP_EVENTS_MAXLEN",
+        "EMP_EVENTS_RETENTION",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcess]:
+    """One real Redis Cluster for the whole session (three masters, a replica each, on free
+    loopback ports); skipped where redis-cli is missing."""
+    try:
+        cluster = RedisClusterProcess()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"no Redis Cluster here: {exc}")
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterProcess) -> str:
+    """The cluster's URL (``redis+cluster://...``), healthy and flushed: a test before may
+    have killed a master and started it again."""
+    for node in redis_cluster.nodes:
+        redis_cluster.start(node)
+    redis_cluster.wait_healthy()
+    redis_cluster.flushall()
+    return redis_cluster.url

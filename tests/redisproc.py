@@ -23,12 +23,13 @@ class RedisProcess:
         directory: str | os.PathLike[str] | None = None,
         *,
         extra_args: list[str] | None = None,
+        binary: str | None = None,
     ) -> None:
         self.extra_args = list(extra_args or [])
         self._owned_dir = directory is None
         self.dir = Path(directory or tempfile.mkdtemp(prefix="emp-redis-"))
         self.socket = self.dir / "redis.sock"
-        self.binary = redis_server_binary()
+        self.binary = binary or redis_server_binary()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -71,6 +71,29 @@ def test_defaults_and_standard_otel_names() -> None:
     assert s.sinks == ["file"]
 
 
+def test_the_logs_path_goes_before_the_query_string() -> None:
+    s = load_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "https://h/base/?api_key=k&x=1"})
+    assert s.otlp_url == "https://h/base/v1/logs?api_key=k&x=1"
+    s = load_settings(env={"DASH0_OTEL_ENDPOINT": "https://u:p@h:4318?token=t"})
+    assert s.otlp_url == "https://u:p@h:4318/v1/logs?token=t"
+    s = load_settings(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h/v1/logs?k=v"})
+    assert s.otlp_url == "http://h/v1/logs?k=v"  # already there
+
+
+def test_queue_and_file_mode_settings() -> None:
+    s = load_settings(env={})
+    assert (s.otlp_consumers, s.otlp_queue_size, s.file_mode) == (10, 1000, 0o600)
+    s = load_settings(
+        env={
+            "EMP_COLLECTOR_OTLP_CONSUMERS": "4",
+            "EMP_COLLECTOR_OTLP_QUEUE_SIZE": "50",
+            "EMP_COLLECTOR_FILE_MODE": "640",
+        }
+    )
+    assert (s.otlp_consumers, s.otlp_queue_size, s.file_mode) == (4, 50, 0o640)
+    assert load_settings(flags={"file_mode": "0o644"}).file_mode == 0o644
+
+
 def test_flags_win_over_the_environment() -> None:
     s = load_settings(env={"EMP_COLLECTOR_GROUP": "from-env"}, flags={"group": "from-flag"})
     assert s.group == "from-flag"
@@ -87,6 +110,10 @@ def test_flags_win_over_the_environment() -> None:
         ({"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "is not key=value"),
         ({"EMP_COLLECTOR_LOG_MAX_BYTES": "big"}, "not a size"),
         ({"EMP_COLLECTOR_RETRY_WINDOW": "-1"}, "positive"),
+        ({"EMP_COLLECTOR_OTLP_CONSUMERS": "0"}, "must be positive"),
+        ({"EMP_COLLECTOR_FILE_MODE": "rw"}, "not an octal mode"),
+        ({"EMP_COLLECTOR_FILE_MODE": "0400"}, "owner can read and write"),
+        ({"REDIS_URL": "http://h:6379"}, "not a redis://, rediss:// or unix:// URL"),
     ],
 )
 def test_an_invalid_setting_is_one_line_and_exit_2(env: dict[str, str], message: str) -> None:
@@ -125,6 +152,7 @@ def test_print_config_masks_secrets() -> None:
             "DASH0_ENABLED": "true",
             "DASH0_OTEL_ENDPOINT": "https://ingress.example.com",
             "DASH0_API_KEY": "topsecret",
+            "DASH0_DATASET": "emp-dev",
             "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=alsosecret,x-team=emp",
         },
     )
@@ -132,7 +160,9 @@ def test_print_config_masks_secrets() -> None:
     assert "hunter2" not in done.stdout and "topsecret" not in done.stdout
     assert "alsosecret" not in done.stdout
     assert "redis://:***@db:6379/0" in done.stdout
-    assert "Authorization=***" in done.stdout and "x-team=emp" in done.stdout
+    # Only headers known to be safe are shown; every other value is masked.
+    assert "Authorization=***" in done.stdout and "x-team=***" in done.stdout
+    assert "Dash0-Dataset=emp-dev" in done.stdout
     assert "https://ingress.example.com/v1/logs" in done.stdout
 
 
@@ -167,14 +197,23 @@ async def test_health_hash_and_the_health_command(
         )  # fmt: skip
         out, err = await proc.communicate()
         assert proc.returncode == 0, err
-        (state,) = orjson.loads(out)
-        assert state["consumer"] == "c1" and state["written"] == "26"
+        (line,) = out.splitlines()  # one object per line, like emp-tui --json
+        state = orjson.loads(line)
+        assert state["consumer"] == "c1" and state["written"] == 26  # numbers as numbers
+        assert state["malformed"] == 1 and state["pid"] == int(fields["pid"])
+        assert isinstance(state["rss_bytes"], int) and state["sinks"] == "file"
+        assert state["lag"] is None or isinstance(state["lag"], int)
         assert collector.health.read == 26
     assert rclient.exists("emp:collector:c1") == 0
+    # No collector live: exit 1, nothing on stdout with --json, a line of text without.
+    done = run_cli("--health", "--json", env={"REDIS_URL": redis_url})
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
+    done = run_cli("--health", env={"REDIS_URL": redis_url})
+    assert done.returncode == 1 and "no live collector" in done.stdout
 
 
 def test_health_command_when_redis_is_unreachable(tmp_path: Path) -> None:
     done = run_cli("--health", env={"REDIS_URL": f"unix://{tmp_path}/nothing.sock"})
-    assert done.returncode == 1
+    assert done.returncode == 3  # a source that cannot be read, as for emp-tui
     assert done.stderr.startswith("emp-collector: cannot read health from unix://")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -13,8 +13,10 @@ import redis
 from collector_helpers import (
     STREAM,
     CollectorProcess,
+    Receiver,
     base_env,
     emit,
+    id_key,
     line_ids,
     pending_count,
     read_lines,
@@ -316,3 +318,77 @@ async def test_entries_a_dead_consumer_left_pending_are_claimed_and_delivered(
         await until(lambda: pending_count(rclient) == 0, what="acked")
     assert sorted(line_ids(settings.log_path)) == sorted(written)
     assert rclient.xpending(STREAM, "emp-collector")["consumers"] == []
+
+
+def poison_entries(client: redis.Redis) -> list[str]:
+    """Entries that made readers crash: each is written (flagged), none stops a batch."""
+    deep = '{"d":' * 300 + '{"leaf":1}' + "}" * 300  # JSON 301 objects deep
+    base = {"service": "worker", "eventType": "job.created", "traceId": "ab" * 16}
+    cases: list[dict[str, bytes | str]] = [
+        {**base, "timestamp": "²"},  # a Unicode digit: isdigit() but not int()
+        {**base, "timestamp": "9" * 5000},  # past Python's digit limit for int()
+        {**base, "timestamp": "1" * 23},  # an int, but not a 64-bit one
+        {"event": '{"timestamp":1e23,"service":"api","eventType":"a.b"}'},  # whole event
+        {**base, "timestamp": "1700000000000", "data": deep},
+        {b"\xff\xfe": b"\x00\x01\xff\x1b[31m"},  # binary junk
+        {"timestamp": "", "service": "", "eventType": ""},  # empty values
+        {**base, "timestamp": "1700000000000", "data": '{"big":"' + "x" * 5_000_000 + '"}'},
+        {**base, "timestamp": "1700000000000", "service": b"w\xc3\x28"},  # invalid UTF-8
+        {**base, "timestamp": "1", "\x1b[2J\u202eevil": b"\xff"},  # named to steer a terminal
+    ]
+    return [_id.decode() for _id in (client.xadd(STREAM, case) for case in cases)]  # type: ignore[arg-type]
+
+
+async def test_poison_entries_are_written_flagged_and_their_neighbours_delivered(
+    redis_url: str, redis_session: RedisProcess, tmp_path: Path
+) -> None:
+    client = redis_session.client()
+    before = emit(client, 5)
+    poison = poison_entries(client)
+    after = emit(client, 5, start=5)
+    receiver = Receiver().start()
+    settings = settings_for(
+        redis_url, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, EMP_COLLECTOR_READ_COUNT="7"
+    )
+    try:
+        async with running(settings) as collector:
+            total = len(before) + len(poison) + len(after)
+            await until(lambda: collector.health.written == total, what="every entry written")
+            await until(lambda: collector.health.exported == total, what="all exported")
+            await until(lambda: pending_count(client) == 0, what="acked")
+            assert collector.health.malformed == len(poison) - 1  # the 5 MB one is fine
+            assert collector.health.dead_lettered == 0
+    finally:
+        receiver.stop()
+        client.close()
+    lines = read_lines(settings.log_path)
+    assert [line["id"] for line in lines] == before + poison + after
+    flagged = {line["id"]: line.get("malformed") for line in lines}
+    assert all(flagged[i] for i in poison[:7] + poison[8:]), flagged
+    assert not any(flagged[i] for i in before + after)
+    by_id = {line["id"]: line for line in lines}
+    assert len(by_id[poison[7]]["data"]["big"]) == 5_000_000  # kept whole
+    assert receiver.errors == []  # every request valid OTLP
+    assert sorted(receiver.accepted_ids(), key=id_key) == before + poison + after
+
+
+def test_poison_entries_neither_crash_the_process_nor_reach_its_terminal_raw(
+    redis_url: str, rclient: redis.Redis, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    poison = poison_entries(client)
+    client.close()
+    env = base_env(redis_url, tmp_path)
+    log_path = Path(env["EMP_COLLECTOR_LOG_PATH"])
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        wait_until(lambda: log_path.exists() and len(line_ids(log_path)) == len(poison))
+        wait_until(lambda: pending_count(rclient) == 0, what="acked")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.output()
+    finally:
+        proc.stop_quietly()
+    raw = (tmp_path / "collector.err").read_bytes()
+    assert b"Traceback" not in raw
+    assert b"\x1b" not in raw and "\u202e".encode() not in raw  # shown escaped
+    assert b"malformed entry" in raw

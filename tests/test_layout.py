@@ -13,9 +13,11 @@ CORE = [
     "stream_ids",
     "events",
     "text",
+    "redact",
     "query",
     "lint",
     "config",
+    "topology",
     "analysis",
     "problems",
     "store",
@@ -23,6 +25,7 @@ CORE = [
     "history",
     "export",
     "health",
+    "spill",
     "telemetry",
 ]
 """The core in README's order: each module imports only those before it (so none imports the

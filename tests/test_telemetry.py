@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -356,15 +357,51 @@ def test_refused_commands_are_counted_and_the_connection_stays_usable(
     assert bad.flush(5) and bad.stats.failed == 11
 
 
-def test_without_hiredis_packing(make_client, redis_url: str, monkeypatch) -> None:
-    import emp_tui.telemetry as telemetry
+def test_a_redis_that_runs_no_scripts_gets_one_xadd_per_event(make_client, redis_url: str) -> None:
+    """An ACL without @scripting: the emitter says so once and pipelines XADDs instead, with
+    the same fields, IDs and trimming."""
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.execute_command(
+            "ACL", "SETUSER", "emitter", "on", ">pw", "~*", "+@all", "-@scripting"
+        )
+    url = redis_url.replace("unix://", "unix://emitter:pw@")
+    client = make_client(redis_url=url, maxlen=200)
+    for i in range(1000):
+        client.job_event(f"job_{i % 7}", "job.progress_updated", {"a": "ü", "i": i})
+    client.event("worker.ready", worker_id="w-1")
+    assert client.flush(10)
+    assert client._scripting is False  # the fallback was taken
+    with redis.Redis.from_url(redis_url) as r:
+        assert 200 <= r.xlen(STREAM) < 400  # MAXLEN ~ on every XADD
+        last = decode(*r.xrevrange(STREAM, count=1)[0])
+        before = decode(*r.xrevrange(STREAM, count=2)[1])
+    assert last.event_type == "worker.ready" and last.worker_id == "w-1"
+    assert before.data == {"a": "ü", "i": 999} and before.job_id == "job_5"
+    assert before.trace_id == trace_id_for_job("job_5") and before.malformed is None
+    assert before.event_id is not None and last.event_id is not None
+    assert int(last.event_id[10:], 16) == int(before.event_id[10:], 16) + 1
+    stats = client.stats
+    assert (stats.sent, stats.dropped, stats.failed) == (1001, 0, 0)
+    client.close(1)
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.execute_command("ACL", "DELUSER", "emitter")
 
-    monkeypatch.setattr(telemetry, "_hiredis_pack", None)
+
+def test_script_off_sends_one_xadd_per_event(
+    make_client, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMP_TELEMETRY_SCRIPT", "false")
+    with redis.Redis.from_url(redis_url) as r:
+        r.config_resetstat()
     client = make_client()
-    client.job_event("job_1", "job.created", {"a": "ü"})
-    assert client.flush(5)
-    (event,) = read_all(redis_url)
-    assert event.data == {"a": "ü"} and event.job_id == "job_1" and event.malformed is None
+    for i in range(300):
+        client.job_event("job_1", "job.progress_updated", {"i": i})
+    assert client.flush(10)
+    assert client.script is False
+    with redis.Redis.from_url(redis_url) as r:
+        calls = r.info("commandstats")
+    assert calls["cmdstat_xadd"]["calls"] == 300 and "cmdstat_evalsha" not in calls
+    assert [e.data["i"] for e in read_all(redis_url)] == list(range(300))
 
 
 # -- validation at the call, drops reported, event IDs ----------------------------------------
@@ -428,14 +465,16 @@ def test_a_batch_failing_for_one_event_is_split_until_it_is_found(
 ) -> None:
     """Fault injection: sending fails, not for the connection, whenever one event is in the
     chunk (as a bug or a server-side limit could). Bisection finds it; the rest arrive."""
-    real_send = EventClient._send_packed
+    real_send = EventClient._send_chunk
+    calls = []
 
-    def failing_send(self: EventClient, packed: list[bytes], *, count: bool = True) -> None:
-        if any(b"poisoned" in command for command in packed):
+    def failing_send(self: EventClient, chunk: Any) -> Any:
+        calls.append(len(chunk))
+        if b"poisoned" in chunk.payload:
             raise ValueError("this one event cannot be sent")
-        real_send(self, packed, count=count)
+        return real_send(self, chunk)
 
-    monkeypatch.setattr(EventClient, "_send_packed", failing_send)
+    monkeypatch.setattr(EventClient, "_send_chunk", failing_send)
     client = make_client(batch_size=64)
     for i in range(200):
         client.event("job.progress_updated", {"i": i, "mark": "poisoned" if i == 100 else ""})
@@ -444,6 +483,7 @@ def test_a_batch_failing_for_one_event_is_split_until_it_is_found(
     assert [e.data["i"] for e in events[:-1]] == [i for i in range(200) if i != 100]
     assert events[-1].data["reasons"] == {"unsendable": 1}
     assert (client.stats.sent, client.stats.dropped) == (199, 1)
+    assert 1 in calls and max(calls) == 64  # halved down to the one event
 
 
 def test_each_event_carries_a_unique_event_id(make_client, redis_url: str) -> None:

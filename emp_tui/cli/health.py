@@ -55,8 +55,15 @@ def run_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
     return EXIT_FOUND
 
 
-def _records(out: Output, state: StreamState, maxlen: int) -> None:
+def _maxlen(state: StreamState, maxlen: int) -> int | None:
+    """The MAXLEN in force: the one the emitters recorded (None: they trim by age only),
+    else the flag's."""
+    return state.trim.maxlen if state.trim is not None else maxlen
+
+
+def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
     last_ms = state.last_ms
+    maxlen = _maxlen(state, flag_maxlen)
     out.record(
         {
             "kind": "stream",
@@ -69,7 +76,8 @@ def _records(out: Output, state: StreamState, maxlen: int) -> None:
             "eventsPerMinute": state.events_per_minute,
             "rateWindowMs": state.rate_window_ms,
             "nowMs": state.now_ms,
-            "maxlenCoversMs": state.covers_ms(maxlen),
+            "maxlenCoversMs": state.covers_ms(maxlen) if maxlen else None,
+            "trim": state.trim.to_dict() if state.trim is not None else None,
             "memoryBytes": state.memory_bytes,
             "lastEventAgeMs": None if last_ms is None else state.now_ms - last_ms,
         }
@@ -91,24 +99,36 @@ def _records(out: Output, state: StreamState, maxlen: int) -> None:
         out.record({"kind": "collector", **collector})
 
 
-def _report(out: Output, state: StreamState, maxlen: int) -> None:
+def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
     def row(label: str, value: str, style: str = "") -> None:
         out.line((f"  {label:<22}", "dim"), (value, style))
 
     now = state.now_ms
     first_ms, last_ms = state.first_ms, state.last_ms
+    maxlen = _maxlen(state, flag_maxlen)
     out.line(("Stream ", "bold"), (state.stream, "bold cyan"))
-    row("length", f"{state.length} (MAXLEN ~{maxlen})")
+    row("length", f"{state.length}" + (f" (MAXLEN ~{maxlen})" if maxlen else ""))
+    trim = state.trim
+    if trim is None:
+        row("trim", f"MAXLEN ~ {maxlen} (assumed: no emitter recorded its trim policy)")
+    else:
+        by = f"recorded by {trim.service}"
+        if trim.updated_ms is not None:
+            by += f" {duration(max(0, now - trim.updated_ms))} ago"
+        keeps = f", keeps {duration(trim.retention_ms)}" if trim.retention_ms else ""
+        row("trim", f"{trim.describe()}{keeps} ({by})")
     if first_ms is not None and last_ms is not None:
         row("oldest", f"{state.first_id}  {local_time(first_ms)}")
         row("newest", f"{state.last_id}  {local_time(last_ms)}  ({duration(now - last_ms)} ago)")
         row("holds", duration(state.span_ms))
     window = _window_text(state.rate_window_ms)
     row("rate", f"{state.events_per_minute:.1f} events/min ({window})")
-    covers = state.covers_ms(maxlen)
+    covers = state.covers_ms(maxlen) if maxlen else None
     row(
         "MAXLEN window",
-        f"{duration(covers)} at this rate" if covers else f"- (no events {window})",
+        f"{duration(covers)} at this rate"
+        if covers
+        else (f"- (no events {window})" if maxlen else "- (no MAXLEN: trimmed by age)"),
     )
     memory = state.memory_bytes
     row("memory", f"{memory / 1024:.0f} KiB" if memory else "-")

@@ -1,0 +1,222 @@
+"""The file exporter's fast path: a well-formed stream entry straight to its JSON line.
+
+Nearly every entry is well formed. For those, the line that ``decode(...).to_json_line()``
+writes can be built from the raw fields directly: the same keys in the same order, the same
+values, without building a :class:`~emp_tui.events.TelemetryEvent` on the way. At the first
+sign of anything unusual (an unknown field, a value the decoder would repair or flag, data
+that is not a JSON object or holds IDs to lift) :func:`json_line` returns None and the entry
+takes the full decode. The tests check, on a mixed corpus, that both give the same bytes.
+
+Its ``data`` is parsed (to know it is an object and has no IDs to lift) and written again,
+so the line is exactly what the full path writes, whatever the emitter's JSON looked like.
+The other values are copied as they are when JSON needs no escape in them and they are
+valid UTF-8 (what orjson would write is then the same bytes); otherwise orjson builds the
+line from a dict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from emp_tui.events import LEVELS, MAX_TIMESTAMP_MS, SHALLOW_LEN, nests_too_deep
+
+# Wire fields the fast path knows; any other field sends the entry to the full decode.
+_FIELDS: Final = frozenset(
+    {
+        b"timestamp",
+        b"service",
+        b"eventType",
+        b"traceId",
+        b"spanId",
+        b"jobId",
+        b"workerId",
+        b"machineId",
+        b"userId",
+        b"level",
+        b"data",
+        b"v",
+        b"eventId",
+    }
+)
+_TRACE: Final = re.compile(rb"[0-9a-f]{32}")
+_SPAN: Final = re.compile(rb"[0-9a-f]{16}")
+_ZERO_TRACE: Final = b"0" * 32
+_ZERO_SPAN: Final = b"0" * 16
+_LEVELS: Final = {name.encode(): name for name in LEVELS}
+_MAX_TS_DIGITS: Final = 18  # always within 64 bits; longer ones take the full path
+_IDS_ALL: Final = (
+    ("jobId", b"jobId"),
+    ("workerId", b"workerId"),
+    ("machineId", b"machineId"),
+    ("userId", b"userId"),
+)
+# What orjson would escape in a string: then the line is built by orjson itself.
+_NEEDS_ESCAPE: Final = re.compile(rb'[\x00-\x1f"\\]')
+_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
+
+
+def json_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
+    """The JSON line of a well-formed entry, as the full decode would write it; None when
+    the entry needs the full decode."""
+    return json_lines([(entry_id, fields)])[0]
+
+
+def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[bytes | None]:
+    """:func:`json_line` of each entry (one loop with its names bound locally: this runs for
+    every entry the collector writes)."""
+    out: list[bytes | None] = []
+    add = out.append
+    known = _FIELDS.issuperset
+    trace_ok = _TRACE.fullmatch
+    span_ok = _SPAN.fullmatch
+    needs_escape = _NEEDS_ESCAPE.search
+    loads, dumps = orjson.loads, orjson.dumps
+    decode_error = orjson.JSONDecodeError
+    levels = _LEVELS
+    zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
+    for entry_id, fields in entries:
+        if not known(fields):
+            add(None)
+            continue
+        get = fields.get
+        timestamp = get(b"timestamp")
+        service = get(b"service")
+        event_type = get(b"eventType")
+        trace_id = get(b"traceId")
+        if (
+            not timestamp
+            or not timestamp.isdigit()  # bytes: ASCII digits only
+            or len(timestamp) > _MAX_TS_DIGITS
+            or int(timestamp) > MAX_TIMESTAMP_MS  # past year 9999: flagged by the decoder
+            or not service
+            or not event_type
+            or trace_id is None
+            or trace_ok(trace_id) is None
+            or trace_id == zero_trace
+        ):
+            add(None)
+            continue
+        span_id = get(b"spanId")
+        if span_id and (span_ok(span_id) is None or span_id == zero_span):
+            add(None)
+            continue
+        v = get(b"v")
+        level = get(b"level")
+        if (v and v != b"1") or (level and level not in levels):
+            add(None)
+            continue
+        if not level:
+            level = b"error" if event_type.endswith((b"failed", b".error")) else b"info"
+        raw_data = get(b"data")
+        try:
+            data: Any = loads(raw_data) if raw_data else {}
+        except decode_error:
+            add(None)
+            continue
+        if type(data) is not dict or (
+            raw_data is not None and len(raw_data) > SHALLOW_LEN and nests_too_deep(data)
+        ):
+            add(None)  # not an object, or nested deeper than the decoder keeps as it is
+            continue
+        job_id = get(b"jobId")
+        worker_id = get(b"workerId")
+        machine_id = get(b"machineId")
+        user_id = get(b"userId")
+        if data and (
+            (not job_id and "jobId" in data)
+            or (not worker_id and "workerId" in data)
+            or (not machine_id and "machineId" in data)
+            or (not user_id and "userId" in data)
+        ):
+            add(None)  # an ID inside data to lift to the top: the full decode does it
+            continue
+        try:
+            data_json = dumps(data) if data else b"{}"
+        except TypeError:  # orjson.JSONEncodeError: nested too deep, say
+            add(None)
+            continue
+        parts = [
+            b'{"id":"',
+            entry_id,
+            b'","timestamp":',
+            timestamp,
+            b',"service":"',
+            service,
+            b'","eventType":"',
+            event_type,
+            b'","traceId":"',
+            trace_id,
+        ]
+        texts = [service, event_type]
+        if span_id:
+            parts += (b'","spanId":"', span_id)
+        if job_id:
+            parts += (b'","jobId":"', job_id)
+            texts.append(job_id)
+        if worker_id:
+            parts += (b'","workerId":"', worker_id)
+            texts.append(worker_id)
+        if machine_id:
+            parts += (b'","machineId":"', machine_id)
+            texts.append(machine_id)
+        if user_id:
+            parts += (b'","userId":"', user_id)
+            texts.append(user_id)
+        event_id = get(b"eventId")
+        if event_id:
+            texts.append(event_id)
+        joined = b",".join(texts)
+        if needs_escape(joined) is not None or (timestamp[0] == 0x30 and len(timestamp) > 1):
+            # Text JSON must escape, or a number with leading zeros: orjson writes it.
+            add(_via_dict(entry_id, fields, timestamp, level, data))
+            continue
+        if not joined.isascii():
+            try:
+                joined.decode()
+            except UnicodeDecodeError:
+                add(None)
+                continue
+        parts += (b'","level":"', level, b'","data":', data_json, b',"v":1')
+        if event_id:
+            parts += (b',"eventId":"', event_id, b'"')
+        parts.append(b"}\n")
+        add(b"".join(parts))
+    return out
+
+
+def _via_dict(
+    entry_id: bytes, fields: Mapping[bytes, bytes], timestamp: bytes, level: bytes, data: Any
+) -> bytes | None:
+    """The same line built by orjson, for text that needs escaping in JSON."""
+    get = fields.get
+    try:
+        line: dict[str, Any] = {
+            "id": entry_id.decode("ascii"),
+            "timestamp": int(timestamp),
+            "service": fields[b"service"].decode(),
+            "eventType": fields[b"eventType"].decode(),
+            "traceId": fields[b"traceId"].decode(),
+        }
+        span_id = get(b"spanId")
+        if span_id:
+            line["spanId"] = span_id.decode()
+        for name, wire in _IDS_ALL:
+            value = get(wire)
+            if value:
+                line[name] = value.decode()
+    except UnicodeDecodeError:
+        return None
+    line["level"] = level.decode()
+    line["data"] = data
+    line["v"] = 1
+    event_id = get(b"eventId")
+    if event_id:
+        try:
+            line["eventId"] = event_id.decode()
+        except UnicodeDecodeError:
+            return None
+    return orjson.dumps(line, option=_NEWLINE)

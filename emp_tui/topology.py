@@ -1,0 +1,181 @@
+"""Where the events live in Redis: one server or a Redis Cluster, one stream or N shards.
+
+The emitter, the collector and every reader build their Redis clients and name their stream
+keys here, so that they agree:
+
+- **A URL names the server, and says whether it is a cluster.** ``redis://``, ``rediss://``
+  and ``unix://`` are one server; ``redis+cluster://host:port`` (``rediss+cluster://`` with
+  TLS) is a Redis Cluster reached through any of its nodes, several of them allowed, comma
+  separated (``redis+cluster://10.0.0.1:7000,10.0.0.2:7000``). :func:`client_for_url` and
+  :func:`async_client_for_url` return redis-py's plain or cluster client for it.
+- **Shards.** With ``EMP_EVENTS_SHARDS=N`` (N > 1) the stream ``emp:events`` is the N keys
+  ``emp:events:{0}`` ... ``emp:events:{N-1}`` (:func:`shard_keys`). The braces are a hash tag:
+  each key is in a hash slot of its own, so a cluster spreads the shards over its masters. An
+  event goes to shard ``crc32(jobId) % N`` (UTF-8 bytes; events without a job by their
+  service, :func:`shard_key`), so one job's events stay in order on one shard. Any language
+  can compute it (Node: ``zlib.crc32(jobId) % N``). A read across shards is one read per
+  shard, never one command over several keys (a cluster answers that with CROSSSLOT).
+- **The trim policy.** Emitters record how they trim each stream in the hash
+  :func:`trim_policy_key` (``maxlen``, ``retention_ms``, ``shards``, ``service``,
+  ``updated_ms``; a field that does not apply is absent), which ``emp-tui health`` reads.
+
+No Textual here; redis-py is imported when a client is made.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+from emp_tui.events import DEFAULT_STREAM
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SHARDS_ENV",
+    "TRIM_POLICY_PREFIX",
+    "AsyncClient",
+    "SyncClient",
+    "async_client_for_url",
+    "client_for_url",
+    "is_cluster_url",
+    "shard_key",
+    "shard_keys",
+    "shards_from_env",
+    "transient_errors",
+    "trim_policy_key",
+]
+
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes that name a Redis Cluster, and the scheme redis-py reads for each."""
+SHARDS_ENV: Final = "EMP_EVENTS_SHARDS"
+MAX_SHARDS: Final = 1024
+TRIM_POLICY_PREFIX: Final = "emp:telemetry:trim:"
+
+SyncClient: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
+AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
+
+
+def is_cluster_url(url: str) -> bool:
+    """True for ``redis+cluster://`` and ``rediss+cluster://`` URLs."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in CLUSTER_SCHEMES
+
+
+def _cluster_parts(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A cluster URL as the URL of its first node for redis-py (scheme ``redis``/``rediss``,
+    password and options kept) and every node it names. Raises ValueError."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES[parts.scheme.lower()]
+    auth, at, hosts = parts.netloc.rpartition("@")
+    nodes: list[tuple[str, int]] = []
+    for host_port in hosts.split(","):
+        host, colon, port_text = host_port.strip().rpartition(":")
+        if not colon:
+            host, port_text = host_port.strip(), "6379"
+        host = host.strip("[]")
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"bad cluster node {host_port!r}: expected host:port")
+        nodes.append((host, int(port_text)))
+    first_host, first_port = nodes[0]
+    netloc = f"{auth}{at}{first_host}:{first_port}"
+    return urlunsplit((scheme, netloc, parts.path, parts.query, "")), nodes
+
+
+def client_for_url(url: str, **kwargs: Any) -> SyncClient:
+    """redis-py's client for ``url``: ``redis.Redis`` for one server, ``RedisCluster`` for a
+    ``redis+cluster://`` URL. ``kwargs`` go to the client (socket timeouts, retry, ...).
+    Connects lazily for one server; a cluster client asks a node for the slot map at once, so
+    it raises redis errors (or RedisClusterException) when no node answers. Raises ValueError
+    for a URL that cannot be read."""
+    import redis
+
+    if not is_cluster_url(url):
+        return redis.Redis.from_url(url, **kwargs)
+    from redis.cluster import ClusterNode, RedisCluster
+
+    first, nodes = _cluster_parts(url)
+    kwargs.pop("health_check_interval", None)  # per node, not the cluster's to take
+    others = [ClusterNode(host, port) for host, port in nodes[1:]]  # type: ignore[no-untyped-call]
+    return RedisCluster.from_url(first, startup_nodes=others, **kwargs)
+
+
+def async_client_for_url(url: str, **kwargs: Any) -> AsyncClient:
+    """:func:`client_for_url` for asyncio code (``redis.asyncio``)."""
+    import redis.asyncio
+
+    if not is_cluster_url(url):
+        return redis.asyncio.Redis.from_url(url, **kwargs)
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    first, nodes = _cluster_parts(url)
+    kwargs.pop("health_check_interval", None)
+    others = [ClusterNode(host, port) for host, port in nodes[1:]]
+    return RedisCluster.from_url(first, startup_nodes=others, **kwargs)
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "Redis, or a node of the cluster, is not reachable right now": the
+    connection's, and a cluster's that pass when a replica has taken over a failed master
+    (CLUSTERDOWN, TRYAGAIN, a slot map that cannot be read, READONLY from a demoted master).
+    A writer keeps what it was writing and tries again later."""
+    import redis
+    from redis.exceptions import (
+        ClusterDownError,
+        ReadOnlyError,
+        RedisClusterException,
+        TryAgainError,
+    )
+
+    return (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        OSError,
+        ClusterDownError,
+        TryAgainError,
+        ReadOnlyError,
+        RedisClusterException,
+    )
+
+
+# -- shards -------------------------------------------------------------------------------
+
+
+def shards_from_env(env: Mapping[str, str]) -> int:
+    """``EMP_EVENTS_SHARDS`` as a number of shards (1 when unset). Raises ValueError naming
+    the bad value."""
+    text = env.get(SHARDS_ENV, "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+        raise ValueError(f"{SHARDS_ENV}={text!r}: expected a whole number from 1 to {MAX_SHARDS}")
+    return int(text)
+
+
+def shard_keys(stream: str = DEFAULT_STREAM, shards: int = 1) -> list[str]:
+    """Every key the stream is made of: ``[stream]`` for one shard, else
+    ``stream:{0}`` ... ``stream:{shards-1}``."""
+    if shards <= 1:
+        return [stream]
+    return [f"{stream}:{{{n}}}" for n in range(shards)]
+
+
+def shard_key(stream: str, shards: int, job_id: str | None, service: str) -> str:
+    """The key an event goes to: by a stable hash of its job ID (CRC-32 of the UTF-8 bytes),
+    else of its service, modulo ``shards``; ``stream`` itself for one shard."""
+    if shards <= 1:
+        return stream
+    owner = job_id or service
+    return f"{stream}:{{{zlib.crc32(owner.encode('utf-8', 'surrogatepass')) % shards}}}"
+
+
+def trim_policy_key(stream: str = DEFAULT_STREAM) -> str:
+    """The hash in which emitters record how they trim ``stream`` (see the module's doc)."""
+    return TRIM_POLICY_PREFIX + stream
