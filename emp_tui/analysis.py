@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.events import TelemetryEvent
 from emp_tui.stream_ids import order_key
 
@@ -43,6 +43,7 @@ __all__ = [
     "Gap",
     "Handoff",
     "HandoffEdge",
+    "Related",
     "SequenceDifference",
     "Step",
     "StepComparison",
@@ -800,6 +801,22 @@ def compare_with_usual(
 
 
 @dataclass(frozen=True)
+class Related:
+    """An event related to the job, listed once with every way it is related: ``by`` says
+    how (``trace``, ``worker``, ``machine``) and ``keys`` through what (the trace, worker or
+    machine ID), pairwise."""
+
+    event: TelemetryEvent
+    by: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    @property
+    def other_job(self) -> bool:
+        """Whether it belongs to another job (rather than to the worker or machine itself)."""
+        return self.event.job_id is not None
+
+
+@dataclass(frozen=True)
 class Correlation:
     job_id: str
     timeline: Timeline
@@ -810,6 +827,24 @@ class Correlation:
     by_machine: dict[str, list[TelemetryEvent]]  # other events of its machines, in its window
     window_start_ms: int
     window_end_ms: int
+    related: list[Related] = field(default_factory=list)
+    """Every event of ``by_trace``, ``by_worker`` and ``by_machine`` once, in time order."""
+
+    def most_telling(self, limit: int | None) -> list[Related]:
+        """At most ``limit`` of :attr:`related`, in time order: the workers' and machines'
+        own events (a restart, a crash) before other jobs' events, and of each, those
+        nearest the job's life before those further off."""
+        if limit is None or len(self.related) <= limit:
+            return list(self.related)
+        start, end = self.timeline.start_ms, self.timeline.end_ms
+
+        def distance(item: Related) -> int:
+            at = item.event.timestamp
+            return 0 if start <= at <= end else min(abs(at - start), abs(at - end))
+
+        chosen = sorted(self.related, key=lambda r: (r.other_job, distance(r)))[:limit]
+        kept = {id(item) for item in chosen}
+        return [item for item in self.related if id(item) in kept]
 
 
 def correlate(
@@ -817,32 +852,41 @@ def correlate(
     job_id: str,
     *,
     gap_ms: int = DEFAULT_GAP_MS,
-    window_ms: int = DEFAULT_WINDOW_MS,
+    after_ms: int = DEFAULT_STALL_THRESHOLD_MS,
     now_ms: int | None = None,
 ) -> Correlation:
     """``job_id``'s timeline and handoffs, and the other events that share its trace (any
-    time) or its workers or machines (within its time window widened by ``window_ms``)."""
+    time) or its workers or machines over the job's whole life and ``after_ms`` after its
+    last event (what a worker did once it went quiet: restarted, crashed, took another job).
+    Each related event once (:attr:`Correlation.related`)."""
     events = list(events)
     timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms)
     own = timeline.events
     traces = list(dict.fromkeys(e.trace_id for e in own if e.trace_id))
     workers = set(e.worker_id for e in own if e.worker_id)
     machines = set(e.machine_id for e in own if e.machine_id)
-    lo, hi = timeline.start_ms - window_ms, timeline.end_ms + window_ms
+    lo, hi = timeline.start_ms, timeline.end_ms + after_ms
     trace_set = set(traces)
     by_trace: list[TelemetryEvent] = []
     by_worker: dict[str, list[TelemetryEvent]] = defaultdict(list)
     by_machine: dict[str, list[TelemetryEvent]] = defaultdict(list)
+    related: list[Related] = []
     for event in sort_events(events):
         if event.job_id == job_id:
             continue
+        how: list[tuple[str, str]] = []
         if event.trace_id in trace_set:
             by_trace.append(event)
+            how.append(("trace", event.trace_id))
         if own and lo <= event.timestamp <= hi:
             if event.worker_id in workers:
                 by_worker[event.worker_id].append(event)
+                how.append(("worker", event.worker_id))
             if event.machine_id in machines:
                 by_machine[event.machine_id].append(event)
+                how.append(("machine", event.machine_id))
+        if how:
+            related.append(Related(event, tuple(b for b, _ in how), tuple(k for _, k in how)))
     return Correlation(
         job_id=job_id,
         timeline=timeline,
@@ -853,6 +897,7 @@ def correlate(
         by_machine=dict(by_machine),
         window_start_ms=lo,
         window_end_ms=hi,
+        related=related,
     )
 
 

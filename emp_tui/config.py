@@ -18,9 +18,10 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_GAP_MS: Final = 5_000
 """A pause between two steps of a job longer than this is a gap: the default of the app's
 gap_threshold_ms, the CLI's --gap and emp_tui.analysis."""
-DEFAULT_WINDOW_MS: Final = 5_000
-"""How far around a job `emp-tui correlate` (emp_tui.analysis.correlate) looks for related
-events."""
+DEFAULT_STALL_THRESHOLD_MS: Final = 20_000
+"""An open job quiet this long is stalled (emp_tui.problems); and how long after a job's last
+event `emp-tui correlate` (emp_tui.analysis.correlate) still lists what its workers and
+machines did: a worker that restarted within it is what left the job."""
 
 _FALSE = frozenset({"0", "false", "no", "off", "disabled"})
 _TRUE = frozenset({"1", "true", "yes", "on", "enabled"})

@@ -60,7 +60,7 @@ from emp_tui.analysis import (
     percentile,
 )
 from emp_tui.analysis import job_type as type_of_job
-from emp_tui.config import DEFAULT_GAP_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent
 from emp_tui.query import quote_value
 from emp_tui.stream_ids import stream_id_ms
@@ -109,7 +109,7 @@ KINDS: Final = (
     "collector-absent",
 )
 
-DEFAULT_STALL_MS: Final = 20_000
+DEFAULT_STALL_MS: Final = DEFAULT_STALL_THRESHOLD_MS
 DEFAULT_SILENT_MS: Final = 60_000
 DEFAULT_SKEW_MS: Final = 60_000
 # A wait for a worker this long is an error, not a warning.

@@ -298,3 +298,66 @@ def incident_sample(base_ms: int) -> list[TelemetryEvent]:
         event(n + 1, base_ms + 700_000, "monitor", "monitor.note", {"text": HOSTILE_TEXT})
     )
     return with_stream_ids(events)
+
+
+# -- what the Problems view is for -----------------------------------------------------------
+
+
+def _openai_job(index: int, start_ms: int, seq: int) -> list[TelemetryEvent]:
+    """An openai job that fails with ``upstream 503``."""
+    job = f"job-oa{index:02d}"
+    worker = f"api-worker-{index % 2 + 1}"
+    user = f"user-{index % 3}"
+    steps: list[tuple[int, str, str, dict[str, Any], str | None]] = [
+        (0, "api-server", "job.created", {"jobType": "openai", "userId": user}, None),
+        (5, "api-server", "job.queued", {"queueName": "default"}, None),
+        (40, "worker", "job.claimed", {}, worker),
+        (50, "worker", "connector.processing_started", {"connectorType": "openai"}, worker),
+        (
+            650,
+            "worker",
+            "connector.processing_failed",
+            {"connectorType": "openai", "error": "upstream 503 Service Unavailable"},
+            worker,
+        ),
+        (660, "worker", "job.failed", {"error": "upstream 503 Service Unavailable"}, worker),
+    ]
+    return [
+        event(seq + n, start_ms + at, service, event_type, data, job_id=job, worker_id=who)
+        for n, (at, service, event_type, data, who) in enumerate(steps, start=1)
+    ]
+
+
+def triage_sample(start_ms: int = START_MS) -> list[TelemetryEvent]:
+    """:func:`sample_events`, then what the Problems view is for: the openai connector
+    failing every job for 8 s (``job-oa00``..``job-oa07``, ``upstream 503``), ``job-0100``
+    claimed by worker-9 and never heard of again, and events that break the standards (a
+    legacy service's ``JobDone``, claims that do not name their worker)."""
+    events = sample_events(start_ms=start_ms)
+    seq = 10_000
+    after = start_ms + 20_000
+    for index in range(8):
+        flow = _openai_job(index, after + index * 1000, seq)
+        seq += len(flow)
+        events.extend(flow)
+    stuck = after + 2_000
+    events.append(event(seq + 1, stuck, "api-server", "job.created", {"jobType": "comfyui"},
+                        job_id="job-0100"))  # fmt: skip
+    events.append(event(seq + 2, stuck + 5, "api-server", "job.queued", {}, job_id="job-0100"))
+    events.append(event(seq + 3, stuck + 40, "worker", "job.claimed", {}, job_id="job-0100",
+                        worker_id="worker-9"))  # fmt: skip
+    seq += 3
+    for n in range(4):
+        events.append(event(seq + 1 + n, after + 500 + n * 700, "legacy-api", "JobDone",
+                            {"ok": True}))  # fmt: skip
+    seq += 4
+    for n in range(3):
+        job = f"job-01{n + 1:02d}"
+        events.append(event(seq + 1 + n, after + 800 + n * 900, "worker", "job.claimed", {},
+                            job_id=job))  # fmt: skip
+        events.append(event(seq + 4 + n, after + 900 + n * 900, "worker", "job.completed", {},
+                            job_id=job, worker_id="worker-1"))  # fmt: skip
+    for beat in range(0, 30_000, 2000):
+        seq += 1
+        events.append(event(seq + 10, after + beat + 1, "monitor", "monitor.heartbeat", {}))
+    return with_stream_ids(events)

@@ -432,11 +432,41 @@ def test_correlate_by_trace_worker_and_machine_in_window() -> None:
     assert c.timeline.events == own
     assert c.trace_ids == [trace]
     assert c.by_trace == [same_trace, same_trace_late]
+    # The workers' and machines' events over the job's life and 20 s (the stall threshold)
+    # after its last event: not before it started, not a minute after.
     assert c.by_worker == {"w-1": [other_job, worker_near]}
-    assert c.by_machine == {"m-1": [machine_near]}
+    assert c.by_machine == {}
     assert [(h.from_service, h.to_service) for h in c.handoffs] == [("api-server", "worker")]
     assert c.timeline.gaps[0].duration_ms == 8900
-    assert (c.window_start_ms, c.window_end_ms) == (T0 - 5000, T0 + 14_000)
+    assert (c.window_start_ms, c.window_end_ms) == (T0, T0 + 29_000)
+    assert [(r.event, r.by) for r in c.related] == [
+        (same_trace, ("trace",)),
+        (other_job, ("worker",)),
+        (worker_near, ("worker",)),
+        (same_trace_late, ("trace",)),
+    ]
+    wider = correlate(events, "j", after_ms=60_000)
+    assert wider.by_worker == {"w-1": [other_job, worker_near, worker_far]}
+
+
+def test_correlate_lists_each_event_once_and_the_most_telling_first() -> None:
+    own = [
+        e(0, "worker", "job.claimed", "j", worker_id="w-1", machine_id="m-1"),
+        e(1000, "worker", "connector.processing_started", "j", worker_id="w-1", machine_id="m-1"),
+    ]
+    restart = e(19_000, "worker", "worker.starting", None, worker_id="w-1", machine_id="m-1")
+    others = [
+        e(500 + n * 4000, "worker", "job.progress_updated", "k", worker_id="w-2", machine_id="m-1")
+        for n in range(5)
+    ]
+    c = correlate([*own, restart, *others], "j")
+    assert len(c.related) == 6 and len({id(r.event) for r in c.related}) == 6
+    (again,) = [r for r in c.related if r.event is restart]
+    assert (again.by, again.keys) == (("worker", "machine"), ("w-1", "m-1"))
+    # The worker's own event first, then the other job's nearest to j's life; in time order.
+    telling = c.most_telling(3)
+    assert [r.event for r in telling] == [others[0], others[1], restart]
+    assert c.most_telling(None) == c.related
 
 
 def test_correlate_unknown_job_is_empty() -> None:

@@ -229,6 +229,8 @@ def test_unreachable_redis_exits_3(tmp_path: Path) -> None:
         ["perf"],
         ["correlate", "j"],
         ["export", "x", "-o", str(tmp_path / "o.jsonl")],
+        ["problems"],
+        ["lint"],
     ):
         done = run("--redis-url", f"unix://{tmp_path}/none.sock", *command)
         assert_clean_failure(done, 3, "cannot reach Redis")
@@ -316,13 +318,16 @@ def test_correlate(source: list[str]) -> None:
     got = records(done)
     assert got[0]["traceIds"] == [trace_id_for_job("job_gap")]
     assert [r["durationMs"] for r in got if r["kind"] == "gap"] == [9000]
+    # w-1's heartbeat during the job is related through its worker and its machine: listed
+    # once, with both.
     related = [r for r in got if r["kind"] == "related"]
-    assert {(r["by"], r["key"], r["event"]["eventType"]) for r in related} == {
-        ("worker", "w-1", "worker.heartbeat"),
-        ("machine", "m-1", "worker.heartbeat"),
-    }
+    assert [(r["by"], r["keys"], r["event"]["eventType"]) for r in related] == [
+        (["worker", "machine"], ["w-1", "m-1"], "worker.heartbeat")
+    ]
+    assert (got[0]["related"], got[0]["relatedShown"]) == (1, 1)
     human = run(*source, "correlate", "job_gap")
-    assert "Related events (2" in human.stdout and "9s  job.queued" in human.stdout
+    assert "Related events (1:" in human.stdout and "9s  job.queued" in human.stdout
+    assert "worker:w-1,machine:m-1" in human.stdout
     assert_clean_failure(run(*source, "correlate", "nope"), 1, "no events for job")
 
 
@@ -540,6 +545,8 @@ def test_app_and_demo_missing_give_one_line(tmp_path: Path) -> None:
         ["correlate", "job_bad"],
         ["perf"],
         ["export", "x", "-o", "{tmp}/out.jsonl"],
+        ["problems"],
+        ["lint"],
     ],
 )
 def test_unreadable_file_exits_3_for_every_reader(command: list[str], tmp_path: Path) -> None:
@@ -551,7 +558,7 @@ def test_unreadable_file_exits_3_for_every_reader(command: list[str], tmp_path: 
 
 
 @pytest.mark.parametrize(
-    "command", [["search"], ["perf"], ["stream"], ["export", "-o", "out.jsonl"]]
+    "command", [["search"], ["perf"], ["stream"], ["export", "-o", "out.jsonl"], ["lint"]]
 )
 def test_bad_query_exits_2_for_every_command(command: list[str], log_file: Path) -> None:
     done = run(

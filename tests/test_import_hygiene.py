@@ -21,6 +21,7 @@ CORE_MODULES = [
     "emp_tui.query",
     "emp_tui.store",
     "emp_tui.app.state",
+    "emp_tui.app.triage",
     "emp_tui.analysis",
     "emp_tui.problems",
     "emp_tui.lint",

@@ -289,6 +289,26 @@ def test_an_empty_stream_says_why() -> None:
     assert state.empty_hint("reconnecting", "redis://h", None).kind == "unreachable"
 
 
+def test_row_at_a_time_and_the_events_a_drain_took() -> None:
+    events = sample_events()
+    state = make_state()
+    state.queue(events)
+    ingested = state.drain()
+    assert ingested.events == events  # every one new to the store
+    state.queue(events[:5])
+    assert state.drain().events == []  # held already
+    state.apply(parse_query("service:worker"))
+    shown = state.shown_events()
+    at = shown[3].timestamp
+    row = state.row_at(at)
+    assert row is not None and shown[row].timestamp == at
+    assert state.row_at(at + 1) == row  # the last at or before
+    assert state.row_at(START_MS - 1) == 0  # all later: the first
+    assert state.row_at(shown[-1].timestamp + 60_000) == len(shown) - 1
+    state.apply(parse_query("service:nobody"))
+    assert state.row_at(at) is None
+
+
 # -- the range of history, loads, and whole jobs ---------------------------------------------
 
 MINUTE = 60_000

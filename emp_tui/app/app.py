@@ -37,6 +37,7 @@ from emp_tui.app.messages import (
     ConnectionChanged,
     EventSelected,
     EventsReceived,
+    EventsWanted,
     ExportFinished,
     FilterSubmitted,
     FollowChanged,
@@ -46,18 +47,32 @@ from emp_tui.app.messages import (
     JobRequested,
     OlderWanted,
     PaneRequested,
+    ProblemChosen,
+    ProblemsFound,
     SourceHeld,
 )
-from emp_tui.app.readers import read_collector_health
+from emp_tui.app.readers import read_pipeline_health
 from emp_tui.app.screens.export import ExportRequest, ExportScreen
 from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
 from emp_tui.app.screens.jump import JumpToJobScreen
 from emp_tui.app.state import AppState, EmptyHint, GraphScope, Ingested, LoadPlan, Source
+from emp_tui.app.triage import (
+    Handoff,
+    Navigation,
+    OpenJob,
+    Pacer,
+    ProblemsState,
+    Slot,
+    TriageRequest,
+    triage,
+)
+from emp_tui.app.widgets.compare import CompareView
 from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.app.widgets.graph import HandoffGraph
 from emp_tui.app.widgets.pane_tabs import PaneTabs
+from emp_tui.app.widgets.problems import ProblemBanner, ProblemsView
 from emp_tui.app.widgets.status_bar import Status, StatusBar
 from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
@@ -73,6 +88,8 @@ from emp_tui.history import (
     read_logs_back,
     read_stream_back,
 )
+from emp_tui.lint import Linter
+from emp_tui.problems import StreamState
 from emp_tui.query import QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect
 from emp_tui.store import EventStore
@@ -81,6 +98,9 @@ from emp_tui.text import inert
 FRAME_SECONDS = 1 / 20
 """How often queued events are drained into the store and the screen."""
 PANES = ("stream", "detail", "timeline", "graph")
+SLOTS: tuple[Slot, ...] = ("timeline", "problems", "compare")
+"""What pane 3 shows (the timeline's place): the open job's timeline, the Problems view (while
+no job is open, or after ``!``) or the job compared with usual (``u``)."""
 WIDE_FROM = 120
 """From this many columns every pane shows; narrower, one at a time."""
 BACKOFF_INITIAL = 0.2
@@ -88,6 +108,11 @@ BACKOFF_MAX = 5.0
 RESTART_SECONDS = 2.0
 """How long after an unexpected failure the live reader starts again."""
 HEALTH_SECONDS = 5.0
+PROBLEMS_SECONDS = 3.0
+"""Problems are looked for again at most this often (and less often when that takes long)."""
+PROBLEMS_HOLD_SECONDS = 2.0
+"""New findings wait this long after a key moved the Problems view's cursor: rows do not
+move under the keys."""
 DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
 ``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
@@ -110,6 +135,8 @@ class EmpTuiApp(App[int]):
         Binding("space", "toggle_follow", "Pause/follow", id="pause"),
         Binding("f", "follow", "Follow", show=False, id="follow"),
         Binding("j", "jump_to_job", "Jump to job", id="jump"),
+        Binding("exclamation_mark", "show_problems", "Problems", id="problems"),
+        Binding("u", "compare", "Compare with usual", id="compare"),
         Binding("n", "next_gap", "Next gap", show=False, id="next_gap"),
         Binding("N", "previous_gap", "Previous gap", show=False, id="previous_gap"),
         Binding(
@@ -207,6 +234,19 @@ class EmpTuiApp(App[int]):
         self._stream_waiting = False
         self._older_notice_at = 0.0
         self._status_bar = StatusBar(id="status")
+        self.problems = ProblemsState()
+        """The Problems view's rows and cursor."""
+        self.navigation = Navigation()
+        """What pane 3 shows, and where Esc goes back to."""
+        self.problems_pacer = Pacer(PROBLEMS_SECONDS)
+        self.linter = Linter(self.config.lint)
+        """Scores every event the app takes in against the event standards, as it arrives
+        (a few microseconds each, in the frame that takes it)."""
+        self._collectors: list[dict[str, str]] | None = None
+        """The collectors' health hashes: None until read (and offline)."""
+        self._stream_state: StreamState | None = None
+        self._found = 0  # searches received, and the newest shown
+        self._shown_found = 0
         self._timeline_dirty = False
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
@@ -233,6 +273,7 @@ class EmpTuiApp(App[int]):
     def compose(self) -> ComposeResult:
         yield FilterBar(self.start_query, id="filter-bar")
         yield PaneTabs(PANES, id="pane-tabs")
+        yield ProblemBanner(self.problems, id="problem-banner")
         with Vertical(id="panes"):
             with Horizontal(id="top", classes="row"):
                 stream = EventList(self.store.event, id="stream", classes="pane")
@@ -243,12 +284,16 @@ class EmpTuiApp(App[int]):
                 yield detail
             with Horizontal(id="bottom", classes="row"):
                 yield self._timeline_widget()
+                yield ProblemsView(self.problems, id="problems", classes="pane slot")
+                compare = CompareView(id="compare", classes="pane slot")
+                compare.border_title = "3 compare"
+                yield compare
                 yield self._graph_widget()
         yield self._status_bar
         yield Footer()
 
     def _timeline_widget(self) -> Widget:
-        pane = TimelineView(gap_threshold_ms=self.state.gap_ms, id="timeline", classes="pane")
+        pane = TimelineView(gap_threshold_ms=self.state.gap_ms, id="timeline", classes="pane slot")
         pane.border_title = "3 timeline"
         return pane
 
@@ -356,6 +401,12 @@ class EmpTuiApp(App[int]):
 
     def _show_ingested(self, ingested: Ingested) -> None:
         """Put what a drain changed on screen."""
+        self.linter.add(ingested.events)
+        self.problems_pacer.changed()
+        if self.problems.triage is None:
+            self.problems.waiting(len(self.store))
+            self.query_one(ProblemsView).show()
+        self._maybe_find_problems()
         stream = self.stream_list
         if ingested.oldest is not None:
             stream.drop_before(ingested.oldest)
@@ -388,6 +439,7 @@ class EmpTuiApp(App[int]):
         if self.state.timeline_ages():
             self._timeline_dirty = True  # an open job's silence grows with the clock
         self._refresh_views()
+        self._maybe_find_problems()
 
     def _source_label(self) -> str:
         if self.redis_url is not None:
@@ -472,6 +524,9 @@ class EmpTuiApp(App[int]):
     def open_job(self, job_id: str) -> None:
         """Show ``job_id``'s timeline (and push it on the back stack): at once from what is
         held, then whole, once its events come from every source (a worker)."""
+        if job_id == self.state.current_job:
+            # Asked for again: its timeline shows, over the Problems view or a comparison.
+            self.navigation.reopened(len(self.state.job_history))
         self.state.open_job(job_id)
         self._show_timeline()
         if self.is_narrow:
@@ -503,6 +558,7 @@ class EmpTuiApp(App[int]):
         self._timeline_dirty = False
         if self.state.graph_scope == "job":
             self._refresh_graph()
+        self._show_pane_classes()
 
     def _refresh_graph(self) -> None:
         view = self.state.graph_view()
@@ -539,20 +595,46 @@ class EmpTuiApp(App[int]):
     def watch_active_pane(self) -> None:
         self._show_pane_classes()
 
+    @property
+    def slot(self) -> Slot:
+        """What pane 3 shows: ``problems``, ``timeline`` or ``compare``."""
+        return self.navigation.slot(self.state.current_job, len(self.state.job_history))
+
     def _show_pane_classes(self) -> None:
         if not self.is_running:
             return
         active = self.active_pane
+        slot = self.slot
         for name in PANES:
-            self.query_one(f"#{name}").set_class(name == active, "-active")
+            if name != "timeline":
+                self.query_one(f"#{name}").set_class(name == active, "-active")
+        for name in SLOTS:
+            widget = self.query_one(f"#{name}")
+            widget.set_class(name == slot, "-shown")
+            widget.set_class(name == slot and active == "timeline", "-active")
         self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
         self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
 
-        self.query_one(PaneTabs).active = active
+        tabs = self.query_one(PaneTabs)
+        tabs.active = active
+        tabs.set_name("timeline", slot)
+        self._show_problem_marks()
+
+    def _show_problem_marks(self) -> None:
+        """The counts in the tab row and, on a narrow terminal while pane 3 is not showing
+        the problems, the banner with the worst one."""
+        self.query_one(PaneTabs).badge = self.problems.badge()
+        banner = self.query_one(ProblemBanner)
+        hidden = self.active_pane == "timeline" and self.slot == "problems"
+        banner.set_class(self.problems.top() is not None and not hidden, "-on")
+        banner.refresh()
 
     @on(PaneRequested)
     def _on_pane_requested(self, message: PaneRequested) -> None:
-        self.action_show_pane(message.pane)
+        if message.pane == "problems":
+            self.action_show_problems()
+        else:
+            self.action_show_pane(message.pane)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -600,19 +682,93 @@ class EmpTuiApp(App[int]):
 
     def action_show_pane(self, name: str) -> None:
         self.active_pane = name
-        pane = self.query_one(f"#{name}")
-        if pane.focusable:
+        pane = self.query_one(f"#{self.slot if name == 'timeline' else name}")
+        if pane.focusable or isinstance(pane, TimelineView | ProblemsView):
             pane.focus()
 
+    def _focus_slot(self) -> None:
+        """Show pane 3 (on a narrow terminal) and focus what it shows."""
+        if self.is_narrow:
+            self.active_pane = "timeline"
+        self._show_pane_classes()
+        self.query_one(f"#{self.slot}").focus()
+
     def action_go_back(self) -> None:
-        """Back to the job opened before this one; from the first, back to the stream."""
-        if self.state.current_job is not None:
+        """Undo the last step: the Problems view or a comparison shown over a job (back to
+        its timeline), a filter applied from the Problems view (the one before comes back),
+        a job (back to the one opened before, or to the Problems view it was opened from);
+        from the first job, back to the stream."""
+        back = self.navigation.back(len(self.state.job_history))
+        if back.kind in ("pin", "compare"):
+            self._focus_slot()
+            return
+        if back.kind == "filter":
+            self.apply_filter(back.text)
+            self._focus_slot()
+            return
+        if back.kind != "none":
             previous = self.state.back()
             self._show_timeline()
+            if back.kind == "problems":
+                self._focus_slot()
+                return
             if previous is not None:
                 return
         self.active_pane = "stream"
         self.stream_list.focus()
+
+    def action_show_problems(self) -> None:
+        """The Problems view in pane 3 (over the open job until Esc), focused."""
+        self.navigation.pin(self.state.current_job, len(self.state.job_history))
+        self._focus_slot()
+
+    def action_compare(self) -> None:
+        """The open job beside typical jobs of its type (``u`` again or Esc: back)."""
+        job = self.state.current_job
+        depth = len(self.state.job_history)
+        if job is None:
+            self.notify("No job open: Enter on an event or a problem, or j.", severity="warning")
+            return
+        if self.slot == "compare":
+            self.navigation.uncompare(depth)
+            self._focus_slot()
+            return
+        view = self.query_one(CompareView)
+        view.show(self.state.compare_open_job())
+        view.border_title = f"3 compare · {inert(job, 40)}"
+        view.border_subtitle = "u or Esc: back to the timeline"
+        self.navigation.compare(depth)
+        self._focus_slot()
+
+    @on(ProblemChosen)
+    def _on_problem_chosen(self, message: ProblemChosen) -> None:
+        """Enter in the Problems view: open the job (Esc comes back), or filter the stream by
+        the evidence (Esc restores the filter before)."""
+        action = message.action
+        depth = len(self.state.job_history)
+        if isinstance(action, OpenJob):
+            if action.job_id != self.state.current_job:
+                self.navigation.chose_job(depth)
+            self.open_job(action.job_id)
+            self._focus_slot()
+            return
+        previous = self.state.query.text
+        if self.apply_filter(action.query):
+            self.navigation.chose_filter(depth, previous)
+            self.active_pane = "stream"
+            self.stream_list.focus()
+            row = None if action.at_ms is None else self.state.row_at(action.at_ms)
+            if row is not None:
+                self.stream_list.select_row(row)
+            elif not self.state.rows:
+                chosen = self.problems.selected
+                other = f"; o opens {inert(chosen.job, 60)}" if chosen and chosen.job else ""
+                self.notify(
+                    "No event at hand matches its evidence (they may be older than those "
+                    f"loaded): Esc goes back{other}.",
+                    severity="warning",
+                    markup=False,
+                )
 
     def action_jump_to_job(self) -> None:
         selected = self.stream_list.selected_event
@@ -735,7 +891,11 @@ class EmpTuiApp(App[int]):
             ("Stream", self._rows(EventList.BINDINGS)),
             ("Filter bar", self._rows(FilterInput.BINDINGS)),
         ]
-        for title, pane_id in (("Timeline", "timeline"), ("Handoff graph", "graph")):
+        for title, pane_id in (
+            ("Problems", "problems"),
+            ("Timeline", "timeline"),
+            ("Handoff graph", "graph"),
+        ):
             # The pane's own keys and those of the widgets inside it that are ours.
             classes: dict[type[DOMNode], None] = {}
             for widget in self.query_one(f"#{pane_id}").walk_children(with_self=True):
@@ -804,21 +964,81 @@ class EmpTuiApp(App[int]):
 
     @work(exclusive=True, group="health", exit_on_error=False, name="collector health")
     async def watch_collectors(self, url: str, stream: str) -> None:
-        """Every few seconds, what the collectors say about themselves (their lag), and what
-        the stream holds now (it grows, and MAXLEN trims its start)."""
+        """Every few seconds, what the collectors say about themselves (their lag), and the
+        stream's state (its length, ends and consumer groups)."""
         while True:
             await asyncio.sleep(HEALTH_SECONDS)
             try:
-                collectors = await read_collector_health(url)
+                collectors, state = await read_pipeline_health(url, stream)
             except (RedisError, OSError) as error:
                 self.post_message(CollectorHealth([], error=str(error)))
             else:
-                self.post_message(CollectorHealth(collectors))
+                self.post_message(CollectorHealth(collectors, stream=state))
             try:
                 span = await asyncio.to_thread(probe_stream, url, stream)
             except SourceError:
                 continue  # the live reader reports Redis being away
             self.post_message(SourceHeld("stream", span))
+
+    def _maybe_find_problems(self) -> None:
+        """Look for problems again when it is time (see :class:`Pacer`), in a thread."""
+        pacer = self.problems_pacer
+        now = time.monotonic()
+        if not self.store or not pacer.due(now, ages=self.state.live):
+            return
+        pacer.start(now)
+        self.problem_finder()
+
+    @work(thread=True, exclusive=True, group="problems", exit_on_error=False, name="problems")
+    def problem_finder(self) -> None:
+        """The detectors over the events at hand (the event standards are scored as events
+        arrive). The copy of the list of events is made once this thread runs, and held only
+        while it looks (see :class:`Handoff`)."""
+        worker = get_current_worker()
+        handoff = Handoff()
+        self.post_message(EventsWanted(handoff))
+        taken = handoff.take(lambda: worker.is_cancelled)
+        if taken is None:
+            return
+        events, request = taken
+        found = triage(events, request, with_lint=False)
+        del events, taken
+        self.post_message(ProblemsFound(found))
+
+    @on(EventsWanted)
+    def _on_events_wanted(self, message: EventsWanted) -> None:
+        request = TriageRequest(
+            now_ms=self.state.now_ms(),
+            gap_ms=self.gap_ms,
+            collectors=self._collectors,
+            stream=self._stream_state,
+            lint=self.config.lint,
+        )
+        message.handoff.give(list(self.store), request)
+
+    @on(ProblemsFound)
+    def _on_problems_found(self, message: ProblemsFound) -> None:
+        self.problems_pacer.done(message.triage.seconds)
+        if not self.ui_attached:
+            return
+        self._found += 1
+        number = self._found
+        view = self.query_one(ProblemsView)
+        held = PROBLEMS_HOLD_SECONDS - (time.monotonic() - view.list.moved_at)
+        if held > 0 and view.list.has_focus:
+            # The user is moving through the rows: show these a moment later.
+            self.set_timer(held, lambda: self._show_found(message, number))
+            return
+        self._show_found(message, number)
+
+    def _show_found(self, message: ProblemsFound, number: int) -> None:
+        if not self.ui_attached or number < self._shown_found:
+            return  # a newer search was shown meanwhile
+        self._shown_found = number
+        report = self.linter.report() if self.store else None
+        self.problems.update(replace(message.triage, lint=report))
+        self.query_one(ProblemsView).show()
+        self._show_problem_marks()
 
     @work(thread=True, exclusive=True, group="logs-probe", exit_on_error=False, name="logs probe")
     def probe_logs(self) -> None:
@@ -1081,6 +1301,10 @@ class EmpTuiApp(App[int]):
 
     @on(CollectorHealth)
     def _on_collector_health(self, message: CollectorHealth) -> None:
+        # Unreadable is not the same as none running: only a reading says "no collector".
+        self._collectors = None if message.error else message.collectors
+        self._stream_state = message.stream if not message.error else self._stream_state
+        self.problems_pacer.changed()
         lag: int | None = None
         state: str | None = None
         for collector in message.collectors:
@@ -1093,6 +1317,10 @@ class EmpTuiApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed worker is reported: a notification, never a traceback. The
         live reader is started again a few seconds later: the stream must not go quiet."""
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED) and (
+            event.worker.group == "problems"
+        ):
+            self.problems_pacer.done(0.0)
         if event.state != WorkerState.ERROR:
             return
         worker = event.worker

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from textual.message import Message
 
+from emp_tui.app.triage import Action, Handoff, Triage
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import JobHistory, Span
+from emp_tui.problems import StreamState
 from emp_tui.sources import ConnectionState
 
 
@@ -50,10 +52,12 @@ class ConnectionChanged(Message):
 
 @dataclass
 class CollectorHealth(Message):
-    """What the collectors last reported about themselves (lag, state), newest first."""
+    """What the collectors last reported about themselves (lag, state), newest first, and
+    the stream's state (XINFO; None when the stream does not exist yet)."""
 
     collectors: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    stream: StreamState | None = None
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, CollectorHealth)
@@ -108,6 +112,30 @@ class PaneRequested(Message):
     """Show this pane (a click on its tab)."""
 
     pane: str
+
+
+@dataclass
+class ProblemsFound(Message):
+    """The problem finder looked at the events at hand: what it found."""
+
+    triage: Triage
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ProblemsFound)
+
+
+@dataclass
+class EventsWanted(Message):
+    """The problem finder's thread is ready: hand it the events at hand."""
+
+    handoff: Handoff
+
+
+@dataclass
+class ProblemChosen(Message):
+    """Enter (or ``o``, ``v``) on a row of the Problems view: open a job or apply a filter."""
+
+    action: Action
 
 
 @dataclass

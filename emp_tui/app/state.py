@@ -14,13 +14,21 @@ screen updates.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from emp_tui.analysis import HandoffEdge, Timeline, handoffs, job_timeline, missing_start
+from emp_tui.analysis import (
+    Comparison,
+    HandoffEdge,
+    Timeline,
+    compare_with_usual,
+    handoffs,
+    job_timeline,
+    missing_start,
+)
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import Holdings, JobHistory, Span, TimeRange, event_ms
 from emp_tui.history import now_ms as history_now_ms
@@ -45,6 +53,8 @@ __all__ = [
 
 REFERENCE_JOBS = 200
 """How many recent other jobs a timeline's "slower than usual" compares with."""
+COMPARE_JOBS = 2000
+"""How many recent other jobs "compare with usual" looks among for jobs of the same type."""
 RATE_WINDOW = 30
 """Seconds of events/s history kept for the sparkline."""
 WARM_BUDGET = 20_000
@@ -100,6 +110,8 @@ class Ingested:
     """The open job has new events: its timeline is out of date."""
     graph_changed: bool
     """The graph shows the filtered events and new ones match."""
+    events: list[TelemetryEvent] = field(default_factory=list)
+    """The events the store took (those it already held are not among them)."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +345,7 @@ class AppState:
             newest=newest,
             job_changed=job is not None and any(event.job_id == job for event in events),
             graph_changed=bool(new_rows) and self.graph_scope == "all",
+            events=events,
         )
 
     def parse(self, text: str) -> Query:
@@ -359,6 +372,16 @@ class AppState:
     def shown_events(self) -> list[TelemetryEvent]:
         """The events the stream shows, oldest first."""
         return self.store.events(self.rows)
+
+    def row_at(self, ms: int) -> int | None:
+        """The row of the last event at or before ``ms`` (the first row when all are later;
+        None when there are none). By timestamp: the rows are in stream order, so a service
+        whose clock runs behind may put it a row or two off."""
+        if not self.rows:
+            return None
+        event = self.store.event
+        index = bisect_right(self.rows, ms, key=lambda seq: event(seq).timestamp)
+        return max(index - 1, 0)
 
     def export_events(self) -> list[TelemetryEvent]:
         """What an export of the filter writes: the events shown, except that a filter that
@@ -769,6 +792,21 @@ class AppState:
             now_ms=self.now_ms(),
         )
         return self.timeline
+
+    def compare_open_job(self) -> Comparison | None:
+        """The open job beside typical jobs of its type among the recent ones at hand (its
+        events as its timeline has them); None when no job is open."""
+        job = self.current_job
+        if job is None:
+            return None
+        timeline = self.timeline
+        own = timeline.events if timeline is not None and timeline.job_id == job else []
+        store = self.store
+        reference: list[TelemetryEvent] = []
+        for other in store.job_ids(COMPARE_JOBS):
+            if other != job:
+                reference.extend(store.by_job(other))
+        return compare_with_usual(own or store.by_job(job), job, reference=reference)
 
     def timeline_ages(self) -> bool:
         """Whether the open timeline changes with the clock alone (a live job's silence)."""

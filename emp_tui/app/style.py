@@ -55,6 +55,17 @@ LEVEL_MARKS: Final[dict[str, str]] = {"debug": "·", "info": "●", "warn": "▲
 """One cell per level, in the stream's level column and the timeline's lanes."""
 UNKNOWN_LEVEL: Final = ("?", "magenta")
 
+CRITICAL_COLOR: Final = "#ff5fd7"
+"""A finding that needs someone now (an outage, a service no machine runs)."""
+SEVERITY_COLORS: Final[dict[str, str]] = {
+    "critical": CRITICAL_COLOR,
+    "error": ERROR_COLOR,
+    "warn": WARN_COLOR,
+    "info": LEVEL_COLORS["info"],
+}
+SEVERITY_MARKS: Final[dict[str, str]] = {"critical": "‼", "error": "✖", "warn": "▲", "info": "●"}
+"""One cell per severity of a finding (emp_tui.problems), in the Problems view and the CLI."""
+
 
 def service_color(name: str) -> str:
     """A colour (``#rrggbb``) for a service name, the same in every run and every widget."""
@@ -71,6 +82,23 @@ def level_mark(level: str) -> tuple[str, str]:
         return UNKNOWN_LEVEL
     bold = "bold " if level in ("warn", "error") else ""
     return LEVEL_MARKS[level], bold + color
+
+
+def severity_mark(severity: str) -> tuple[str, str]:
+    """The mark and its style for a finding's severity (an unknown one: ``?``)."""
+    color = SEVERITY_COLORS.get(severity)
+    if color is None:
+        return UNKNOWN_LEVEL
+    return SEVERITY_MARKS[severity], f"bold {color}"
+
+
+def severity_text_style(severity: str) -> str:
+    """The style of a finding's text: critical and errors stand out, information recedes."""
+    if severity == "critical":
+        return f"bold {CRITICAL_COLOR}"
+    if severity == "error":
+        return ERROR_TEXT_COLOR
+    return "dim" if severity == "info" else ""
 
 
 def level_text_style(level: str) -> str:

@@ -5,10 +5,12 @@
                          [--since T] [--until T] [--last 1h]
     emp-tui stream [QUERY]                         live tail until Ctrl+C
     emp-tui timeline JOB_ID [--gap 2s]
-    emp-tui correlate JOB_ID [--gap 5s] [--window 5s]
+    emp-tui correlate JOB_ID [--gap 5s] [--after 20s] [--limit N]
     emp-tui perf [QUERY] [--last 1h]
     emp-tui health [--maxlen 10000]
     emp-tui export QUERY -o FILE|- [--format jsonl|csv|json|chrome-trace] [--force]
+    emp-tui problems [--since T] [--until T] [--last 1h] [--min-severity warn] [--kind K]
+    emp-tui lint [QUERY] [--last 1h] [--offenders N]
     emp-tui serve [--host H] [--port P] [--public-url URL] [--job ID] [--filter QUERY]
                                                    the app in a browser (textual-serve)
     emp-tui demo|sim ...                           simulated EMP services (emp_tui.demo)
@@ -26,7 +28,11 @@ The package: :mod:`~emp_tui.cli.main` (``main``, the app and the delegated comma
 :mod:`~emp_tui.cli.parser` (arguments), :mod:`~emp_tui.cli.common` (exit codes, settings,
 reading events), :mod:`~emp_tui.cli.output` (text and JSON lines), and one module per command
 group: ``search`` (search, stream), ``timeline`` (timeline, correlate), ``perf``, ``health``,
-``export``, ``serve``.
+``export``, ``problems``, ``lint``, ``serve``.
+
+`problems` exits 0 when it found something and 1 when not, as grep; `lint` exits 0 when every
+service meets the target share of actionable events and 1 when one does not (or there is no
+event to score).
 
 Imports stay lazy: start-up time is part of every command's cost, so Redis is imported only
 when Redis is read, Rich only when printing for a human, and Textual only by the app.

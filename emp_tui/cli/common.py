@@ -71,6 +71,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def reading_now_ms(settings: Settings, until_ms: int | None = None) -> int:
+    """The "now" of what was read, by the one rule (:func:`sources_now`): the wall clock while
+    Redis is read (a live stream), otherwise the newest event the files hold. With an
+    ``until`` bound, the bound when it is earlier (what was wrong as of then)."""
+    now = sources_now(settings, holdings(settings))
+    return now if until_ms is None else min(until_ms, now)
+
+
 # -- settings and the query -------------------------------------------------------------------
 
 

@@ -24,9 +24,11 @@ from emp_tui.cli.common import (
 )
 from emp_tui.cli.export import run_export
 from emp_tui.cli.health import run_health
+from emp_tui.cli.lint import run_lint
 from emp_tui.cli.output import Output
 from emp_tui.cli.parser import DELEGATED, build_parser
 from emp_tui.cli.perf import run_perf
+from emp_tui.cli.problems import run_problems
 from emp_tui.cli.search import run_search, run_stream
 from emp_tui.cli.serve import run_serve
 from emp_tui.cli.timeline import run_correlate, run_timeline
@@ -42,6 +44,8 @@ RUNNERS: Final[dict[str, Runner]] = {
     "perf": run_perf,
     "health": run_health,
     "export": run_export,
+    "problems": run_problems,
+    "lint": run_lint,
     "serve": run_serve,
 }
 

@@ -14,7 +14,7 @@ from typing import Any, Final, NoReturn
 from emp_tui import __version__
 from emp_tui.cli.common import EXIT_USAGE, NEGATED_MARK, CliError
 from emp_tui.cli.serve import DEFAULT_HOST, DEFAULT_PORT
-from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.export import FORMATS
 from emp_tui.text import duration
 
@@ -26,9 +26,11 @@ COMMANDS: Final = (
     "perf",
     "health",
     "export",
+    "problems",
+    "lint",
     "serve",
 )
-QUERY_COMMANDS: Final = frozenset({"search", "stream", "perf", "export"})
+QUERY_COMMANDS: Final = frozenset({"search", "stream", "perf", "export", "lint"})
 """The commands whose positional arguments are query words."""
 DELEGATED: Final = ("demo", "sim")
 """Commands with parsers of their own (emp_tui.demo): everything after them is theirs."""
@@ -211,9 +213,21 @@ def build_parser() -> CliParser:
     cli.option(p, "--gap", metavar="DURATION", help=gap)
     cli.option(
         p,
+        "--after",
         "--window",
+        dest="after",
         metavar="DURATION",
-        help=f"related events this long around the job (default {duration(DEFAULT_WINDOW_MS)})",
+        help="events of the job's workers and machines over its whole life and this long "
+        f"after its last event (default {duration(DEFAULT_STALL_THRESHOLD_MS)}, the stall "
+        "threshold)",
+    )
+    cli.option(
+        p,
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N related events: the workers' and machines' own first, then the "
+        "nearest to the job (default 50)",
     )
 
     p = sub.add_parser("perf", parents=common, help="per-event-type counts and durations")
@@ -243,6 +257,53 @@ def build_parser() -> CliParser:
     )
     cli.option(p, "--force", action="store_true", help="overwrite FILE if it exists")
     _time_shortcuts(cli, p)
+
+    p = sub.add_parser(
+        "problems",
+        parents=common,
+        help="what is wrong: stalled and orphaned jobs, failure bursts, slow jobs, ...",
+        description="Every detector of emp_tui.problems over the events (and, from Redis, "
+        "the collectors' health and the stream's state). Exit 0 when something was found, "
+        "1 when nothing was.",
+    )
+    _time_shortcuts(cli, p)
+    cli.option(p, "--gap", metavar="DURATION", help=gap)
+    cli.option(
+        p,
+        "--stall",
+        metavar="DURATION",
+        help="an open job quiet this long is stalled "
+        f"(default {duration(DEFAULT_STALL_THRESHOLD_MS)})",
+    )
+    cli.option(
+        p,
+        "--min-severity",
+        choices=("info", "warn", "error", "critical"),
+        default="info",
+        help="only findings this severe or more (default info: all)",
+    )
+    cli.option(
+        p, "--kind", metavar="KIND[,KIND]", help="only findings of these kinds (e.g. stalled)"
+    )
+
+    p = sub.add_parser(
+        "lint",
+        parents=common,
+        help="the event standards: naming, required fields, a score per service",
+        description="Score the events against the event standards (README: Event standards "
+        "and quality; [lint] in config.toml extends them). Exit 0 when every service meets "
+        "the target, 1 when one does not (or there is no event to score).",
+    )
+    _query_words(p)
+    _time_shortcuts(cli, p)
+    cli.option(
+        p,
+        "--offenders",
+        type=int,
+        default=10,
+        metavar="N",
+        help="list the N worst ways events break the rules (default 10)",
+    )
 
     p = sub.add_parser(
         "serve",

@@ -1,5 +1,5 @@
 """`emp-tui timeline` (a job's steps, gaps and handoffs) and `emp-tui correlate` (the same with
-the events of its trace, workers and machines around it)."""
+the events of its trace, and of its workers and machines over its life and just after it)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from emp_tui.app.style import ERROR_COLOR, OK_COLOR, WARN_COLOR, service_color
 from emp_tui.cli.common import (
     EXIT_FOUND,
+    EXIT_USAGE,
+    CliError,
     Settings,
     duration_option,
     holdings,
@@ -17,12 +19,11 @@ from emp_tui.cli.common import (
     sources_now,
 )
 from emp_tui.cli.output import Output, event_line
-from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_WINDOW_MS
+from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.text import duration, offset
 
 if TYPE_CHECKING:
     from emp_tui.analysis import Gap, Handoff, Timeline
-    from emp_tui.events import TelemetryEvent
     from emp_tui.history import Holdings
 
 _HANDOFF_STYLE = {True: f"bold {ERROR_COLOR}", False: "bold"}
@@ -194,44 +195,65 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
     return EXIT_FOUND
 
 
+DEFAULT_RELATED_LIMIT = 50
+"""Related events `correlate` lists unless --limit says otherwise."""
+
+
 def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from emp_tui.analysis import correlate
 
     gap_ms = duration_option(args.gap, "--gap", DEFAULT_GAP_MS)
-    window_ms = duration_option(args.window, "--window", DEFAULT_WINDOW_MS)
+    after_ms = duration_option(args.after, "--after", DEFAULT_STALL_THRESHOLD_MS)
+    limit = DEFAULT_RELATED_LIMIT if args.limit is None else args.limit
+    if limit < 1:
+        raise CliError("--limit must be at least 1", EXIT_USAGE)
     loaded = job_events(settings, args.job_id)
     notes(loaded.notes)
     held = holdings(settings)
     now = sources_now(settings, held)  # as timeline's: they agree on a job's silence
-    found = correlate(loaded.events, args.job_id, gap_ms=gap_ms, window_ms=window_ms, now_ms=now)
-    related: list[tuple[str, str, TelemetryEvent]] = [
-        ("trace", event.trace_id, event) for event in found.by_trace
-    ]
-    for worker, events in found.by_worker.items():
-        related += [("worker", worker, event) for event in events]
-    for machine, events in found.by_machine.items():
-        related += [("machine", machine, event) for event in events]
+    found = correlate(loaded.events, args.job_id, gap_ms=gap_ms, after_ms=after_ms, now_ms=now)
+    related = found.most_telling(limit)
+    left_out = len(found.related) - len(related)
     if out.json:
         summary = timeline_record(found.timeline, held, now)
         summary["traceIds"] = found.trace_ids
         summary["windowStartMs"] = found.window_start_ms
         summary["windowEndMs"] = found.window_end_ms
+        summary["related"] = len(found.related)
+        summary["relatedShown"] = len(related)
         out.record(summary)
         for gap in found.timeline.gaps:
             out.record(gap_record(gap))
         for handoff in found.handoffs:
             out.record(handoff_record(handoff))
-        for by, key, event in related:
-            out.record({"kind": "related", "by": by, "key": key, "event": event.to_dict()})
+        for item in related:
+            out.record(
+                {
+                    "kind": "related",
+                    "by": list(item.by),
+                    "keys": list(item.keys),
+                    "event": item.event.to_dict(),
+                }
+            )
         return EXIT_FOUND
     _print_header(out, found.timeline, held)
     out.line(("Trace ", "dim"), ", ".join(found.trace_ids) or "-")
     _print_gaps(out, found.timeline.gaps, gap_ms)
     _print_handoffs(out, found.handoffs)
+    shown = f"{len(related)} of {len(found.related)}" if left_out else f"{len(related)}"
     out.line(
         ("Related events", "bold"),
-        f" ({len(related)}; workers and machines within {duration(window_ms)} of the job)",
+        f" ({shown}: its trace; its workers' and machines' over its life and "
+        f"{duration(after_ms)} after its last event)",
     )
-    for by, key, event in related:
-        event_line(out, event, prefix=((f"  {by + ':' + key[:16]:<24} ", "dim"),))
+    for item in related:
+        label = ",".join(f"{by}:{key[:16]}" for by, key in zip(item.by, item.keys, strict=True))
+        event_line(out, item.event, prefix=((f"  {label:<24} ", "dim"),))
+    if left_out:
+        out.line(
+            (
+                f"  … {left_out} more (the furthest from the job, other jobs' first): --limit N",
+                "dim",
+            )
+        )
     return EXIT_FOUND

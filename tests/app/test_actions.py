@@ -270,8 +270,9 @@ async def test_narrow_terminal_shows_one_pane_at_a_time(key: str) -> None:
         await _loaded(pilot, app)
         await pilot.press(key)
         await pilot.pause()
-        names = ["stream", "detail", "timeline", "graph"]
-        visible = [n for n in names if app.query_one(f"#{n}").region.area > 0]
+        # With no job open, pane 3 shows the Problems view in the timeline's place.
+        names = ["stream", "detail", "problems", "graph"]
+        visible = [n for n in [*names, "timeline"] if app.query_one(f"#{n}").region.area > 0]
         assert visible == [names[int(key) - 1]]
 
 
@@ -279,11 +280,12 @@ async def test_clicking_a_pane_tab_shows_that_pane() -> None:
     app = offline_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await _loaded(pilot, app)
-        # tabs: " 1 stream " " 2 detail " " 3 timeline " " 4 graph ", one space apart
+        # tabs: " 1 stream " " 2 detail " " 3 problems " " 4 graph ", one space apart (no
+        # job is open, so pane 3 shows the problems)
         await pilot.click("#pane-tabs", offset=(24, 0))
         await pilot.pause()
         assert app.active_pane == "timeline"
-        assert app.query_one("#timeline").region.area > 0
+        assert app.query_one("#problems").region.area > 0
         assert app.query_one("#stream").region.area == 0
 
 

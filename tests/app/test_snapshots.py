@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from samples import sample_events
+from samples import sample_events, triage_sample
 from textual.pilot import Pilot
 
 from emp_tui.app import make_app
@@ -23,12 +23,24 @@ SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24"
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
 
 
-def _loaded(then: Steps | None = None) -> Steps:
+async def _problems_found(pilot: Pilot[Any]) -> None:
+    """Wait for the problem finder's first answer (it runs in a thread)."""
+    app = pilot.app
+    assert isinstance(app, EmpTuiApp)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while app.problems.triage is None:
+        assert loop.time() < deadline, "no problems were looked for"
+        await pilot.pause(0.05)
+
+
+def _loaded(then: Steps | None = None, *, events: Any = sample_events) -> Steps:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, EmpTuiApp)
-        app.add_events(sample_events())
+        app.add_events(events())
         app.drain_now()
+        await _problems_found(pilot)
         await pilot.pause()
         if then is not None:
             await then(pilot)
@@ -65,6 +77,18 @@ async def _help(pilot: Pilot[Any]) -> None:
     await pilot.press("question_mark")
 
 
+async def _problems(pilot: Pilot[Any]) -> None:
+    await pilot.press("exclamation_mark", "down")
+
+
+async def _compare(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, EmpTuiApp)
+    app.open_job("job-0005")
+    await pilot.pause()
+    await pilot.press("u")
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_main_screen(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(offline_app(), terminal_size=size, run_before=_loaded(_select_a_few))
@@ -88,6 +112,19 @@ def test_export_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(offline_app(), terminal_size=size, run_before=_loaded(_help))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_problems(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The Problems view, its second finding (a failure burst) selected: the findings, the
+    event standards, the strip that says all of the selected one."""
+    steps = _loaded(_problems, events=triage_sample)
+    assert snap_compare(offline_app(), terminal_size=size, run_before=steps)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare_with_usual(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(offline_app(), terminal_size=size, run_before=_loaded(_compare))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -154,6 +154,13 @@ class EventList(ScrollView, can_focus=True):
             )
         self.refresh()
 
+    def select_row(self, index: int) -> None:
+        """Select row ``index`` (clamped) and keep it in view: the stream stops following."""
+        if not self.rows:
+            return
+        self.follow = False
+        self._move_cursor(index)
+
     def drop_after(self, newest_seq: int | None) -> None:
         """Forget rows whose events the store let go to take older history (everything
         above ``newest_seq``, or every row when it holds nothing)."""
