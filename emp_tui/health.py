@@ -14,15 +14,20 @@ it holds less), consumer groups and their lag, memory; :func:`read_logs_state` w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis
 import redis.asyncio as aioredis
 
+from emp_tui.events import CIRCUIT_EVENT_TYPE, DROPPED_EVENT_TYPE
 from emp_tui.stream_ids import stream_id_ms
 from emp_tui.topology import trim_policy_key
+
+if TYPE_CHECKING:
+    from emp_tui.events import TelemetryEvent
 
 KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
@@ -142,6 +147,30 @@ class StreamState:
     collectors: list[dict[str, str]]
     trim: TrimPolicy | None = None
     """How the emitters trim it, when they recorded it."""
+    entries_added: int | None = None
+    """Every entry ever added to it (XINFO STREAM ``entries-added``, Redis 7; None before)."""
+
+    @property
+    def trimmed(self) -> int | None:
+        """Entries trimmed (or deleted) from it so far: those added that it no longer holds
+        (None when the server does not count what was added)."""
+        if self.entries_added is None:
+            return None
+        return max(0, self.entries_added - self.length)
+
+    def maxlen(self, default: int) -> int | None:
+        """The MAXLEN in force: the one the emitters recorded (None: they trim by age only),
+        else ``default``."""
+        return self.trim.maxlen if self.trim is not None else default
+
+    def behind_oldest(self, group: GroupState) -> bool:
+        """Whether ``group`` last read an entry older than the stream's oldest: what came
+        between was trimmed before it read it (a group created at 0-0 has not started)."""
+        first = self.first_id
+        delivered = group.last_delivered_id
+        if not first or not delivered or delivered in ("0-0", "0"):
+            return False
+        return _id_key(delivered) < _id_key(first)
 
     @property
     def first_ms(self) -> int | None:
@@ -174,6 +203,11 @@ class StreamState:
         """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
         rate = self.events_per_minute
         return maxlen / rate * 60_000 if rate else None
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return (int(ms) if ms.isdigit() else 0, int(seq) if seq.isdigit() else 0)
 
 
 def rate_window(now_ms: int, first_ms: int | None) -> int:
@@ -216,6 +250,7 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
                 last_delivered_id=last_delivered,
             )
         )
+    added = info.get("entries-added")
     try:
         memory = client.memory_usage(stream, samples=0)
     except redis.ResponseError:  # MEMORY USAGE refused (a managed Redis may not allow it)
@@ -231,6 +266,7 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
         memory_bytes=None if memory is None else int(memory),
         collectors=read_collectors_sync(client),
         trim=read_trim_policy(client, stream),
+        entries_added=None if added is None else int(added),
     )
 
 
@@ -314,3 +350,143 @@ def read_logs_state(paths: list[Path]) -> LogsState:
         recent_by_service=by_service,
         corrupt=stats.files.corrupt,
     )
+
+
+# -- figures of the events at hand (the app's health pane) -----------------------------------
+
+SPARK_BUCKETS: Final = 30
+"""How many buckets an events/minute sparkline has over the loaded range."""
+
+
+@dataclass(frozen=True)
+class ServiceRate:
+    """One service's events over a range, counted in equal buckets (oldest first)."""
+
+    service: str
+    counts: list[int]
+    total: int
+    per_minute: float
+    """Over the whole range."""
+    peak_per_minute: float
+    """In its busiest bucket."""
+
+
+def rates_by_service(
+    events: Iterable[TelemetryEvent], start_ms: int, end_ms: int, buckets: int = SPARK_BUCKETS
+) -> tuple[int, list[ServiceRate]]:
+    """Each service's events between ``start_ms`` and ``end_ms`` in ``buckets`` buckets of
+    equal length (a whole second at least), busiest service first; and the bucket length."""
+    span = max(1, end_ms - start_ms)
+    bucket_ms = max(1000, -(-span // buckets))
+    count = max(1, -(-span // bucket_ms))
+    counts: dict[str, list[int]] = {}
+    for event in events:
+        at = event.timestamp
+        if at < start_ms or at > end_ms:
+            continue
+        row = counts.get(event.service)
+        if row is None:
+            row = counts[event.service] = [0] * count
+        row[min(count - 1, (at - start_ms) // bucket_ms)] += 1
+    minutes = max(span, bucket_ms) / 60_000
+    rates = [
+        ServiceRate(
+            service=service,
+            counts=row,
+            total=sum(row),
+            per_minute=sum(row) / minutes,
+            peak_per_minute=max(row) * 60_000 / bucket_ms,
+        )
+        for service, row in counts.items()
+    ]
+    rates.sort(key=lambda rate: (-rate.total, rate.service))
+    return bucket_ms, rates
+
+
+@dataclass
+class EmitterFigures:
+    """What one service's emitters said about themselves in the events at hand: their drop
+    reports and their circuit's changes."""
+
+    service: str
+    dropped: int = 0
+    drop_reports: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    circuit: str | None = None
+    """The circuit's state in its last change (None: no change seen)."""
+    circuit_at_ms: int | None = None
+    circuit_reason: str | None = None
+    circuit_changes: int = 0
+    opened: int = 0
+    spilled: int | None = None
+    """Events in the spill files at its last change, when it said."""
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def emitter_figures(events: Iterable[TelemetryEvent]) -> list[EmitterFigures]:
+    """Each service's drop reports (``telemetry.events_dropped``: counts and reasons added
+    up) and circuit changes (``telemetry.circuit_changed``: the last state, how often it
+    opened), in the events given (oldest first), by service name."""
+    found: dict[str, EmitterFigures] = {}
+    for event in events:
+        kind = event.event_type
+        if kind != DROPPED_EVENT_TYPE and kind != CIRCUIT_EVENT_TYPE:
+            continue
+        figures = found.get(event.service)
+        if figures is None:
+            figures = found[event.service] = EmitterFigures(event.service)
+        data: Mapping[str, Any] = event.data if isinstance(event.data, Mapping) else {}
+        if kind == DROPPED_EVENT_TYPE:
+            figures.drop_reports += 1
+            figures.dropped += _count(data.get("count"))
+            reasons = data.get("reasons")
+            if isinstance(reasons, Mapping):
+                for reason, number in reasons.items():
+                    name = str(reason)
+                    figures.reasons[name] = figures.reasons.get(name, 0) + _count(number)
+            continue
+        state = data.get("state")
+        figures.circuit_changes += 1
+        figures.circuit = str(state) if state is not None else "?"
+        figures.opened += figures.circuit == "open"
+        figures.circuit_at_ms = event.timestamp
+        reason = data.get("reason")
+        figures.circuit_reason = None if reason is None else str(reason)
+        spilled = data.get("spilled")
+        figures.spilled = spilled if isinstance(spilled, int) else None
+    return sorted(found.values(), key=lambda figures: figures.service)
+
+
+def _number(fields: Mapping[str, str], name: str) -> int | None:
+    value = fields.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def collector_rate(
+    current: Mapping[str, str], previous: Mapping[str, str] | None = None
+) -> tuple[float | None, bool]:
+    """Events a collector read per second: between two readings of its health hash when
+    ``previous`` is one of the same run, else on average since it started; and whether it is
+    that average. None when its hash does not say."""
+    read, updated = _number(current, "read"), _number(current, "updated_ms")
+    if read is None or updated is None:
+        return None, False
+    if previous is not None and previous.get("started_ms") == current.get("started_ms"):
+        was, then = _number(previous, "read"), _number(previous, "updated_ms")
+        if was is not None and then is not None and updated > then and read >= was:
+            return (read - was) * 1000 / (updated - then), False
+    started = _number(current, "started_ms")
+    if started is None or updated <= started:
+        return None, True
+    return read * 1000 / (updated - started), True
+
+
+def delivery_success(fields: Mapping[str, str]) -> float | None:
+    """The share of a collector's OTLP deliveries the backend took: exported over exported
+    and dead-lettered (spooled ones are still on their way). None before any ended."""
+    exported = _number(fields, "exported") or 0
+    dead = _number(fields, "dead_lettered") or 0
+    return exported / (exported + dead) if exported + dead else None

@@ -55,15 +55,9 @@ def run_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
     return EXIT_FOUND
 
 
-def _maxlen(state: StreamState, maxlen: int) -> int | None:
-    """The MAXLEN in force: the one the emitters recorded (None: they trim by age only),
-    else the flag's."""
-    return state.trim.maxlen if state.trim is not None else maxlen
-
-
 def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
     last_ms = state.last_ms
-    maxlen = _maxlen(state, flag_maxlen)
+    maxlen = state.maxlen(flag_maxlen)
     out.record(
         {
             "kind": "stream",
@@ -79,6 +73,8 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
             "maxlenCoversMs": state.covers_ms(maxlen) if maxlen else None,
             "trim": state.trim.to_dict() if state.trim is not None else None,
             "memoryBytes": state.memory_bytes,
+            "entriesAdded": state.entries_added,
+            "trimmed": state.trimmed,
             "lastEventAgeMs": None if last_ms is None else state.now_ms - last_ms,
         }
     )
@@ -105,7 +101,7 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
 
     now = state.now_ms
     first_ms, last_ms = state.first_ms, state.last_ms
-    maxlen = _maxlen(state, flag_maxlen)
+    maxlen = state.maxlen(flag_maxlen)
     out.line(("Stream ", "bold"), (state.stream, "bold cyan"))
     row("length", f"{state.length}" + (f" (MAXLEN ~{maxlen})" if maxlen else ""))
     trim = state.trim
