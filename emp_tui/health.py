@@ -375,9 +375,12 @@ def rates_by_service(
     events: Iterable[TelemetryEvent], start_ms: int, end_ms: int, buckets: int = SPARK_BUCKETS
 ) -> tuple[int, list[ServiceRate]]:
     """Each service's events between ``start_ms`` and ``end_ms`` in ``buckets`` buckets of
-    equal length (a whole second at least), busiest service first; and the bucket length."""
+    equal length (whole seconds, or whole minutes past half an hour), busiest service first;
+    and the bucket length."""
     span = max(1, end_ms - start_ms)
-    bucket_ms = max(1000, -(-span // buckets))
+    raw = -(-span // buckets)
+    unit = 60_000 if raw >= 60_000 else 1000  # whole minutes, else whole seconds
+    bucket_ms = max(1, -(-raw // unit)) * unit
     count = max(1, -(-span // bucket_ms))
     counts: dict[str, list[int]] = {}
     for event in events:

@@ -80,7 +80,7 @@ def rates_section(reading: HealthRead) -> RenderableType:
     if reading.start_ms is None or reading.end_ms is None or not reading.rates:
         return Group(_title("Events/min by service"), _label("no events loaded"))
     span = f"{moment(reading.start_ms, reading.now_ms)} to {moment(reading.end_ms, reading.now_ms)}"
-    note = f"loaded range {span}, {reading.events:,} events, {duration(reading.bucket_ms)} a bar"
+    note = f"loaded {span} · {reading.events:,} events · {duration(reading.bucket_ms)} a bar"
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True, width=NAME_WIDTH + 2)
     table.add_column(no_wrap=True, width=SPARK_WIDTH)
@@ -237,7 +237,7 @@ def emitters_section(reading: HealthRead) -> RenderableType:
                 row.append(f" since {moment(figures.circuit_at_ms, reading.now_ms)}")
             if figures.circuit_reason:
                 row.append(f" ({inert(figures.circuit_reason, 40)})")
-            row.append(f" · opened {figures.opened} times")
+            row.append(f" · opened {figures.opened} time{'' if figures.opened == 1 else 's'}")
             if figures.spilled:
                 row.append(f" · {figures.spilled:,} spilled", NOTICE_COLOR)
         if figures.drop_reports:
