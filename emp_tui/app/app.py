@@ -141,7 +141,7 @@ class EmpTuiApp(App[int]):
         Binding("j", "jump_to_job", "Jump to job", id="jump"),
         Binding("exclamation_mark", "show_problems", "Problems", id="problems"),
         Binding("u", "compare", "Compare with usual", id="compare"),
-        Binding("h", "show_health", "Health", id="health"),
+        Binding("h", "show_health", "Pipeline health", show=False, id="health"),
         Binding("n", "next_gap", "Next gap", show=False, id="next_gap"),
         Binding("N", "previous_gap", "Previous gap", show=False, id="previous_gap"),
         Binding(

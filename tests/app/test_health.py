@@ -217,7 +217,7 @@ async def test_the_palette_offers_it(rclient: redis.Redis, redis_url: str) -> No
     app = _live_app(redis_url)
     async with app.run_test(size=(120, 40)) as pilot:
         names = [name for name, action, _ in app.palette_commands() if action == "show_health"]
-        assert names == ["Health"]
+        assert names == ["Pipeline health"]
         await pilot.press("ctrl+p", *"Health", "enter")
         await _until(pilot, lambda: isinstance(app.screen, HealthScreen))
 
