@@ -863,14 +863,17 @@ class EmpTuiApp(App[int]):
     @on(HealthWanted)
     def _on_health_wanted(self, message: HealthWanted) -> None:
         """Read the pipeline's health for the health pane, off the UI thread: the events at
-        hand are handed over as a list (a copy of references), the stream is read there."""
+        hand are handed over as a list (of references), the stream is read and the figures
+        are counted in the worker."""
         if not isinstance(self.screen, HealthScreen):
             return
         view = self.state.range_view()
         now = self.state.now_ms()
         start = view.first_ms
         end = None if view.last_ms is None else max(view.last_ms, now if self.live else 0)
-        self.read_health(list(self.store), start, end, now)
+        store = self.store
+        # The one copy on the UI thread (about 10 ms at 100k events, while the pane shows).
+        self.read_health(store.events(store.seqs()), start, end, now)
 
     @work(thread=True, exclusive=True, group="health-pane", exit_on_error=False, name="health")
     def read_health(
