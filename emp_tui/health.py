@@ -78,6 +78,8 @@ class GroupState:
     lag: int | None
     """Entries not yet delivered to the group (counted by hand before Redis 7)."""
     last_delivered_id: str
+    entries_read: int | None = None
+    """Entries the group has been given since it was created (Redis 7; None before)."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,9 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
                 pending=int(group.get("pending") or 0),
                 lag=None if lag is None else int(lag),
                 last_delivered_id=last_delivered,
+                entries_read=None
+                if group.get("entries-read") is None
+                else int(group["entries-read"]),
             )
         )
     added = info.get("entries-added")
@@ -485,6 +490,16 @@ def collector_rate(
     if started is None or updated <= started:
         return None, True
     return read * 1000 / (updated - started), True
+
+
+def entries_rate(
+    then_ms: int, then_read: int | None, now_ms: int, now_read: int | None
+) -> float | None:
+    """Entries a second between two readings of a counter (a consumer group's entries-read);
+    None when either is unknown, no time passed, or the counter went back (a new group)."""
+    if then_read is None or now_read is None or now_ms <= then_ms or now_read < then_read:
+        return None
+    return (now_read - then_read) * 1000 / (now_ms - then_ms)
 
 
 def delivery_success(fields: Mapping[str, str]) -> float | None:

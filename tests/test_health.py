@@ -12,6 +12,7 @@ from emp_tui.health import (
     collector_rate,
     delivery_success,
     emitter_figures,
+    entries_rate,
     rates_by_service,
 )
 
@@ -100,3 +101,10 @@ def test_trimmed_and_groups_behind_the_oldest_entry() -> None:
     assert state.behind_oldest(group)
     assert not state.behind_oldest(GroupState("g", 1, 0, 0, "1000-5"))
     assert not state.behind_oldest(GroupState("g", 0, 0, 0, "0-0"))  # never read
+
+
+def test_entries_rate_between_two_readings() -> None:
+    assert entries_rate(1000, 10, 3000, 30) == 10.0
+    assert entries_rate(1000, None, 3000, 30) is None  # Redis 6.2: no entries-read
+    assert entries_rate(1000, 10, 1000, 30) is None  # no time passed
+    assert entries_rate(1000, 40, 3000, 30) is None  # the group was made again

@@ -89,6 +89,7 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
                 "pending": group.pending,
                 "lag": group.lag,
                 "lastDeliveredId": group.last_delivered_id,
+                "entriesRead": group.entries_read,
             }
         )
     for collector in state.collectors:

@@ -135,8 +135,10 @@ def build_pipeline(client: redis.Redis) -> None:
     )
 
 
-def _live_app(url: str) -> EmpTuiApp:
-    return make_app(redis_url=url, clock=lambda: FIXED_NOW, config=AppConfig(log_dir=""))
+def _live_app(url: str, clock: list[float] | None = None) -> EmpTuiApp:
+    """The app on ``url`` with a fixed clock (``clock[0]``, which a test may move)."""
+    now = clock if clock is not None else [FIXED_NOW]
+    return make_app(redis_url=url, clock=lambda: now[0], config=AppConfig(log_dir=""))
 
 
 async def _open_pane(pilot: Pilot[Any]) -> HealthScreen:
@@ -165,7 +167,8 @@ def line_of(text: str, start: str) -> str:
 
 async def test_the_pane_shows_every_figure(rclient: redis.Redis, redis_url: str) -> None:
     build_pipeline(rclient)
-    app = _live_app(redis_url)
+    clock = [FIXED_NOW]
+    app = _live_app(redis_url, clock)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await _open_pane(pilot)
         text = pane_text(screen)
@@ -205,10 +208,17 @@ async def test_the_pane_shows_every_figure(rclient: redis.Redis, redis_url: str)
         # Nothing from Redis or the events reaches the terminal raw.
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
         assert "c2\\x1b]0;pwn\\x07" in text and "stopping\\x1b[5m" in text
-        # It reads again while it shows (here: r), and h goes back.
+        # It reads again while it shows (here: r): the group read 5 more in 2 s.
+        assert "· reads - ·" in collector_group  # one reading: no rate yet
+        assert "lag 50 · reads unknown to Redis ·" in late  # made at an ID of its choosing
+        rclient.xreadgroup("emp-collector", "c1", {STREAM: ">"}, count=5)
+        clock[0] += 2
         first = screen.reading
         await pilot.press("r")
         await _until(pilot, lambda: screen.reading is not first)
+        again = line_of(pane_text(screen), "emp-collector")
+        assert "pending 15 · lag 5 · reads 2.5/s ·" in again
+        # h goes back.
         await pilot.press("h")
         assert not isinstance(app.screen, HealthScreen)
 
@@ -253,7 +263,9 @@ async def test_a_figure_the_server_lacks_is_said_to_be_missing(redis_6_2: RedisP
         assert line_of(text, "trimmed so far").startswith(
             "trimmed so far   not available on this server"
         )
-        assert "consumers 1 · pending 10 · lag 10" in line_of(text, "emp-collector")
+        group = line_of(text, "emp-collector")
+        assert "consumers 1 · pending 10 · lag 10" in group
+        assert "· reads not available on this server ·" in group  # no entries-read
         assert line_of(text, "length") == "length           50 (MAXLEN ~50)"
 
 

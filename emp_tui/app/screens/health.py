@@ -34,7 +34,7 @@ from emp_tui.app.style import (
 )
 from emp_tui.app.widgets.status_bar import sparkline
 from emp_tui.events import DEFAULT_MAXLEN
-from emp_tui.health import RECENT_MS, collector_rate, delivery_success
+from emp_tui.health import RECENT_MS, collector_rate, delivery_success, entries_rate
 from emp_tui.text import duration, inert, moment
 
 REFRESH_SECONDS = 5.0
@@ -76,6 +76,13 @@ def _count(fields: Mapping[str, str], name: str) -> str:
     return "?" if value is None else f"{value:,}"
 
 
+def _per_minute(value: float) -> str:
+    """A rate a minute: ``1,474``, ``24.5``, ``0.35`` (a quiet service is not ``0``)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2f}"
+
+
 def rates_section(reading: HealthRead) -> RenderableType:
     if reading.start_ms is None or reading.end_ms is None or not reading.rates:
         return Group(_title("Events/min by service"), _label("no events loaded"))
@@ -91,8 +98,8 @@ def rates_section(reading: HealthRead) -> RenderableType:
         table.add_row(
             Text(f"  {inert(rate.service, NAME_WIDTH)}", color),
             Text(sparkline(rate.counts[-SPARK_WIDTH:]), color),
-            Text(f"{rate.per_minute:,.1f}/min", "bold"),
-            Text(f"peak {rate.peak_per_minute:,.0f}/min", MUTED_COLOR),
+            Text(f"{_per_minute(rate.per_minute)}/min", "bold"),
+            Text(f"peak {_per_minute(rate.peak_per_minute)}/min", MUTED_COLOR),
         )
     return Group(_title("Events/min by service", note), table)
 
@@ -152,18 +159,30 @@ def stream_section(reading: HealthRead) -> RenderableType:
     return Group(_title(f"Stream {key}"), table)
 
 
-def groups_section(reading: HealthRead) -> RenderableType | None:
+def groups_section(reading: HealthRead, before: HealthRead | None = None) -> RenderableType | None:
     state = reading.stream
     if state is None:
         return None
+    earlier: dict[str, int | None] = {}
+    if before is not None and before.stream is not None:
+        earlier = {group.name: group.entries_read for group in before.stream.groups}
     table = _grid()
+    # Redis 7 counts what a group read (and its lag) but may not know it for a group made at
+    # an ID of its choosing or after deletions; 6.2 never says (its lag is counted by hand).
+    unknown = _missing("unknown to Redis") if state.entries_added is not None else _missing()
     for group in state.groups:
-        lag = _missing() if group.lag is None else Text(f"{group.lag:,}")
-        row = Text.assemble(
-            f"consumers {group.consumers} · pending {group.pending:,} · lag ",
-            lag,
-            f" · last {inert(group.last_delivered_id, 40)}",
-        )
+        row = Text(f"consumers {group.consumers} · pending {group.pending:,} · lag ")
+        row.append_text(unknown if group.lag is None else Text(f"{group.lag:,}"))
+        row.append(" · reads ")
+        if group.entries_read is None:
+            row.append_text(unknown)
+        else:
+            rate = None
+            if before is not None:
+                then = earlier.get(group.name)
+                rate = entries_rate(before.now_ms, then, reading.now_ms, group.entries_read)
+            row.append("-" if rate is None else f"{rate:,.1f}/s", RATE_COLOR)
+        row.append(f" · last {inert(group.last_delivered_id, 40)}")
         if state.behind_oldest(group):
             row.append("  trim loss: behind the oldest entry", f"bold {ERROR_COLOR}")
         table.add_row(Text(f"  {inert(group.name, NAME_WIDTH)}", "bold"), row)
@@ -262,11 +281,15 @@ def emitters_section(reading: HealthRead) -> RenderableType:
     return Group(_title("Emitters", "their own reports, in the loaded events"), table)
 
 
-def health_view(reading: HealthRead, previous: Mapping[str, Mapping[str, str]]) -> RenderableType:
+def health_view(
+    reading: HealthRead,
+    previous: Mapping[str, Mapping[str, str]],
+    before: HealthRead | None = None,
+) -> RenderableType:
     """The whole pane for ``reading`` (``previous``: each collector's hash as last read, for
-    its rate)."""
+    its rate; ``before``: the reading before, for the groups' rates)."""
     parts: list[RenderableType] = [rates_section(reading), Text(), stream_section(reading)]
-    for section in (groups_section(reading), collectors_section(reading, previous)):
+    for section in (groups_section(reading, before), collectors_section(reading, previous)):
         if section is not None:
             parts += [Text(), section]
     parts += [Text(), emitters_section(reading)]
@@ -300,7 +323,7 @@ class HealthScreen(Screen[None]):
 
     def show(self, reading: HealthRead) -> None:
         """Show ``reading`` (the app gives each one as it comes)."""
-        self.reading = reading
+        before, self.reading = self.reading, reading
         collectors = reading.stream.collectors if reading.stream is not None else []
         if collectors:
             self._previous, self._last = self._last, {c.get("consumer", "?"): c for c in collectors}
@@ -310,7 +333,8 @@ class HealthScreen(Screen[None]):
         if reading.live:
             title.append(f" · every {REFRESH_SECONDS:.0f}s", MUTED_COLOR)
         self.query_one("#health-title", Label).update(title)
-        self.query_one("#health-view", Static).update(health_view(reading, self._previous))
+        view = health_view(reading, self._previous, before)
+        self.query_one("#health-view", Static).update(view)
 
     def action_close(self) -> None:
         self.dismiss(None)
