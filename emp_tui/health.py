@@ -23,7 +23,7 @@ import redis
 import redis.asyncio as aioredis
 
 from emp_tui.events import CIRCUIT_EVENT_TYPE, DROPPED_EVENT_TYPE
-from emp_tui.stream_ids import stream_id_ms
+from emp_tui.stream_ids import parse_id, stream_id_ms
 from emp_tui.topology import trim_policy_key
 
 if TYPE_CHECKING:
@@ -168,11 +168,10 @@ class StreamState:
     def behind_oldest(self, group: GroupState) -> bool:
         """Whether ``group`` last read an entry older than the stream's oldest: what came
         between was trimmed before it read it (a group created at 0-0 has not started)."""
-        first = self.first_id
-        delivered = group.last_delivered_id
-        if not first or not delivered or delivered in ("0-0", "0"):
+        first, delivered = parse_id(self.first_id), parse_id(group.last_delivered_id)
+        if first is None or delivered is None or delivered == (0, 0):
             return False
-        return _id_key(delivered) < _id_key(first)
+        return delivered < first
 
     @property
     def first_ms(self) -> int | None:
@@ -205,11 +204,6 @@ class StreamState:
         """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
         rate = self.events_per_minute
         return maxlen / rate * 60_000 if rate else None
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms) if ms.isdigit() else 0, int(seq) if seq.isdigit() else 0)
 
 
 def rate_window(now_ms: int, first_ms: int | None) -> int:
