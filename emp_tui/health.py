@@ -33,6 +33,13 @@ KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
 
 
+def number_field(fields: Mapping[str, str], name: str) -> int | None:
+    """A field of a health hash that holds a whole number, or None (absent, empty, or not
+    one: ASCII digits only, since ``"²".isdigit()`` holds and ``int("²")`` raises)."""
+    value = fields.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -121,8 +128,8 @@ def read_trim_policy(client: redis.Redis, stream: str) -> TrimPolicy | None:
     fields = {_text(k): _text(v) for k, v in raw.items()}
 
     def number(name: str) -> int | None:
-        value = fields.get(name, "")
-        return int(value) if value.isdigit() and int(value) > 0 else None
+        value = number_field(fields, name)
+        return value if value else None
 
     return TrimPolicy(
         maxlen=number("maxlen"),
@@ -462,25 +469,20 @@ def emitter_figures(events: Iterable[TelemetryEvent]) -> list[EmitterFigures]:
     return sorted(found.values(), key=lambda figures: figures.service)
 
 
-def _number(fields: Mapping[str, str], name: str) -> int | None:
-    value = fields.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def collector_rate(
     current: Mapping[str, str], previous: Mapping[str, str] | None = None
 ) -> tuple[float | None, bool]:
     """Events a collector read per second: between two readings of its health hash when
     ``previous`` is one of the same run, else on average since it started; and whether it is
     that average. None when its hash does not say."""
-    read, updated = _number(current, "read"), _number(current, "updated_ms")
+    read, updated = number_field(current, "read"), number_field(current, "updated_ms")
     if read is None or updated is None:
         return None, False
     if previous is not None and previous.get("started_ms") == current.get("started_ms"):
-        was, then = _number(previous, "read"), _number(previous, "updated_ms")
+        was, then = number_field(previous, "read"), number_field(previous, "updated_ms")
         if was is not None and then is not None and updated > then and read >= was:
             return (read - was) * 1000 / (updated - then), False
-    started = _number(current, "started_ms")
+    started = number_field(current, "started_ms")
     if started is None or updated <= started:
         return None, True
     return read * 1000 / (updated - started), True
@@ -499,6 +501,6 @@ def entries_rate(
 def delivery_success(fields: Mapping[str, str]) -> float | None:
     """The share of a collector's OTLP deliveries the backend took: exported over exported
     and dead-lettered (spooled ones are still on their way). None before any ended."""
-    exported = _number(fields, "exported") or 0
-    dead = _number(fields, "dead_lettered") or 0
+    exported = number_field(fields, "exported") or 0
+    dead = number_field(fields, "dead_lettered") or 0
     return exported / (exported + dead) if exported + dead else None

@@ -20,6 +20,7 @@ from redisproc import RedisProcess
 from samples import HOSTILE_TEXT, incident_sample
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
+from emp_tui.topology import trim_policy_key
 
 STREAM = "emp:events"
 NOW = time.time_ns() // 1_000_000
@@ -425,6 +426,31 @@ def test_health_reads_collector_hashes(loaded_redis: str) -> None:
     assert collector["consumer"] == "c-7" and collector["state"] == "running"
     human = run("--redis-url", loaded_redis, "health").stdout
     assert "c-7" in human and "running" in human and "sinks file,otlp" in human
+
+
+def test_health_hashes_with_numbers_that_are_not_read_as_numbers(loaded_redis: str) -> None:
+    """ "²" is a digit to str.isdigit() and not to int(): shown as unknown, never a traceback,
+    by `emp-tui health`, `emp-collector --health` and the problems they feed."""
+    client = redis.Redis.from_url(loaded_redis)
+    odd = "\u00b2"
+    client.hset(
+        "emp:collector:c-8",
+        mapping={"consumer": "c-8", "state": "running", "updated_ms": odd, "rss_bytes": odd,
+                 "lag": odd, "trimmed_lost": odd, "started_ms": odd},
+    )  # fmt: skip
+    client.hset(trim_policy_key(STREAM), mapping={"maxlen": odd, "service": "worker"})
+    client.close()
+    human = run("--redis-url", loaded_redis, "health")
+    assert human.returncode == 0 and "Traceback" not in human.stderr, human.stderr
+    assert "c-8" in human.stdout and "updated ?" in human.stdout
+    collector = subprocess.run(
+        [sys.executable, "-m", "collector", "--health"],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": loaded_redis},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert collector.returncode == 0 and "updated ? " in collector.stdout, collector.stderr
+    problems = run("--redis-url", loaded_redis, "problems")
+    assert "Traceback" not in problems.stderr and problems.returncode in (0, 1), problems.stderr
 
 
 def test_health_of_missing_stream(redis_url: str) -> None:

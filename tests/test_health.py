@@ -13,6 +13,7 @@ from emp_tui.health import (
     delivery_success,
     emitter_figures,
     entries_rate,
+    number_field,
     rates_by_service,
 )
 
@@ -108,3 +109,11 @@ def test_entries_rate_between_two_readings() -> None:
     assert entries_rate(1000, None, 3000, 30) is None  # Redis 6.2: no entries-read
     assert entries_rate(1000, 10, 1000, 30) is None  # no time passed
     assert entries_rate(1000, 40, 3000, 30) is None  # the group was made again
+
+
+def test_number_fields_are_ascii_digits_only() -> None:
+    fields = {"read": "12", "lag": "", "pending": "\u00b2", "rss": "-3", "x": "1e3"}
+    assert [number_field(fields, name) for name in ("read", "lag", "pending", "rss", "x")] == [
+        12, None, None, None, None,
+    ]  # fmt: skip
+    assert number_field(fields, "absent") is None

@@ -97,6 +97,8 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
 
 
 def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
+    from emp_tui.health import number_field
+
     def row(label: str, value: str, style: str = "") -> None:
         out.line((f"  {label:<22}", "dim"), (value, style))
 
@@ -147,8 +149,8 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
         row("-", "none")
     out.line(("Collectors", "bold"))
     for collector in state.collectors:
-        updated = collector.get("updated_ms", "")
-        age = f"{duration(now - int(updated))} ago" if updated.isdigit() else "?"
+        updated = number_field(collector, "updated_ms")
+        age = f"{duration(now - updated)} ago" if updated is not None else "?"
         row(
             collector.get("consumer", "?"),
             f"{collector.get('state', '?')}  updated {age}  read {collector.get('read', '?')}  "

@@ -130,6 +130,7 @@ def build_pipeline(client: redis.Redis) -> None:
             "started_ms": str(NOW_MS - 10_000),
             "updated_ms": str(NOW_MS - 1000),
             "read": "0",
+            "pending": "\u00b2",  # a digit to str.isdigit(), not to int()
             "sinks": "file",
         },
     )
@@ -208,6 +209,7 @@ async def test_the_pane_shows_every_figure(rclient: redis.Redis, redis_url: str)
         # Nothing from Redis or the events reaches the terminal raw.
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
         assert "c2\\x1b]0;pwn\\x07" in text and "stopping\\x1b[5m" in text
+        assert "lag ? · pending ? · trim loss ?" in text  # c2 says no number of these
         # It reads again while it shows (here: r): the group read 5 more in 2 s.
         assert "· reads - ·" in collector_group  # one reading: no rate yet
         assert "lag 50 · reads unknown to Redis ·" in late  # made at an ID of its choosing

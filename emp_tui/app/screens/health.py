@@ -34,7 +34,13 @@ from emp_tui.app.style import (
 )
 from emp_tui.app.widgets.status_bar import sparkline
 from emp_tui.events import DEFAULT_MAXLEN
-from emp_tui.health import RECENT_MS, collector_rate, delivery_success, entries_rate
+from emp_tui.health import (
+    RECENT_MS,
+    collector_rate,
+    delivery_success,
+    entries_rate,
+    number_field,
+)
 from emp_tui.text import duration, inert, moment
 
 REFRESH_SECONDS = 5.0
@@ -66,13 +72,8 @@ def _missing(why: str = NOT_AVAILABLE) -> Text:
     return Text(why, f"italic {MUTED_COLOR}")
 
 
-def _int(fields: Mapping[str, str], name: str) -> int | None:
-    value = fields.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def _count(fields: Mapping[str, str], name: str) -> str:
-    value = _int(fields, name)
+    value = number_field(fields, name)
     return "?" if value is None else f"{value:,}"
 
 
@@ -202,11 +203,11 @@ def collectors_section(
     for fields in state.collectors:
         name = fields.get("consumer", "?")
         running = fields.get("state") == "running"
-        updated = _int(fields, "updated_ms")
+        updated = number_field(fields, "updated_ms")
         head = Text(inert(fields.get("state", "?"), 20), OK_COLOR if running else WARN_COLOR)
         if updated is not None:
             head.append(f" · updated {duration(max(0, now - updated))} ago")
-        rss = _int(fields, "rss_bytes")
+        rss = number_field(fields, "rss_bytes")
         head.append(f" · rss {rss / (1 << 20):,.0f} MB" if rss is not None else " · rss ?")
         head.append(f" · sinks {inert(fields.get('sinks', '?'), 30)}")
         table.add_row(Text(f"  {inert(name, NAME_WIDTH)}", "bold"), head)
@@ -218,7 +219,7 @@ def collectors_section(
         reads.append(f" · exported {_count(fields, 'exported')}")
         reads.append(f" · retried {_count(fields, 'retried')}")
         table.add_row("", reads)
-        spooled, dead = _int(fields, "spooled"), _int(fields, "dead_lettered")
+        spooled, dead = number_field(fields, "spooled"), number_field(fields, "dead_lettered")
         tail = Text()
         tail.append(f"spooled {_count(fields, 'spooled')}", NOTICE_COLOR if spooled else "")
         tail.append(" · ")
@@ -232,9 +233,8 @@ def collectors_section(
         else:
             tail.append(f"{success:.1%}", OK_COLOR if success >= 0.999 else ERROR_COLOR)
         table.add_row("", tail)
-        lost = _int(fields, "trimmed_lost")
-        lag = fields.get("lag", "")
-        last = Text(f"lag {lag if lag.isdigit() else '?'} · pending {_count(fields, 'pending')}")
+        lost = number_field(fields, "trimmed_lost")
+        last = Text(f"lag {_count(fields, 'lag')} · pending {_count(fields, 'pending')}")
         last.append(" · trim loss ")
         last.append(f"{lost:,}" if lost is not None else "?", ERROR_COLOR if lost else "")
         last.append(f" · malformed {_count(fields, 'malformed')}")
