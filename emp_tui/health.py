@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import redis
-import redis.asyncio as aioredis
 
 from emp_tui.stream_ids import stream_id_ms
-from emp_tui.topology import trim_policy_key
+from emp_tui.topology import AsyncClient, SyncClient, trim_policy_key
 
 KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
@@ -37,7 +36,7 @@ def _sorted(found: list[dict[str, str]]) -> list[dict[str, str]]:
     return found
 
 
-async def read_collectors(client: aioredis.Redis) -> list[dict[str, str]]:
+async def read_collectors(client: AsyncClient) -> list[dict[str, str]]:
     """Every live collector's health hash, sorted by consumer name."""
     found: list[dict[str, str]] = []
     async for key in client.scan_iter(match=PATTERN, count=100, _type="hash"):
@@ -47,7 +46,7 @@ async def read_collectors(client: aioredis.Redis) -> list[dict[str, str]]:
     return _sorted(found)
 
 
-def read_collectors_sync(client: redis.Redis) -> list[dict[str, str]]:
+def read_collectors_sync(client: SyncClient) -> list[dict[str, str]]:
     """:func:`read_collectors` for synchronous callers (the CLI)."""
     found: list[dict[str, str]] = []
     for key in client.scan_iter(match=PATTERN, count=100, _type="hash"):
