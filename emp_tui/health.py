@@ -145,8 +145,9 @@ class ShardState:
     """Entries ever added (Redis 7: XINFO STREAM ``entries-added``), None where not said."""
     memory_bytes: int | None = None
 
-    def events_per_minute(self, now_ms: int) -> float:
-        return self.recent / (rate_window(now_ms, stream_id_ms(self.first_id)) / 60_000)
+    def events_per_minute(self, window_ms: int) -> float:
+        """Its rate over ``window_ms`` (the stream's: the shards' rates add up to its)."""
+        return self.recent / (window_ms / 60_000)
 
     @property
     def lag(self) -> int | None:
@@ -211,8 +212,13 @@ class StreamState:
         return {service: count / minutes for service, count in self.recent_by_service.items()}
 
     def covers_ms(self, maxlen: int) -> float | None:
-        """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
-        rate = self.events_per_minute
+        """How much time ``maxlen`` entries hold at the recent rate (None: no recent events);
+        of a sharded stream, each shard trimmed to ``maxlen``, the time its busiest shard
+        holds (from then on, events go)."""
+        if self.shards:
+            rate = max(shard.events_per_minute(self.rate_window_ms) for shard in self.shards)
+        else:
+            rate = self.events_per_minute
         return maxlen / rate * 60_000 if rate else None
 
 

@@ -95,7 +95,7 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
                 "kind": "shard",
                 "key": shard.key,
                 "length": shard.length,
-                "eventsPerMinute": shard.events_per_minute(state.now_ms),
+                "eventsPerMinute": shard.events_per_minute(state.rate_window_ms),
                 "lag": shard.lag,
                 "groups": {g.name: {"lag": g.lag, "pending": g.pending} for g in shard.groups},
                 "firstId": shard.first_id,
@@ -164,15 +164,17 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
     memory = state.memory_bytes
     row("memory", f"{memory / 1024:.0f} KiB" if memory else "-")
     if state.shards:
-        out.line(("Shards", "bold"), " (length, rate, lag of their groups, newest)")
+        out.line(("Shards", "bold"), f" (length, rate {window}, lag of their groups, newest)")
         for shard in state.shards:
             shard_lag = shard.lag
             newest = stream_id_ms(shard.last_id)
             age = f"{duration(now - newest)} ago" if newest is not None else "-"
+            lag_text = "-" if not shard.groups else "?" if shard_lag is None else str(shard_lag)
             row(
                 shard.key,
-                f"length {shard.length}  {shard.events_per_minute(now):.1f}/min  "
-                f"lag {'?' if shard_lag is None else shard_lag}  newest {age}",
+                f"length {shard.length}  "
+                f"{shard.events_per_minute(state.rate_window_ms):.1f}/min  "
+                f"lag {lag_text}  newest {age}",
                 WARN_COLOR if shard_lag else "",
             )
     out.line(("Events/min by service", "bold"), f" ({window})")

@@ -200,12 +200,14 @@ def _say(text: str, out: TextIO | None = None) -> None:
 
 def _unreachable(url: str, timeout: float = 1.0) -> str | None:
     """Why the Redis at ``url`` does not answer a PING, or None when it does."""
+    from redis.exceptions import RedisClusterException
+
+    from emp_tui.topology import client_for_url
+
     try:
-        with redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        ) as client:
+        with client_for_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
             client.ping()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except (redis.RedisError, OSError, ValueError, RedisClusterException) as exc:
         return str(exc) or type(exc).__name__
     return None
 
