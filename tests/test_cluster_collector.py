@@ -13,6 +13,7 @@ from typing import Any
 from collector_helpers import read_lines, running, settings_for, until
 from rediscluster import RedisClusterProcess
 
+from collector.health import format_table
 from emp_tui.telemetry import EventClient
 from emp_tui.topology import client_for_url, shard_key, shard_keys
 
@@ -61,6 +62,9 @@ def test_emitter_to_collector_to_files_over_four_shards_loses_nothing(
             fields = collector.health.fields()
             assert fields["shards"] == str(SHARDS)
             assert [fields[f"shard.{n}.key"] for n in range(SHARDS)] == shard_keys(STREAM, SHARDS)
+            table = format_table([fields])  # emp-collector --health
+            for n, key in enumerate(shard_keys(STREAM, SHARDS)):
+                assert f"shard {key}: state=running read={fields[f'shard.{n}.read']} " in table
 
     asyncio.run(scenario())
     lines = delivered(log)
