@@ -6,6 +6,9 @@ Prints, each beside a baseline measured in the same run over the same stream:
     (a backend across a network)                            vs  the same raw loop
   * end-to-end latency, emit (EventClient) -> line in the file, p50/p99 at a steady rate
   * the collector's RSS: steady and peak, and where the memory goes (RSS after each import)
+  * on a 3-master Redis Cluster (three masters with a replica each on loopback, started here
+    when redis-cli is at hand): events/s into the file exporter with the stream as 1 shard
+    and as 4 shards (EMP_EVENTS_SHARDS=4), beside the single instance's figure above
 
 Targets: >= 0.5x the raw loop and >= 40k events/s into files, peak RSS <= 35 MB on the
 backlog; >= 20k events/s into OTLP with 50 ms latency; p99 <= 1 s at 5k events/s; RSS <= 40 MB
@@ -13,6 +16,7 @@ steady. On a shared machine wall-clock rates swing between runs: the events per 
 of the collector beside those of the raw loop are the steadier comparison.
 
     .venv/bin/python bench/collector.py [--events 200000] [--rate 5000] [--seconds 10]
+                                        [--no-cluster]
 """
 
 from __future__ import annotations
@@ -143,16 +147,20 @@ def start_collector(url: str, workdir: Path, group: str, **extra: str) -> subpro
         return subprocess.Popen([sys.executable, "-m", "collector"], env=env, cwd=ROOT, stderr=err)
 
 
-def group_progress(client: redis.Redis, group: str) -> tuple[int, int]:
-    """(entries delivered to the group, entries pending) — 0s before the group exists."""
-    try:
-        groups = client.xinfo_groups(STREAM)
-    except redis.ResponseError:
-        return 0, 0
-    for g in groups:
-        if g["name"] in (group, group.encode()):
-            return int(g["entries-read"] or 0), int(g["pending"])
-    return 0, 0
+def group_progress(client: Any, group: str, keys: tuple[str, ...] = (STREAM,)) -> tuple[int, int]:
+    """(entries delivered to the group, entries pending) over ``keys`` (the shards) — 0s
+    before the group exists."""
+    read = pending = 0
+    for key in keys:
+        try:
+            groups = client.xinfo_groups(key)
+        except redis.ResponseError:
+            continue
+        for g in groups:
+            if g["name"] in (group, group.encode()):
+                read += int(g["entries-read"] or 0)
+                pending += int(g["pending"])
+    return read, pending
 
 
 def cpu_seconds(pid: int) -> float:
@@ -170,14 +178,18 @@ class Drain:
 
 
 def timed_drain(
-    client: redis.Redis, proc: subprocess.Popen[bytes], group: str, count: int
+    client: Any,
+    proc: subprocess.Popen[bytes],
+    group: str,
+    count: int,
+    keys: tuple[str, ...] = (STREAM,),
 ) -> Drain:
     """From the first delivery to the group until all ``count`` are acked: events/s, events
     per CPU-second the collector used meanwhile, and its peak RSS so far."""
     first = None
     cpu_first = 0.0
     while True:
-        read, pending = group_progress(client, group)
+        read, pending = group_progress(client, group, keys)
         now = time.perf_counter()
         if first is None and read > 0:
             first = now
@@ -345,6 +357,51 @@ def memory_steps() -> list[tuple[str, int]]:
     return [(label, int(value)) for label, value in (line.split("\t") for line in out.splitlines())]
 
 
+def cluster_runs(workdir: Path, count: int) -> list[tuple[int, Drain | None, str]]:
+    """The collector into files on a 3-master Redis Cluster (started here, a replica per
+    master), the stream as 1 shard and as 4: (shards, drain, note) for each."""
+    from rediscluster import ClusterUnavailable, RedisClusterProcess
+
+    from emp_tui.topology import shard_key, shard_keys
+
+    try:
+        cluster = RedisClusterProcess()
+    except ClusterUnavailable as exc:
+        return [(0, None, str(exc))]
+    out: list[tuple[int, Drain | None, str]] = []
+    with cluster:
+        for shards in (1, 4):
+            cluster.flushall()
+            client = cluster.client()
+            keys = tuple(shard_keys(STREAM, shards))
+            print(f"filling {shards} shard(s) of {STREAM} on the cluster ...", flush=True)
+            pipe = client.pipeline(transaction=False)
+            for i in range(count):
+                event = TelemetryEvent.create(
+                    ("api-server", "worker", "machine")[i % 3],
+                    "job.progress_updated",
+                    {"progress": i % 100, "step": "sampling", "model": {"name": "sdxl"}},
+                    job_id=f"job_{i // 20}",
+                    worker_id=f"w-{i % 7}",
+                    machine_id=f"m-{i % 3}",
+                )
+                pipe.xadd(shard_key(STREAM, shards, event.job_id, event.service), event.encode())  # type: ignore[arg-type]
+                if len(pipe) >= 2000:
+                    pipe.execute()
+            pipe.execute()
+            group = f"bench-cluster-{shards}"
+            proc = start_collector(cluster.url, workdir, group, EMP_EVENTS_SHARDS=str(shards))
+            drain = timed_drain(client, proc, group, count, keys)
+            stop(proc)
+            with open(workdir / group / "events.log", "rb") as written:
+                lines = sum(1 for _ in written)
+            assert lines == count, f"{lines} lines for {count} events"
+            masters = len({cluster.master_of(key).port for key in keys})
+            out.append((shards, drain, f" (the shards on {masters} master(s))"))
+            client.close()
+    return out
+
+
 def mb(n: float) -> str:
     return f"{n / (1 << 20):.1f} MB"
 
@@ -356,6 +413,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--no-cluster", action="store_true", help="leave out the runs on a Redis Cluster"
+    )
     args = parser.parse_args()
 
     with RedisProcess() as server, tempfile.TemporaryDirectory(prefix="emp-bench-") as tmp:
@@ -391,6 +451,7 @@ def main() -> int:
 
         latency = latency_run(server.url, workdir, args.rate, args.seconds)
         steps = memory_steps()
+        cluster = [] if args.no_cluster else cluster_runs(workdir, args.events)
 
     print()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {args.events} events")
@@ -421,6 +482,15 @@ def main() -> int:
         f"collector RSS at {args.rate}/s: steady {mb(lat['rss_steady'])}, "
         f"peak {mb(lat['rss_peak'])} (target <= 40 MB steady)"
     )
+    for shards, drain, note in cluster:
+        if drain is None:
+            print(f"collector -> file on a 3-master Redis Cluster: not run ({note})")
+            continue
+        print(f"collector -> file, acked, 3-master Redis Cluster, {shards} shard"
+              f"{'s' if shards > 1 else ''}: {drain.rate:,.0f} events/s = "
+              f"{drain.rate / file.rate:.2f}x the single instance's {file.rate:,.0f}/s; "
+              f"{drain.per_cpu_s:,.0f} events per CPU-second; peak RSS {mb(drain.peak)}"
+              f"{note}")  # fmt: skip
     print("where the memory goes (RSS of a fresh interpreter after each import):")
     previous = 0
     for label, value in steps:

@@ -106,20 +106,22 @@ EXIT_UNREACHABLE = 3
 async def _health(settings: Settings, as_json: bool) -> int:
     """Exit 0 when a collector is live, 1 when none is, 3 when Redis cannot be read."""
     import orjson
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     from collector.health import format_table, typed
     from emp_tui.health import read_collectors
     from emp_tui.redact import redact_text, redact_url
+    from emp_tui.topology import async_client_for_url
 
     try:
-        client = aioredis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+        client = async_client_for_url(
+            settings.redis_url, socket_connect_timeout=5, socket_timeout=10
+        )
         try:
             collectors = await read_collectors(client)
         finally:
             await client.aclose()
-    except (RedisError, OSError, ValueError) as exc:
+    except (RedisError, OSError, ValueError, RedisClusterException) as exc:
         message = redact_text(" ".join(str(exc).split()) or type(exc).__name__)
         print(
             f"{PROG}: cannot read health from {redact_url(settings.redis_url)}: {message}",

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from collector.files import DEFAULT_FILE_MODE
 from emp_tui.config import env_flag, redis_url_from_env, stream_from_env
 from emp_tui.redact import MASK, redact_headers, redact_url
+from emp_tui.topology import MAX_SHARDS
 
 DEFAULT_GROUP: Final = "emp-collector"
 DEFAULT_LOG_PATH: Final = "./logs/telemetry/events.log"
@@ -50,11 +51,20 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ("REDIS_URL",),
         "str",
         "",
-        "redis://, rediss:// (TLS) or unix:// URL; without it REDIS_HOST, REDIS_PORT, "
+        "redis://, rediss:// (TLS) or unix:// URL, or redis+cluster://host:port[,host:port] "
+        "for a Redis Cluster; without it REDIS_HOST, REDIS_PORT, "
         "REDIS_PASSWORD and REDIS_DB are used (default redis://localhost:6379/0)",
         secret=True,
     ),
     Setting("stream", ("EMP_EVENTS_STREAM",), "str", "emp:events", "the stream key"),
+    Setting(
+        "shards",
+        ("EMP_EVENTS_SHARDS",),
+        "int",
+        "1",
+        "the stream's shards, as the emitters are told: emp:events:{0} ... {N-1}, one "
+        "consumer group and one blocking read each",
+    ),
     Setting("group", ("EMP_COLLECTOR_GROUP",), "str", DEFAULT_GROUP, "consumer group"),
     Setting(
         "consumer",
@@ -290,6 +300,7 @@ SETTINGS_BY_KEY: Final = {s.key: s for s in SETTINGS}
 class Settings:
     redis_url: str
     stream: str
+    shards: int
     group: str
     consumer: str
     start: str
@@ -464,15 +475,15 @@ def _logs_url(base: str, *, append: bool, where: str) -> str:
     return base
 
 
-_REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 def _check_redis_url(url: str) -> None:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme.lower() not in _REDIS_SCHEMES:
         raise ConfigError(
-            f"--redis-url / REDIS_URL: {redact_url(url)!r} is not a redis://, rediss:// or "
-            "unix:// URL"
+            f"--redis-url / REDIS_URL: {redact_url(url)!r} is not a redis://, rediss://, "
+            "unix:// or redis+cluster:// URL"
         )
 
 
@@ -499,6 +510,10 @@ def load_settings(
     _check_redis_url(values["redis_url"])
     if "stream" not in given:
         values["stream"] = stream_from_env(env)
+    if not 1 <= values["shards"] <= MAX_SHARDS:
+        raise ConfigError(
+            f"--shards / EMP_EVENTS_SHARDS: {values['shards']} is not from 1 to {MAX_SHARDS}"
+        )
     if not values["consumer"]:
         values["consumer"] = socket.gethostname() or "collector"
     if values["file"] == "":

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import redis.asyncio as aioredis
-
 from emp_tui.health import KEY_PREFIX, number_field
+from emp_tui.topology import AsyncClient
 
 TTL_S: Final = 30
 COUNTERS: Final = (
@@ -29,6 +28,32 @@ COUNTERS: Final = (
     "malformed",
     "duplicates",
 )
+
+
+@dataclass
+class ShardHealth:
+    """One shard's reading (a lane of the collector): published as ``shard.<n>.<field>``."""
+
+    key: str
+    state: str = "running"
+    read: int = 0
+    last_read_id: str = ""
+    pending: int = 0
+    lag: int | None = None
+    reconnects: int = 0
+    """Times its reads lost Redis (its node failed, its slot moved, Redis went away)."""
+
+    def fields(self, index: int) -> dict[str, str]:
+        prefix = f"shard.{index}."
+        return {
+            prefix + "key": self.key,
+            prefix + "state": self.state,
+            prefix + "read": str(self.read),
+            prefix + "last_read_id": self.last_read_id,
+            prefix + "pending": str(self.pending),
+            prefix + "lag": "" if self.lag is None else str(self.lag),
+            prefix + "reconnects": str(self.reconnects),
+        }
 
 
 @dataclass
@@ -53,6 +78,8 @@ class Health:
     duplicates: int = 0  # copies of an event already delivered (one eventId), acked unsent
     pending: int = 0
     lag: int | None = None
+    shards: list[ShardHealth] = field(default_factory=list)
+    """Each shard's, when the stream has more than one (the totals above are their sums)."""
 
     def fields(self) -> dict[str, str]:
         out = {
@@ -72,6 +99,10 @@ class Health:
         }
         for name in COUNTERS:
             out[name] = str(getattr(self, name))
+        if len(self.shards) > 1:
+            out["shards"] = str(len(self.shards))
+            for index, shard in enumerate(self.shards):
+                out.update(shard.fields(index))
         return out
 
 
@@ -87,15 +118,16 @@ def rss_bytes() -> int:
         return peak if os.uname().sysname == "Darwin" else peak * 1024
 
 
-async def publish(client: aioredis.Redis, health: Health, ttl: int = TTL_S) -> None:
+async def publish(client: AsyncClient, health: Health, ttl: int = TTL_S) -> None:
     key = KEY_PREFIX + health.consumer
     async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(key)  # fields of shards no longer read go with it
         pipe.hset(key, mapping=health.fields())  # type: ignore[arg-type]
         pipe.expire(key, ttl)
         await pipe.execute()
 
 
-async def remove(client: aioredis.Redis, consumer: str) -> None:
+async def remove(client: AsyncClient, consumer: str) -> None:
     await client.delete(KEY_PREFIX + consumer)
 
 
@@ -142,4 +174,13 @@ def format_table(collectors: list[dict[str, str]], now_ms: int | None = None) ->
             f"lag={h.get('lag', '') or '?'}"
         )
         lines.append("  " + "  ".join(f"{name}={h.get(name, '?')}" for name in COUNTERS))
+        for index in range(int(h["shards"]) if h.get("shards", "").isdigit() else 0):
+            shard = {k.removeprefix(f"shard.{index}."): v for k, v in h.items()
+                     if k.startswith(f"shard.{index}.")}  # fmt: skip
+            lines.append(
+                f"  shard {shard.get('key', index)}: state={shard.get('state', '?')} "
+                f"read={shard.get('read', '?')} pending={shard.get('pending', '?')} "
+                f"lag={shard.get('lag', '') or '?'} "
+                f"last_read_id={shard.get('last_read_id', '') or '-'}"
+            )
     return "\n".join(lines)

@@ -6,6 +6,14 @@ Redis going away, and stops cleanly.
 
 Delivery is at least once: a crash between writing and acking writes a batch again, with the
 same stream IDs.
+
+A sharded stream (``EMP_EVENTS_SHARDS=N``: ``emp:events:{0}`` ... ``{N-1}``) is read in N
+*lanes*, one per shard: each has its own client (so its blocking XREADGROUP holds a
+connection of its own, on the node that holds that shard in a cluster), its own reader with
+the consumer group on that shard, its own acks, its own reconnecting and its own health (the
+``shard.<n>.*`` fields of the health hash). They share the exporters: one slow shard does
+not hold the others back, and a node that fails stalls only the lanes of the shards it held
+until its replica takes over.
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ import sys
 import threading
 from typing import Final
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,16 +38,48 @@ from collector.batch import Batch, Content, Decoder, Entry
 from collector.config import Settings
 from collector.exporters import Exporter
 from collector.exporters.file import FileExporter, FileWriter
-from collector.health import Health
+from collector.health import Health, ShardHealth
 from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
+from emp_tui.topology import AsyncClient, async_client_for_url, shard_keys, transient_errors
 
 log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 6.0  # the exporters' share of the 10 s a stop may take
 STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    *transient_errors(),  # a cluster's node failed over: CLUSTERDOWN, TRYAGAIN, READONLY...
+)
+
+
+class Lane:
+    """The reading of one shard: its client, reader, acks and health."""
+
+    def __init__(self, collector: Collector, index: int, key: str) -> None:
+        settings = collector.settings
+        self.index = index
+        self.key = key
+        self.client = _client(settings)
+        self.reader = StreamReader(self.client, settings, collector.health, stream=key)
+        self.acks = Acks(self.reader)
+        self.reader.held = self.acks.holds
+        self.health = ShardHealth(key)
+
+    def on_done(self, batch: Batch) -> None:
+        self.acks.done(batch.ids)
+
+
+def _client(settings: Settings) -> AsyncClient:
+    return async_client_for_url(
+        settings.redis_url,
+        socket_timeout=settings.block_ms / 1000 + 10,
+        socket_connect_timeout=5,
+    )
 
 
 class Collector:
@@ -52,15 +91,13 @@ class Collector:
             stream=settings.stream,
             sinks=settings.sinks,
         )
-        self.client = aioredis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.block_ms / 1000 + 10,
-            socket_connect_timeout=5,
-        )
-        self.reader = StreamReader(self.client, settings, self.health)
-        self.acks = Acks(self.reader)
+        self.client = _client(settings)  # health; each lane reads on a client of its own
+        self.lanes = [
+            Lane(self, index, key)
+            for index, key in enumerate(shard_keys(settings.stream, settings.shards))
+        ]
+        self.health.shards = [lane.health for lane in self.lanes]
         self._seen = SeenEvents()  # the eventIds delivered lately, to collapse resends
-        self.reader.held = self.acks.holds
         self.decoder = Decoder(self.health)
         self._stop = asyncio.Event()
         self.exporters: list[Exporter] = []
@@ -122,7 +159,7 @@ class Collector:
         log.info(
             "collector %s reading %s (group %s) from %s into %s",
             s.consumer,
-            s.stream,
+            s.stream if s.shards == 1 else f"{s.stream} ({s.shards} shards)",
             s.group,
             redact_url(s.redis_url),
             ", ".join(
@@ -139,7 +176,7 @@ class Collector:
                 return 1
         health_task = asyncio.create_task(self._health_loop(), name="health")
         try:
-            await self._read_loop()
+            await asyncio.gather(*(self._read_loop(lane) for lane in self.lanes))
         finally:
             code = await self._shutdown(health_task)
         return code
@@ -162,56 +199,68 @@ class Collector:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, lane: Lane) -> None:
         group_ready = False
         failures = 0
+        where = "" if len(self.lanes) == 1 else f" ({lane.key})"
         while not self._stop.is_set():
             try:
                 if not group_ready:
-                    await self.reader.ensure_group()
+                    await lane.reader.ensure_group()
                     group_ready = True
-                self.acks.check()
-                read = await self.reader.next_batch(block=not self._stop.is_set())
-                await self._deliver(read)
+                lane.acks.check()
+                read = await lane.reader.next_batch(block=not self._stop.is_set())
+                await self._deliver(lane, read)
                 if failures:
-                    log.info("Redis is back; reading again")
+                    log.info("Redis is back%s; reading again", where)
                     failures = 0
-                    self.health.state = "running"
+                    self._lane_state(lane, "running")
+            except _CONNECTION_ERRORS as exc:
+                failures += 1
+                self._lane_state(lane, "reconnecting")
+                lane.reader.reread_pending()
+                wait = random.uniform(0.5, 1.0) * min(5.0, 0.1 * 2**failures)
+                if failures == 1:
+                    log.warning("Redis unreachable%s (%s); reconnecting", where, _one_line(exc))
+                else:
+                    log.debug("still unreachable (%s); next try in %.1f s", _one_line(exc), wait)
+                await self._pause(wait)
             except ResponseError as exc:
                 failures += 1
                 if "NOGROUP" in str(exc) or "no such key" in str(exc):
                     log.warning("the stream or the group is gone (%s); creating it again", exc)
                     group_ready = False
                     continue
-                log.error("Redis refused a read: %s", exc)
+                log.error("Redis refused a read%s: %s", where, exc)
                 await self._pause(min(30.0, 0.5 * 2**failures))
-            except _CONNECTION_ERRORS as exc:
-                failures += 1
-                self.health.state = "reconnecting"
-                self.reader.reread_pending()
-                wait = random.uniform(0.5, 1.0) * min(5.0, 0.1 * 2**failures)
-                if failures == 1:
-                    log.warning("Redis unreachable (%s); reconnecting", _one_line(exc))
-                else:
-                    log.debug("still unreachable (%s); next try in %.1f s", _one_line(exc), wait)
-                await self._pause(wait)
 
-    async def _deliver(self, read: ReadBatch) -> None:
+    def _lane_state(self, lane: Lane, state: str) -> None:
+        """One lane's state; the collector's is ``reconnecting`` while any lane is."""
+        if state == "reconnecting" and lane.health.state != state:
+            lane.health.reconnects += 1
+        lane.health.state = state
+        if self.health.state in ("running", "reconnecting"):
+            reconnecting = any(other.health.state == "reconnecting" for other in self.lanes)
+            self.health.state = "reconnecting" if reconnecting else "running"
+
+    async def _deliver(self, lane: Lane, read: ReadBatch) -> None:
         if read.gone:
-            self.acks.done(read.gone)  # nothing left to deliver: ack them
+            lane.acks.done(read.gone)  # nothing left to deliver: ack them
         if read.entries:
-            await self._offer(read.entries)
+            await self._offer(lane, read.entries)
 
-    async def _offer(self, entries: list[Entry]) -> None:
-        entries = self._collapse_copies(entries)
+    async def _offer(self, lane: Lane, entries: list[Entry]) -> None:
+        entries = self._collapse_copies(lane, entries)
         if not entries:
             return
         ids = [entry[0].decode() for entry in entries]
         health = self.health
         health.read += len(ids)
         health.last_read_id = ids[-1]
-        batch = Batch(Content(ids, entries, self.decoder), self._on_done)
-        self.acks.started(ids)
+        lane.health.read += len(ids)
+        lane.health.last_read_id = ids[-1]
+        batch = Batch(Content(ids, entries, self.decoder), lane.on_done)
+        lane.acks.started(ids)
         taken = True
         for exporter in self.exporters:
             taken = await exporter.offer(batch) and taken
@@ -221,7 +270,7 @@ class Collector:
         # Else the collector stopped before an exporter had room: never released, the
         # entries stay pending and are read again at the next start.
 
-    def _collapse_copies(self, entries: list[Entry]) -> list[Entry]:
+    def _collapse_copies(self, lane: Lane, entries: list[Entry]) -> list[Entry]:
         """``entries`` without the copies of events delivered already: an emitter that resent
         a batch after a timeout that left it unsure whether Redis had taken it wrote those
         events twice, under other stream IDs but with the same ``eventId``. The copies are
@@ -237,11 +286,8 @@ class Collector:
                 kept.append(entry)
         if copies:
             self.health.duplicates += len(copies)
-            self.acks.done(copies)
+            lane.acks.done(copies)
         return kept
-
-    def _on_done(self, batch: Batch) -> None:
-        self.acks.done(batch.ids)
 
     # -- health --------------------------------------------------------------------------
 
@@ -260,10 +306,16 @@ class Collector:
             await self._pause(self.settings.health_interval)
 
     async def _publish(self, ttl: int) -> None:
-        try:
-            self.health.pending, self.health.lag = await self.reader.group_stats()
-        except ResponseError as exc:
-            log.debug("group stats unavailable (%s); publishing the rest", exc)
+        for lane in self.lanes:
+            try:
+                lane.health.pending, lane.health.lag = await lane.reader.group_stats()
+            except ResponseError as exc:
+                log.debug("group stats unavailable (%s); publishing the rest", exc)
+            except _CONNECTION_ERRORS as exc:  # its node is away: the other shards' still
+                log.debug("group stats of %s unavailable (%s)", lane.key, _one_line(exc))
+        lags = [lane.health.lag for lane in self.lanes]
+        self.health.pending = sum(lane.health.pending for lane in self.lanes)
+        self.health.lag = None if None in lags else sum(lag or 0 for lag in lags)
         await health_mod.publish(self.client, self.health, ttl)
 
     # -- shutdown ------------------------------------------------------------------------
@@ -271,14 +323,16 @@ class Collector:
     async def _shutdown(self, health_task: asyncio.Task[None]) -> int:
         loop = asyncio.get_running_loop()
         self.health.state = "stopping"
-        try:
-            # Entries read ahead are delivered too (else they wait, pending, for the next start).
-            entries = await self.reader.take_prefetched(2.0)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("read-ahead lost at shutdown (%s); those entries stay pending", exc)
-        else:
-            if entries and self._fatal is None:
-                await self._offer(entries)
+        for lane in self.lanes:
+            try:
+                # Entries read ahead are delivered too (else they wait, pending, for the
+                # next start).
+                entries = await lane.reader.take_prefetched(2.0)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("read-ahead lost at shutdown (%s); those entries stay pending", exc)
+            else:
+                if entries and self._fatal is None:
+                    await self._offer(lane, entries)
         deadline = loop.time() + SHUTDOWN_BUDGET_S
         await asyncio.gather(*(exporter.close(deadline) for exporter in self.exporters))
         # The health loop ends on its own after its current write (cancelling a Redis
@@ -287,14 +341,15 @@ class Collector:
         if not done:
             health_task.cancel()
         await asyncio.gather(health_task, return_exceptions=True)
-        try:
-            await self.acks.settle(1.5)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning(
-                "could not ack %d delivered entries (%s); they will be delivered again",
-                self.acks.waiting,
-                _one_line(exc) or "timeout",
-            )
+        for lane in self.lanes:
+            try:
+                await lane.acks.settle(1.5)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "could not ack %d delivered entries (%s); they will be delivered again",
+                    lane.acks.waiting,
+                    _one_line(exc) or "timeout",
+                )
         # Best effort: when Redis is away, the hash expires on its own.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(health_mod.remove(self.client, self.settings.consumer), 1.0)
@@ -316,10 +371,11 @@ class Collector:
         return 1 if self._fatal else 0
 
     async def _close_client(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.aclose(), 2.0)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("closing the Redis client: %s", exc)
+        for client in (self.client, *(lane.client for lane in self.lanes)):
+            try:
+                await asyncio.wait_for(client.aclose(), 2.0)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("closing the Redis client: %s", exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from collector.batch import Entry
 from collector.config import Settings
 from collector.health import Health
 from emp_tui.stream_ids import parse_id
+from emp_tui.topology import AsyncClient, is_cluster_url
 
 log = logging.getLogger("collector.reader")
 
@@ -57,6 +57,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def group_key(stream: str, group: str, cluster: bool) -> str:
+    """The hash that remembers the group's trim shortfall on ``stream``. It is read in one
+    MULTI with the stream, so on a cluster it must be in the stream's hash slot: a stream
+    key without a hash tag is made the tag (``emp:collector-group:{emp:events}:<group>``);
+    a shard's key has its own (``emp:events:{0}``), which the hash shares as its first."""
+    if cluster and "{" not in stream:
+        return f"{GROUP_KEY_PREFIX}{{{stream}}}:{group}"
+    return f"{GROUP_KEY_PREFIX}{stream}:{group}"
+
+
 def _never(_entry_id: str) -> bool:
     return False
 
@@ -64,19 +74,23 @@ def _never(_entry_id: str) -> bool:
 class StreamReader:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         settings: Settings,
         health: Health,
         held: Callable[[str], bool] = _never,
+        *,
+        stream: str | None = None,
     ) -> None:
+        """Reads ``stream`` (one shard of the stream; the stream itself by default)."""
         self.client = client
-        self.stream = settings.stream
+        self.stream = settings.stream if stream is None else stream
         self.group = settings.group
         self.consumer = settings.consumer
         self.start = settings.start
         self.health = health
         self.held = held
-        self.group_key = f"{GROUP_KEY_PREFIX}{settings.stream}:{settings.group}"
+        self.cluster = is_cluster_url(settings.redis_url)
+        self.group_key = group_key(self.stream, settings.group, self.cluster)
         self.read_count = settings.read_count
         self.block_ms = settings.block_ms
         self.claim_idle_ms = settings.claim_idle_ms
@@ -215,7 +229,12 @@ class StreamReader:
 
     async def read_new(self, count: int, block_ms: int) -> list[Entry]:
         """New entries, noticing a trimmed gap before them; blocks when there are none."""
-        async with self.client.pipeline(transaction=True) as pipe:
+        # One MULTI, so that the counters are those the read starts from. Not on a cluster:
+        # redis-py's asyncio cluster client runs a transaction's commands whose keys it must
+        # ask the server for (XREADGROUP's) on another event loop, which fails; there the
+        # four go in one pipeline, in order on one connection, and a trim by another client
+        # between them can make this read's count of trimmed entries short.
+        async with self.client.pipeline(transaction=not self.cluster) as pipe:
             pipe.xinfo_stream(self.stream)
             pipe.xinfo_groups(self.stream)
             pipe.hget(self.group_key, "offset")

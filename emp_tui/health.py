@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import redis
-import redis.asyncio as aioredis
 
 from emp_tui.events import CIRCUIT_EVENT_TYPE, DROPPED_EVENT_TYPE
-from emp_tui.stream_ids import parse_id, stream_id_ms
-from emp_tui.topology import trim_policy_key
+from emp_tui.stream_ids import order_key, parse_id, stream_id_ms
+from emp_tui.topology import AsyncClient, SyncClient, shard_keys, trim_policy_key
 
 if TYPE_CHECKING:
     from emp_tui.events import TelemetryEvent
@@ -49,7 +48,7 @@ def _sorted(found: list[dict[str, str]]) -> list[dict[str, str]]:
     return found
 
 
-async def read_collectors(client: aioredis.Redis) -> list[dict[str, str]]:
+async def read_collectors(client: AsyncClient) -> list[dict[str, str]]:
     """Every live collector's health hash, sorted by consumer name."""
     found: list[dict[str, str]] = []
     async for key in client.scan_iter(match=PATTERN, count=100, _type="hash"):
@@ -59,7 +58,7 @@ async def read_collectors(client: aioredis.Redis) -> list[dict[str, str]]:
     return _sorted(found)
 
 
-def read_collectors_sync(client: redis.Redis) -> list[dict[str, str]]:
+def read_collectors_sync(client: SyncClient) -> list[dict[str, str]]:
     """:func:`read_collectors` for synchronous callers (the CLI)."""
     found: list[dict[str, str]] = []
     for key in client.scan_iter(match=PATTERN, count=100, _type="hash"):
@@ -119,7 +118,7 @@ class TrimPolicy:
         }
 
 
-def read_trim_policy(client: redis.Redis, stream: str) -> TrimPolicy | None:
+def read_trim_policy(client: SyncClient, stream: str) -> TrimPolicy | None:
     """The trim policy emitters recorded for ``stream``; None when none did (emitters older
     than this one, or none that wrote in the last hour). Raises redis errors."""
     raw: dict[Any, Any] = client.hgetall(trim_policy_key(stream))
@@ -140,9 +139,41 @@ def read_trim_policy(client: redis.Redis, stream: str) -> TrimPolicy | None:
     )
 
 
+NOT_AVAILABLE: Final = "not available on this server"
+"""Said of what a server does not offer (Redis before 7, a managed Redis that refuses a
+command), instead of failing."""
+
+
+@dataclass
+class ShardState:
+    """One key of a sharded stream (``emp:events:{n}``): what it holds and who reads it."""
+
+    key: str
+    length: int
+    first_id: str | None
+    last_id: str | None
+    recent: int
+    """Its events in the last :data:`RECENT_MS` (or since its oldest)."""
+    groups: list[GroupState]
+    entries_added: int | None = None
+    """Entries ever added (Redis 7: XINFO STREAM ``entries-added``), None where not said."""
+    memory_bytes: int | None = None
+
+    def events_per_minute(self, window_ms: int) -> float:
+        """Its rate over ``window_ms`` (the stream's: the shards' rates add up to its)."""
+        return self.recent / (window_ms / 60_000)
+
+    @property
+    def lag(self) -> int | None:
+        """Entries its groups have yet to be given (summed over groups; None: unknown)."""
+        lags = [group.lag for group in self.groups]
+        return None if not lags or None in lags else sum(lag or 0 for lag in lags)
+
+
 @dataclass
 class StreamState:
-    """What the stream holds and who reads it, at ``now_ms``."""
+    """What the stream holds and who reads it, at ``now_ms``: over every shard of a sharded
+    stream (lengths, rates and lags summed), each shard's in ``shards``."""
 
     stream: str
     now_ms: int
@@ -156,8 +187,11 @@ class StreamState:
     collectors: list[dict[str, str]]
     trim: TrimPolicy | None = None
     """How the emitters trim it, when they recorded it."""
+    shards: list[ShardState] = field(default_factory=list)
     entries_added: int | None = None
     """Every entry ever added to it (XINFO STREAM ``entries-added``, Redis 7; None before)."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """What this server does not offer, each with what it means here (see NOT_AVAILABLE)."""
 
     @property
     def trimmed(self) -> int | None:
@@ -208,8 +242,13 @@ class StreamState:
         return {service: count / minutes for service, count in self.recent_by_service.items()}
 
     def covers_ms(self, maxlen: int) -> float | None:
-        """How much time ``maxlen`` entries hold at the recent rate (None: no recent events)."""
-        rate = self.events_per_minute
+        """How much time ``maxlen`` entries hold at the recent rate (None: no recent events);
+        of a sharded stream, each shard trimmed to ``maxlen``, the time its busiest shard
+        holds (from then on, events go)."""
+        if self.shards:
+            rate = max(shard.events_per_minute(self.rate_window_ms) for shard in self.shards)
+        else:
+            rate = self.events_per_minute
         return maxlen / rate * 60_000 if rate else None
 
 
@@ -220,29 +259,146 @@ def rate_window(now_ms: int, first_ms: int | None) -> int:
     return max(1, now_ms - start)
 
 
-def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamState | None:
+def _refused(exc: redis.ResponseError) -> bool:
+    """A command this server does not have or does not allow (not a wrong key)."""
+    text = str(exc).lower()
+    return any(word in text for word in ("unknown", "noperm", "not allowed", "disabled"))
+
+
+def read_stream_state(
+    client: SyncClient, stream: str, now_ms: int, shards: int = 1
+) -> StreamState | None:
     """The stream's length, ends, recent rates per service, consumer groups (with their lag),
-    memory, live collectors and the trim policy in force; None when the stream does not exist.
-    Raises redis errors."""
+    memory, live collectors and the trim policy in force, over its ``shards`` (each read on
+    its own, each one's state in ``shards``); None when the stream does not exist. What the
+    server does not offer (Redis 6.2: ``entries-added``, a group's ``lag``; a managed Redis
+    refusing XINFO, MEMORY USAGE or SCAN) is left out and named in ``unavailable``. Raises
+    redis errors."""
+    unavailable: dict[str, str] = {}
+    by_service: dict[str, int] = {}
+    parts = [
+        part
+        for key in shard_keys(stream, shards)
+        if (part := _read_shard(client, key, now_ms, by_service, unavailable)) is not None
+    ]
+    if not parts:
+        return None
+    try:
+        collectors = read_collectors_sync(client)
+    except redis.ResponseError as exc:
+        if not _refused(exc):
+            raise
+        collectors = []
+        unavailable["collectors"] = f"{NOT_AVAILABLE}: SCAN refused ({exc})"
+    try:
+        trim = read_trim_policy(client, stream)
+    except redis.ResponseError as exc:
+        if not _refused(exc):
+            raise
+        trim = None
+        unavailable["trim policy"] = f"{NOT_AVAILABLE} ({exc})"
+    firsts = [part.first_id for part in parts if part.first_id is not None]
+    lasts = [part.last_id for part in parts if part.last_id is not None]
+    memories = [part.memory_bytes for part in parts]
+    added = [part.entries_added for part in parts]
+    return StreamState(
+        stream=stream,
+        now_ms=now_ms,
+        length=sum(part.length for part in parts),
+        first_id=min(firsts, key=lambda i: order_key(i, 0)) if firsts else None,
+        last_id=max(lasts, key=lambda i: order_key(i, 0)) if lasts else None,
+        recent_by_service=by_service,
+        groups=_combined_groups(parts),
+        memory_bytes=None if None in memories else sum(m or 0 for m in memories),
+        collectors=collectors,
+        trim=trim,
+        shards=parts if shards > 1 else [],
+        entries_added=None if None in added else sum(a or 0 for a in added),
+        unavailable=unavailable,
+    )
+
+
+def _combined_groups(parts: list[ShardState]) -> list[GroupState]:
+    """Each group over the shards: consumers the most of any shard, pending and lag summed
+    (lag unknown when one shard's is), the oldest last-delivered ID."""
+    if len(parts) == 1:
+        return parts[0].groups
+    by_name: dict[str, list[GroupState]] = {}
+    for part in parts:
+        for group in part.groups:
+            by_name.setdefault(group.name, []).append(group)
+    out = []
+    for name, groups in by_name.items():
+        lags = [g.lag for g in groups]
+        out.append(
+            GroupState(
+                name=name,
+                consumers=max(g.consumers for g in groups),
+                pending=sum(g.pending for g in groups),
+                lag=None if None in lags or len(groups) < len(parts) else sum(lags),  # type: ignore[arg-type]
+                last_delivered_id=min(
+                    (g.last_delivered_id for g in groups), key=lambda i: order_key(i, 0)
+                ),
+            )
+        )
+    return out
+
+
+def _read_shard(
+    client: SyncClient,
+    key: str,
+    now_ms: int,
+    by_service: dict[str, int],
+    unavailable: dict[str, str],
+) -> ShardState | None:
+    """One key's state (None when it does not exist); its recent events counted into
+    ``by_service``; what the server does not offer named in ``unavailable``."""
     from emp_tui.events import decode
 
-    if not client.exists(stream):
+    if not client.exists(key):
         return None
-    info: Any = client.xinfo_stream(stream)
+    info: Any
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError as exc:
+        if not _refused(exc):
+            raise
+        unavailable["XINFO STREAM"] = f"{NOT_AVAILABLE} ({exc}): ends read with XRANGE"
+        first: Any = client.xrange(key, count=1)
+        last: Any = client.xrevrange(key, count=1)
+        info = {
+            "length": client.xlen(key),
+            "first-entry": first[0] if first else None,
+            "last-entry": last[0] if last else None,
+        }
     first_entry, last_entry = info.get("first-entry"), info.get("last-entry")
-    recent: Any = client.xrange(stream, f"{now_ms - RECENT_MS}-0", "+")
-    by_service: dict[str, int] = {}
+    added = info.get("entries-added")
+    if added is None:
+        unavailable["entries-added"] = (
+            f"{NOT_AVAILABLE} (Redis before 7): how many entries were trimmed is unknown"
+        )
+    recent: Any = client.xrange(key, f"{max(now_ms - RECENT_MS, 0)}-0", "+")
     for entry_id, fields in recent:
         service = decode(entry_id, fields or {}).service
         by_service[service] = by_service.get(service, 0) + 1
     groups: list[GroupState] = []
-    raw_groups: Any = client.xinfo_groups(stream)
+    raw_groups: Any
+    try:
+        raw_groups = client.xinfo_groups(key)
+    except redis.ResponseError as exc:
+        if not _refused(exc):
+            raise
+        unavailable["XINFO GROUPS"] = f"{NOT_AVAILABLE} ({exc}): consumer groups unknown"
+        raw_groups = []
     for group in raw_groups:
         last_delivered = _text(group.get("last-delivered-id"))
         lag = group.get("lag")
         if "lag" not in group:
             # Redis before 7 does not say: count what the group has not been given yet.
-            undelivered: Any = client.xrange(stream, "(" + last_delivered, "+")
+            unavailable.setdefault(
+                "group lag", f"{NOT_AVAILABLE} (Redis before 7): counted here entry by entry"
+            )
+            undelivered: Any = client.xrange(key, "(" + last_delivered, "+")
             lag = len(undelivered)
         groups.append(
             GroupState(
@@ -258,21 +414,19 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
         )
     added = info.get("entries-added")
     try:
-        memory = client.memory_usage(stream, samples=0)
-    except redis.ResponseError:  # MEMORY USAGE refused (a managed Redis may not allow it)
+        memory = client.memory_usage(key, samples=0)
+    except redis.ResponseError as exc:  # MEMORY USAGE refused (a managed Redis may not allow it)
+        unavailable["MEMORY USAGE"] = f"{NOT_AVAILABLE} ({exc})"
         memory = None
-    return StreamState(
-        stream=stream,
-        now_ms=now_ms,
+    return ShardState(
+        key=key,
         length=int(info.get("length", 0)),
         first_id=_text(first_entry[0]) if first_entry else None,
         last_id=_text(last_entry[0]) if last_entry else None,
-        recent_by_service=by_service,
+        recent=len(recent),
         groups=groups,
-        memory_bytes=None if memory is None else int(memory),
-        collectors=read_collectors_sync(client),
-        trim=read_trim_policy(client, stream),
         entries_added=None if added is None else int(added),
+        memory_bytes=None if memory is None else int(memory),
     )
 
 

@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from emp_tui.events import SeenEvents, TelemetryEvent, decode
 from emp_tui.query import Query, parse_query, quote_value
@@ -46,9 +46,7 @@ from emp_tui.sources import (
     read_range,
 )
 from emp_tui.stream_ids import order_key, parse_id, range_bounds, stream_id_ms
-
-if TYPE_CHECKING:
-    import redis
+from emp_tui.topology import SyncClient, shard_keys
 
 __all__ = [
     "FIRST_PAGE",
@@ -243,10 +241,35 @@ def _text(value: Any) -> str | None:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-def stream_span(client: redis.Redis, stream: str) -> Span:
-    """What the stream holds (XINFO STREAM). A stream that does not exist holds nothing.
-    Raises SourceError."""
+def stream_span(client: SyncClient, stream: str, shards: int = 1) -> Span:
+    """What the stream holds (XINFO STREAM), over every shard with ``shards`` > 1 (their
+    counts summed, the oldest first and the newest last). A stream that does not exist holds
+    nothing. Raises SourceError."""
+    keys = shard_keys(stream, shards)
+    if len(keys) == 1:
+        return _key_span(client, keys[0])
+    spans = [_key_span(client, key) for key in keys]
+    held = [span for span in spans if span.first_id is not None]
+    if not held:
+        return Span("stream", sum(span.count or 0 for span in spans), None, None)
+    first = min(held, key=lambda span: order_key(span.first_id, 0))
+    last = max(held, key=lambda span: order_key(span.last_id, 0))
+    trims = [span.trimmed for span in spans]
+    return Span(
+        "stream",
+        sum(span.count or 0 for span in spans),
+        first.first_ms,
+        last.last_ms,
+        first.first_id,
+        last.last_id,
+        trimmed=None if None in trims else any(trims),
+        newest_ms=max((s.newest_ms for s in held if s.newest_ms is not None), default=None),
+    )
+
+
+def _key_span(client: SyncClient, stream: str) -> Span:
     import redis
+    from redis.exceptions import RedisClusterException
 
     try:
         info: Any = client.xinfo_stream(stream)
@@ -254,7 +277,7 @@ def stream_span(client: redis.Redis, stream: str) -> Span:
         if "no such key" in str(exc).lower():
             return Span("stream", 0, None, None)
         raise SourceError(f"cannot inspect stream {stream!r}: {exc}") from None
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, OSError, RedisClusterException) as exc:
         raise SourceError(f"lost Redis while inspecting {stream!r}: {exc}") from None
     first, last = info.get("first-entry"), info.get("last-entry")
     first_id = _text(first[0]) if first else None
@@ -274,17 +297,17 @@ def stream_span(client: redis.Redis, stream: str) -> Span:
     )
 
 
-def probe_stream(url: str, stream: str) -> Span:
+def probe_stream(url: str, stream: str, shards: int = 1) -> Span:
     """What the stream at ``url`` holds, on a connection of its own. Raises SourceError."""
     client = connect(url)
     try:
-        return stream_span(client, stream)
+        return stream_span(client, stream, shards)
     finally:
         client.close()
 
 
 def read_stream_back(
-    client: redis.Redis,
+    client: SyncClient,
     stream: str,
     since_ms: int | None = None,
     until_ms: int | None = None,
@@ -293,14 +316,16 @@ def read_stream_back(
     limit: int | None = None,
     first_page: int = FIRST_PAGE,
     page: int = PAGE,
+    shards: int = 1,
 ) -> Iterator[list[TelemetryEvent]]:
     """The stream's entries from ``until_ms`` (or its newest) back to ``since_ms`` (or its
-    oldest), newest first, a page at a time. Raises SourceError."""
+    oldest), newest first, a page at a time (the shards merged with ``shards`` > 1). Raises
+    SourceError."""
     stats = stats if stats is not None else ReadStats()
     start, end = TimeRange(since_ms, until_ms).stream_bounds()
     batch: list[TelemetryEvent] = []
     size = first_page
-    for event in read_range(client, stream, start, end, reverse=True, page=page):
+    for event in read_range(client, stream, start, end, reverse=True, page=page, shards=shards):
         if limit is not None and stats.read >= limit:
             stats.cut = True
             break
@@ -584,12 +609,24 @@ def job_query(job_id: str) -> Query:
 
 
 def read_stream_job(
-    client: redis.Redis, stream: str, job_id: str, *, page: int = PAGE
+    client: SyncClient, stream: str, job_id: str, *, page: int = PAGE, shards: int = 1
 ) -> list[TelemetryEvent]:
-    """``job_id``'s events in the stream, oldest first: a scan of the whole stream in which an
+    """``job_id``'s events in the stream, oldest first: a scan of the whole stream (of every
+    shard with ``shards`` > 1: an emitter puts a job on one, but a reader does not assume it,
+    since an emitter in another language or with another shard count may not) in which an
     entry none of whose values holds the job ID's bytes is passed over undecoded (the query's
     own pre-filter, as for files). Raises SourceError."""
+    keys = shard_keys(stream, shards)
+    if len(keys) == 1:
+        return _read_key_job(client, keys[0], job_id, page)
+    found = [event for key in keys for event in _read_key_job(client, key, job_id, page)]
+    found.sort(key=lambda event: order_key(event.id, event.timestamp))
+    return found
+
+
+def _read_key_job(client: SyncClient, stream: str, job_id: str, page: int) -> list[TelemetryEvent]:
     import redis
+    from redis.exceptions import RedisClusterException
 
     query = job_query(job_id)
     literals = query.required_literals()
@@ -603,7 +640,7 @@ def read_stream_job(
             entries: Any = client.xrange(stream, start, "+", count=page)
         except redis.ResponseError as exc:
             raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, RedisClusterException) as exc:
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
             if needles and not _holds(fields, needles, texts):
@@ -652,10 +689,11 @@ class JobHistory:
 def read_job(
     job_id: str,
     *,
-    client: redis.Redis | None = None,
+    client: SyncClient | None = None,
     stream: str | None = None,
     paths: Sequence[Path] = (),
     holdings: Holdings | None = None,
+    shards: int = 1,
 ) -> JobHistory:
     """All of ``job_id``'s events from the stream (a range scan matching the job) and the
     files (lines without the job ID are skipped undecoded), merged, each stream ID once.
@@ -670,8 +708,8 @@ def read_job(
     if client is not None and stream is not None:
         try:
             if holdings is None:
-                stream_held = stream_span(client, stream)
-            found.append(read_stream_job(client, stream, job_id))
+                stream_held = stream_span(client, stream, shards)
+            found.append(read_stream_job(client, stream, job_id, shards=shards))
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))

@@ -63,7 +63,7 @@ from emp_tui.analysis import job_type as type_of_job
 from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent
 from emp_tui.query import quote_value
-from emp_tui.stream_ids import stream_id_ms
+from emp_tui.stream_ids import order_key, stream_id_ms
 
 __all__ = [
     "KINDS",
@@ -326,6 +326,50 @@ class StreamState:
                 )
                 for group in groups
             ),
+        )
+
+    @classmethod
+    def combined(cls, key: str, shards: Sequence[StreamState]) -> StreamState:
+        """The shards of a sharded stream as one: lengths and lags summed, each trimmed to
+        its MAXLEN (so the whole holds their sum), the oldest first entry, the newest last,
+        a group's last delivered ID its oldest over the shards (where it is furthest
+        behind)."""
+        if len(shards) == 1:
+            return shards[0]
+
+        def id_order(entry_id: str | None) -> tuple[int, int]:
+            return order_key(entry_id, 0)
+
+        firsts = [s.first_id for s in shards if s.first_id is not None]
+        lasts = [s.last_id for s in shards if s.last_id is not None]
+        by_name: dict[str, list[GroupState]] = {}
+        for shard in shards:
+            for group in shard.groups:
+                by_name.setdefault(group.name, []).append(group)
+
+        def total(values: list[int | None]) -> int | None:
+            return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+        groups = []
+        for name, parts in by_name.items():
+            delivered = [g.last_delivered_id for g in parts if g.last_delivered_id is not None]
+            consumers = [g.consumers for g in parts if g.consumers is not None]
+            groups.append(
+                GroupState(
+                    name=name,
+                    last_delivered_id=min(delivered, key=id_order) if delivered else None,
+                    lag=total([g.lag for g in parts]) if len(parts) == len(shards) else None,
+                    pending=total([g.pending for g in parts]),
+                    consumers=max(consumers) if consumers else None,
+                )
+            )
+        return cls(
+            key=key,
+            length=sum(s.length for s in shards),
+            maxlen=sum(s.maxlen for s in shards),
+            first_id=min(firsts, key=id_order) if firsts else None,
+            last_id=max(lasts, key=id_order) if lasts else None,
+            groups=tuple(groups),
         )
 
 

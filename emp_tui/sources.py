@@ -40,23 +40,30 @@ object is counted in :class:`FileStats`, reported (``stats.problems``) and skipp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
+import heapq
 import io
 import mmap
 import re
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 from emp_tui.events import SeenEvents, TelemetryEvent, decode
 from emp_tui.query import Query
-from emp_tui.stream_ids import next_id, order_key, previous_id
-
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
+from emp_tui.stream_ids import next_id, order_key, parse_id, previous_id, stream_id_ms
+from emp_tui.topology import (
+    AsyncClient,
+    SyncClient,
+    async_client_for_url,
+    client_for_url,
+    shard_keys,
+    transient_errors,
+)
 
 __all__ = [
     "BadRedisUrl",
@@ -99,20 +106,21 @@ class BadRedisUrl(SourceError):
 # -- Redis, synchronous -------------------------------------------------------------------
 
 
-def connect(url: str, *, timeout: float = 3.0) -> redis.Redis:
-    """A client for ``url`` that has answered PING. Raises SourceError."""
+def connect(url: str, *, timeout: float = 3.0) -> SyncClient:
+    """A client for ``url`` (one server, or a Redis Cluster for a ``redis+cluster://`` URL:
+    :func:`emp_tui.topology.client_for_url`) that has answered PING. Raises SourceError."""
     import redis
 
     from emp_tui.config import redacted_url
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=30)
+        client = client_for_url(url, socket_connect_timeout=timeout, socket_timeout=30)
         client.ping()
     except ValueError as exc:
         raise BadRedisUrl(f"bad Redis URL {redacted_url(url)}: {exc}") from None
     except redis.AuthenticationError as exc:
         raise SourceError(f"Redis at {redacted_url(url)} refused the password: {exc}") from None
-    except (redis.RedisError, OSError) as exc:
+    except _redis_errors() as exc:
         raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
     return client
 
@@ -122,20 +130,44 @@ def _text(value: bytes | str) -> str:
 
 
 def read_range(
-    client: redis.Redis,
+    client: SyncClient,
     stream: str,
     start: str = "-",
     end: str = "+",
     *,
     reverse: bool = False,
     page: int = PAGE,
+    shards: int = 1,
 ) -> Iterator[TelemetryEvent]:
     """Entries between ``start`` and ``end`` (inclusive), oldest first (newest first with
     ``reverse``), read ``page`` at a time with XRANGE/XREVRANGE, copies of an event once.
-    Raises SourceError."""
+    With ``shards`` > 1, every shard of the stream (:func:`emp_tui.topology.shard_keys`), each
+    read on its own and merged by time and stream ID (copies of an event are looked for on
+    its shard: an emitter resends an event to the shard it sent it to, and each shard's IDs
+    are its own, so two shards may both hold ``<ms>-0``). Raises SourceError."""
+    keys = shard_keys(stream, shards)
+    if len(keys) == 1:
+        yield from _once(_read_key_range(client, keys[0], start, end, reverse, page))
+        return
+    yield from heapq.merge(
+        *(_once(_read_key_range(client, key, start, end, reverse, page)) for key in keys),
+        key=_merge_key,
+        reverse=reverse,
+    )
+
+
+def _once(events: Iterable[TelemetryEvent]) -> Iterator[TelemetryEvent]:
+    """``events`` with copies of an event left out (:class:`SeenEvents`)."""
+    first_time = SeenEvents().first_time
+    return (event for event in events if first_time(event))
+
+
+def _read_key_range(
+    client: SyncClient, stream: str, start: str, end: str, reverse: bool, page: int
+) -> Iterator[TelemetryEvent]:
+    """One key's entries from ``start`` to ``end``, a page at a time."""
     import redis
 
-    first_time = SeenEvents().first_time
     low, high = start, end
     while True:
         entries: Any
@@ -146,12 +178,10 @@ def read_range(
                 entries = client.xrange(stream, low, high, count=page)
         except redis.ResponseError as exc:
             raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
-        except (redis.RedisError, OSError) as exc:
+        except _redis_errors() as exc:
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
-            event = decode(entry_id, fields or {})
-            if first_time(event):
-                yield event
+            yield decode(entry_id, fields or {})
         bounds = _next_page(entries, page, reverse, low, high)
         if bounds is None:
             return
@@ -171,22 +201,28 @@ def _next_page(
 
 
 def read_query(
-    client: redis.Redis,
+    client: SyncClient,
     stream: str,
     query: Query,
     *,
     limit: int | None = None,
     page: int = PAGE,
+    shards: int = 1,
 ) -> list[TelemetryEvent]:
-    """The events ``query`` matches, oldest first, seeking to its time bounds. With ``limit``
-    the most recent ``limit`` matches (read newest first, stopping once found)."""
+    """The events ``query`` matches, oldest first, seeking to its time bounds (over every
+    shard with ``shards`` > 1). With ``limit`` the most recent ``limit`` matches (read newest
+    first, stopping once found)."""
     start, end = query.stream_range()
     if limit is None:
-        return [e for e in read_range(client, stream, start, end, page=page) if query.matches(e)]
+        return [
+            e
+            for e in read_range(client, stream, start, end, page=page, shards=shards)
+            if query.matches(e)
+        ]
     found: list[TelemetryEvent] = []
     if limit <= 0:
         return found
-    for event in read_range(client, stream, start, end, reverse=True, page=page):
+    for event in read_range(client, stream, start, end, reverse=True, page=page, shards=shards):
         if query.matches(event):
             found.append(event)
             if len(found) >= limit:
@@ -199,18 +235,42 @@ def read_query(
 
 
 async def aread_range(
-    client: redis.asyncio.Redis,
+    client: AsyncClient,
     stream: str,
     start: str = "-",
     end: str = "+",
     *,
     reverse: bool = False,
     page: int = PAGE,
+    shards: int = 1,
 ) -> AsyncIterator[TelemetryEvent]:
     """:func:`read_range` for a ``redis.asyncio`` client. Raises SourceError."""
+    keys = shard_keys(stream, shards)
+    reads = [_aread_key_range(client, key, start, end, reverse, page) for key in keys]
+    # A k-way merge of the shards' reads: the next event is the newest (oldest) of their heads.
+    heads: list[tuple[tuple[int, int, int], int, TelemetryEvent]] = []
+    for index, read in enumerate(reads):
+        event = await anext(read, None)
+        if event is not None:
+            heads.append((_merge_key(event), index, event))
+    sign = -1 if reverse else 1
+    order = [(tuple(sign * part for part in key), index, event) for key, index, event in heads]
+    heapq.heapify(order)
+    while order:
+        _, index, event = heapq.heappop(order)
+        yield event
+        following = await anext(reads[index], None)
+        if following is not None:
+            key = tuple(sign * part for part in _merge_key(following))
+            heapq.heappush(order, (key, index, following))
+
+
+async def _aread_key_range(
+    client: AsyncClient, stream: str, start: str, end: str, reverse: bool, page: int
+) -> AsyncIterator[TelemetryEvent]:
     import redis
 
-    first_time = SeenEvents().first_time
+    first_time = SeenEvents().first_time  # copies of an event are on its shard
     low, high = start, end
     while True:
         entries: Any
@@ -221,7 +281,7 @@ async def aread_range(
                 entries = await client.xrange(stream, low, high, count=page)
         except redis.ResponseError as exc:
             raise SourceError(f"cannot read stream {stream!r}: {exc}") from None
-        except (redis.RedisError, OSError) as exc:
+        except _redis_errors() as exc:
             raise SourceError(f"lost Redis while reading {stream!r}: {exc}") from None
         for entry_id, fields in entries:
             event = decode(entry_id, fields or {})
@@ -241,29 +301,30 @@ async def backfill(
     query: Query | None = None,
     page: int = PAGE,
     seen: SeenEvents | None = None,
+    shards: int = 1,
 ) -> list[TelemetryEvent]:
-    """The newest ``limit`` events (matching ``query``, within its time bounds), oldest first.
-    Start a :class:`RedisTail` at the last one's ID to follow on without a gap; give both one
-    ``seen`` and a copy of an event on either side of the seam is collapsed too. Raises
-    SourceError when Redis cannot be reached or read."""
-    import redis
-    import redis.asyncio
+    """The newest ``limit`` events (matching ``query``, within its time bounds), oldest first,
+    over every shard with ``shards`` > 1. Start a :class:`RedisTail` at the last one's ID to
+    follow on without a gap; give both one ``seen`` and a copy of an event on either side of
+    the seam is collapsed too. Raises SourceError when Redis cannot be reached or read."""
 
     from emp_tui.config import redacted_url
 
     start, end = query.stream_range() if query is not None else ("-", "+")
     found: list[TelemetryEvent] = []
     try:
-        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
+        client = async_client_for_url(url, socket_connect_timeout=3)
     except ValueError as exc:
         raise BadRedisUrl(f"bad Redis URL {redacted_url(url)}: {exc}") from None
     try:
         try:
             await client.ping()
-        except (redis.RedisError, OSError) as exc:
+        except _redis_errors() as exc:
             raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
         if limit > 0:
-            async for event in aread_range(client, stream, start, end, reverse=True, page=page):
+            async for event in aread_range(
+                client, stream, start, end, reverse=True, page=page, shards=shards
+            ):
                 if query is None or query.matches(event):
                     found.append(event)
                     if len(found) >= limit:
@@ -272,33 +333,68 @@ async def backfill(
         await client.aclose()
     found.reverse()
     if seen is not None:
-        found = [event for event in found if seen.first_time(event)]
+        found = [event for event in found if _first_time(seen, event, shards > 1)]
     return found
+
+
+def _first_time(seen: SeenEvents, event: TelemetryEvent, sharded: bool) -> bool:
+    """``seen.first_time(event)``; over several shards only for an event with an
+    ``eventId`` (a stream ID is not one event's over several keys)."""
+    if sharded and event.event_id is None:
+        return True
+    return seen.first_time(event)
 
 
 # -- Redis, live ----------------------------------------------------------------------------
 
+SHARD_SKEW_MS: Final = 10_000
+"""How far before a given start ID the shards of a sharded stream are read from (see
+:class:`RedisTail`)."""
+
 
 class RedisTail:
     """Follows the stream from ``start_id`` (``$`` = only what arrives from now on), copies of
-    an event once (``seen``: what was shown before the tail began, e.g. by :func:`backfill`)."""
+    an event once (``seen``: what was shown before the tail began, e.g. by :func:`backfill`).
+
+    With ``shards`` > 1 it follows every shard, each with a blocking XREAD of its own on a
+    connection of its own (one XREAD over keys in several hash slots is refused by a cluster
+    with CROSSSLOT), and delivers what they read merged by time and stream ID. ``start_id``
+    may then be a mapping of shard key to ID; one ID for all is taken back by
+    ``SHARD_SKEW_MS`` on each shard, because an ID read on one shard does not bound what
+    another gets later (each shard's IDs come from its own master's clock, and whoever found
+    the ID read the shards one after the other): what was read before is met again, and a
+    reader that holds it already (the store, ``seen``) passes over it. Each shard reconnects
+    on its own when its node fails or its slot moves (a cluster client follows MOVED/ASK and
+    reads the slot map again); ``state`` is the worst of the shards' states and ``error`` the
+    first shard's error, named by its key."""
 
     def __init__(
         self,
         url: str,
         stream: str,
         *,
-        start_id: str = "$",
+        start_id: str | Mapping[str, str] = "$",
         block_ms: int = 1000,
         count: int = 1000,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         on_state: Callable[[ConnectionState, str | None], None] | None = None,
         seen: SeenEvents | None = None,
+        shards: int = 1,
     ) -> None:
         self.url = url
         self.stream = stream
-        self.last_id = start_id
+        self.keys = shard_keys(stream, shards)
+        if isinstance(start_id, str):
+            first = start_id
+            if len(self.keys) > 1 and start_id not in ("$", "0", "0-0"):
+                ms = stream_id_ms(start_id)
+                first = "0-0" if ms is None else f"{max(ms - SHARD_SKEW_MS, 0)}-0"
+            positions = dict.fromkeys(self.keys, first)
+        else:
+            positions = {key: start_id.get(key, "0-0") for key in self.keys}
+        self.positions: dict[str, str] = positions
+        """The last ID delivered of each shard (``$`` until it is first connected)."""
         self.block_ms = block_ms
         self.count = count
         self.backoff_initial = backoff_initial
@@ -308,10 +404,40 @@ class RedisTail:
         self.error: str | None = None
         self.reconnects = 0
         self.seen = seen if seen is not None else SeenEvents()
-        self._client: redis.asyncio.Redis | None = None
-        self._delay = backoff_initial
+        self._shard_states: dict[str, tuple[ConnectionState, str | None]] = dict.fromkeys(
+            self.keys, ("connecting", None)
+        )
+        self._clients: dict[str, AsyncClient] = {}
+        self._queue: asyncio.Queue[list[TelemetryEvent] | None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._state_changed = False
         self._closed = False
+        self._failure: Exception | None = None
+
+    @property
+    def last_id(self) -> str:
+        """The last ID delivered (of one shard: the newest over the shards)."""
+        if len(self.keys) == 1:
+            return self.positions[self.keys[0]]
+        known = [p for p in self.positions.values() if parse_id(p) is not None]
+        return max(known, key=lambda p: order_key(p, 0)) if known else "$"
+
+    def _set_shard_state(self, key: str, state: ConnectionState, error: str | None) -> None:
+        self._shard_states[key] = (state, error)
+        states = [s for s, _ in self._shard_states.values()]
+        errors = [
+            (e if len(self.keys) == 1 else f"{k}: {e}")
+            for k, (_, e) in self._shard_states.items()
+            if e is not None
+        ]
+        overall: ConnectionState = (
+            "reconnecting"
+            if "reconnecting" in states
+            else "connecting"
+            if "connecting" in states
+            else "connected"
+        )
+        self._set_state(overall, errors[0] if errors and overall != "connected" else None)
 
     def _set_state(self, state: ConnectionState, error: str | None = None) -> None:
         if state != self.state or error != self.error:
@@ -324,64 +450,103 @@ class RedisTail:
         return self
 
     async def __anext__(self) -> list[TelemetryEvent]:
-        import asyncio
-
-        import redis
-        import redis.asyncio
-
-        while not self._closed:
+        if self._queue is None and not self._closed:
+            self._queue = asyncio.Queue(maxsize=4 * len(self.keys))
+            self._tasks = [asyncio.create_task(self._follow(key)) for key in self.keys]
+        queue = self._queue
+        while not self._closed and queue is not None:
             if self._state_changed:
                 self._state_changed = False
                 return []
-            try:
-                if self._client is None:
-                    client = redis.asyncio.Redis.from_url(
-                        self.url, socket_connect_timeout=3, socket_timeout=None
-                    )
-                    self._client = client
-                    await client.ping()
-                    if self.last_id == "$":
-                        newest: Any = await client.xrevrange(self.stream, "+", "-", count=1)
-                        self.last_id = _text(newest[0][0]) if newest else "0-0"
-                    self._delay = self.backoff_initial
-                    self._set_state("connected")
-                    if self._state_changed:
-                        continue
-                reply: Any = await self._client.xread(
-                    {self.stream: self.last_id}, count=self.count, block=self.block_ms
-                )
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                await self._drop_client()
-                if self._closed:
-                    break
-                self.reconnects += 1
-                self._set_state("reconnecting", _one_line(exc))
-                await asyncio.sleep(self._delay)
-                self._delay = min(self._delay * 2, self.backoff_max)
+            got = await queue.get()
+            if self._failure is not None:
+                raise self._failure
+            if got is None:  # a change of state
                 continue
-            except redis.RedisError as exc:
-                # Not a connection problem (a wrong type at the key, a bad ID): report it
-                # and keep trying slowly rather than spin or hide it.
-                self._set_state("reconnecting", _one_line(exc))
-                await asyncio.sleep(self.backoff_max)
-                continue
-            if not reply:
-                continue
-            batch = []
-            first_time = self.seen.first_time
-            for _key, entries in reply:
-                for entry_id, fields in entries:
-                    event = decode(entry_id, fields or {})
-                    if first_time(event):
-                        batch.append(event)
-                if entries:
-                    self.last_id = _text(entries[-1][0])
+            batches = [got]
+            while not queue.empty():  # what the other shards have read meanwhile, merged
+                more = queue.get_nowait()
+                if more is not None:
+                    batches.append(more)
+            events = (
+                batches[0]
+                if len(batches) == 1
+                else sorted((e for b in batches for e in b), key=_merge_key)
+            )
+            sharded = len(self.keys) > 1
+            batch = [event for event in events if _first_time(self.seen, event, sharded)]
             if batch:
                 return batch
         raise StopAsyncIteration
 
-    async def _drop_client(self) -> None:
-        client, self._client = self._client, None
+    async def _follow(self, key: str) -> None:
+        """One shard's blocking reads, on a client of its own, until the tail is closed."""
+        queue = self._queue
+        assert queue is not None
+        lost = transient_errors()
+        try:
+            await self._follow_shard(key, queue, lost)
+        except Exception as exc:  # noqa: BLE001 - handed on: the iteration raises it
+            self._failure = exc
+            await queue.put(None)
+
+    async def _follow_shard(
+        self,
+        key: str,
+        queue: asyncio.Queue[list[TelemetryEvent] | None],
+        lost: tuple[type[BaseException], ...],
+    ) -> None:
+        import redis
+
+        delay = self.backoff_initial
+        while not self._closed:
+            client = self._clients.get(key)
+            try:
+                if client is None:
+                    client = async_client_for_url(
+                        self.url, socket_connect_timeout=3, socket_timeout=None
+                    )
+                    self._clients[key] = client
+                    await client.ping()
+                    if self.positions[key] == "$":
+                        newest: Any = await client.xrevrange(key, "+", "-", count=1)
+                        self.positions[key] = _text(newest[0][0]) if newest else "0-0"
+                    delay = self.backoff_initial
+                    self._set_shard_state(key, "connected", None)
+                    await queue.put(None)
+                reply: Any = await client.xread(
+                    {key: self.positions[key]}, count=self.count, block=self.block_ms
+                )
+            except asyncio.CancelledError:
+                raise
+            except lost as exc:
+                await self._drop_client(key)
+                if self._closed:
+                    break
+                self.reconnects += 1
+                self._set_shard_state(key, "reconnecting", _one_line(exc))
+                await queue.put(None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            except redis.RedisError as exc:
+                # Not a connection problem (a wrong type at the key, a bad ID): report it
+                # and keep trying slowly rather than spin or hide it.
+                self._set_shard_state(key, "reconnecting", _one_line(exc))
+                await queue.put(None)
+                await asyncio.sleep(self.backoff_max)
+                continue
+            if not reply:
+                continue
+            # A reply is a list of [key, entries] (RESP2) or a dict (RESP3).
+            items = reply.items() if isinstance(reply, dict) else reply
+            for _key, entries in items:
+                if entries:
+                    self.positions[key] = _text(entries[-1][0])
+                    await queue.put([decode(i, f or {}) for i, f in entries])
+
+    async def _drop_client(self, key: str) -> None:
+        client = self._clients.pop(key, None)
         if client is not None:
             try:
                 await client.aclose()
@@ -390,8 +555,23 @@ class RedisTail:
 
     async def aclose(self) -> None:
         self._closed = True
-        await self._drop_client()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for key in list(self._clients):
+            await self._drop_client(key)
         self._set_state("disconnected", self.error)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """What a read from Redis or a cluster raises when it cannot be done."""
+    import redis
+    from redis.exceptions import RedisClusterException
+
+    return (redis.RedisError, OSError, RedisClusterException)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -637,8 +817,22 @@ def _merge_key(event: TelemetryEvent) -> tuple[int, int, int]:
 
 def merge(*sources: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
     """All events of ``sources`` in stream order (stream-ID time, else their own timestamp),
-    each event once (by ``eventId``, else by stream ID)."""
-    first_time = SeenEvents(capacity=None).first_time
-    out = [event for source in sources for event in source if first_time(event)]
+    an event that an earlier source holds left out (by ``eventId``, else by stream ID). Each
+    source has left out its own copies: within one, two events of one stream ID are two
+    shards' entries."""
+    held: set[str] = set()
+    out: list[TelemetryEvent] = []
+    for source in sources:
+        keys: set[str] = set()
+        for event in source:
+            key = event.event_id
+            if key is None and event.id is not None:
+                key = "\0" + event.id  # another namespace than the event IDs
+            if key is not None:
+                if key in held:
+                    continue
+                keys.add(key)
+            out.append(event)
+        held |= keys
     out.sort(key=_merge_key)
     return out

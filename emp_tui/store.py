@@ -9,7 +9,9 @@ timestamp, after the stream's entries of that millisecond and after the events w
 already held for it.
 
 Adding is idempotent: an event whose stream ID is held already is not added again, so a
-backfill and a live tail, or a file and the stream, can overlap. Events without a stream ID
+backfill and a live tail, or a file and the stream, can overlap. The shards of a sharded
+stream are separate keys whose IDs may coincide: an event under a held ID that is not the
+event held there is another shard's entry, and is held beside it. Events without a stream ID
 are never taken for one another. Past ``capacity`` the store keeps the newest events (in
 stream order) and lets the others go, counted in ``evicted``: an event older than all those
 held is refused once the store is full. A page of older history brought in on purpose
@@ -40,6 +42,9 @@ for the events without a stream ID of that millisecond."""
 _MS_SHIFT = _ENTRY_BITS + _TIE_BITS
 _NO_ENTRY = 1 << 64
 _TIE_MASK = (1 << _TIE_BITS) - 1
+_SHARD_TIES = 1024
+"""Entries of different shards (keys) of a stream that share one stream ID, told apart by the
+tie bits of their sequence number (the most shards there can be: topology.MAX_SHARDS)."""
 
 
 _stream_id = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)").fullmatch
@@ -160,8 +165,11 @@ class EventStore:
                     entry = int(match[2])
                     if entry < _NO_ENTRY:
                         seq = ((int(match[1]) << _ENTRY_BITS) | entry) << _TIE_BITS
-                        if seq in held:
-                            continue
+                        other = held.get(seq)
+                        if other is not None:
+                            seq = self._shard_sequence(seq, event)
+                            if seq is None:
+                                continue
             if seq is None:
                 seq = self._loose_sequence(event.timestamp, ties)
             event_id = event.event_id
@@ -206,6 +214,20 @@ class EventStore:
             if fresh[0] < oldest:
                 fresh = fresh[bisect_left(fresh, oldest) :]
         return fresh
+
+    def _shard_sequence(self, seq: int, event: TelemetryEvent) -> int | None:
+        """The sequence number for ``event`` whose stream ID's (``seq``) is held already:
+        None when the event held there is this one (read twice), else the next free one of
+        that ID's ties: an entry of another shard that has the same ID (each shard's IDs are
+        its own, so two shards can both hold ``<ms>-0``)."""
+        held = self._events
+        for tie in range(_SHARD_TIES):
+            other = held.get(seq + tie)
+            if other is None:
+                return seq + tie
+            if other == event:
+                return None
+        return None  # more shards with one ID than ties for them: taken for a copy
 
     def _loose_sequence(self, timestamp: int, ties: dict[int, int]) -> int:
         """The sequence number of an event without a stream ID: by its timestamp, after the

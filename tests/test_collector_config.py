@@ -114,7 +114,10 @@ def test_flags_win_over_the_environment() -> None:
         ({"EMP_COLLECTOR_OTLP_CONSUMERS": "0"}, "must be positive"),
         ({"EMP_COLLECTOR_FILE_MODE": "rw"}, "not an octal mode"),
         ({"EMP_COLLECTOR_FILE_MODE": "0400"}, "owner can read and write"),
-        ({"REDIS_URL": "http://h:6379"}, "not a redis://, rediss:// or unix:// URL"),
+        ({"REDIS_URL": "http://h:6379"}, "not a redis://, rediss://, unix:// or redis"),
+        ({"EMP_EVENTS_SHARDS": "0"}, "EMP_EVENTS_SHARDS: '0' must be positive"),
+        ({"EMP_EVENTS_SHARDS": "2000"}, "EMP_EVENTS_SHARDS: 2000 is not from 1 to 1024"),
+        ({"EMP_EVENTS_SHARDS": "four"}, "--shards / EMP_EVENTS_SHARDS: 'four' is not an integer"),
     ],
 )
 def test_an_invalid_setting_is_one_line_and_exit_2(env: dict[str, str], message: str) -> None:

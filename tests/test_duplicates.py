@@ -202,7 +202,11 @@ async def test_the_collector_delivers_each_event_once(resent: Any, tmp_path: Pat
     async with running(settings) as collector:
         health = collector.health
         await until(lambda: health.read + health.duplicates >= distinct + copies)
-        await until(lambda: collector.acks.waiting == 0 and not collector.acks.inflight)
+        await until(
+            lambda: all(
+                lane.acks.waiting == 0 and not lane.acks.inflight for lane in collector.lanes
+            )
+        )
     _assert_once(read_lines(settings.log_path), distinct)
     assert collector.health.duplicates == copies
     with redis.Redis.from_url(url) as client:

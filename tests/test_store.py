@@ -9,6 +9,7 @@ import pytest
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
 from emp_tui.query import Query, parse_query
+from emp_tui.sources import merge
 from emp_tui.store import EventStore
 
 
@@ -268,3 +269,24 @@ def test_a_resent_event_is_held_once_until_it_leaves() -> None:
     assert first not in list(store)
     late = replace(ev(6), event_id="00000a0000000001")
     assert store.add(late) is not None and list(store)[-1] == late
+
+
+def test_two_shards_entries_with_one_stream_id_are_both_held() -> None:
+    """Each shard of a sharded stream numbers its own entries: ``5-0`` on two shards is two
+    events. The same entry read twice is still one."""
+    one = TelemetryEvent.create("worker", "job.claimed", job_id="a", timestamp=5, event_id="e1")
+    two = TelemetryEvent.create("worker", "job.claimed", job_id="b", timestamp=5, event_id="e2")
+    one, two = replace(one, id="5-0"), replace(two, id="5-0")
+    store = EventStore()
+    assert len(store.add_many([one, two])) == 2
+    assert store.add_many([one, two, replace(one)]) == []  # read again: held already
+    assert len(store) == 2 and store.duplicates == 0
+    assert {e.job_id for e in store} == {"a", "b"}
+
+
+def test_merge_keeps_one_sources_twins_and_drops_another_sources_copies() -> None:
+    a = replace(TelemetryEvent.create("worker", "x.a", timestamp=5), id="5-0")
+    b = replace(TelemetryEvent.create("worker", "x.b", timestamp=5), id="5-0")
+    assert a.event_id is None and b.event_id is None
+    merged = merge([a, b], [a])  # two shards' entries, then a file holding one of them
+    assert [e.event_type for e in merged] == ["x.a", "x.b"]

@@ -40,13 +40,16 @@ def make_app(
     live: bool = True,
     since: str | None = None,
     until: str | None = None,
+    shards: int | None = None,
 ) -> EmpTuiApp:
     """The app, configured. With ``files`` and no ``redis_url`` it reads only the files;
     with neither it connects to the Redis named by the environment or config.toml, and reads
     the collector's logs in config.toml's ``log_dir`` beside it when that directory exists.
     ``live=False`` keeps it off Redis altogether (events come from ``add_events``, or
-    ``files``). ``since``/``until`` choose the time range (else the last ``window``)."""
+    ``files``). ``since``/``until`` choose the time range (else the last ``window``).
+    ``shards``: the stream's shards, else ``EMP_EVENTS_SHARDS`` (ValueError when bad)."""
     from emp_tui.app.app import EmpTuiApp
+    from emp_tui.topology import shards_from_env
 
     config = load_app_config() if config is None else config
     file_list = [Path(path) for path in files]
@@ -60,6 +63,7 @@ def make_app(
         config=config,
         redis_url=url,
         stream=resolve_stream(stream, config),
+        shards=shards_from_env(os.environ) if shards is None else shards,
         files=file_list,
         job_id=job_id,
         query=query,

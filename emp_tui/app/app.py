@@ -194,6 +194,7 @@ class EmpTuiApp(App[int]):
         config: AppConfig | None = None,
         redis_url: str | None = None,
         stream: str = "emp:events",
+        shards: int = 1,
         files: Iterable[Path] = (),
         job_id: str | None = None,
         query: str | None = None,
@@ -212,6 +213,8 @@ class EmpTuiApp(App[int]):
         )
         self.redis_url = redis_url
         self.stream_key = stream
+        self.shards = shards
+        """The stream's shards (``emp:events:{0}``...): each read, merged."""
         self.files = list(files)
         self.start_job = job_id
         self.start_query = query or ""
@@ -448,7 +451,8 @@ class EmpTuiApp(App[int]):
 
     def _source_label(self) -> str:
         if self.redis_url is not None:
-            return f"{redacted_url(self.redis_url)} {self.stream_key}"
+            shards = f" ({self.shards} shards)" if self.shards > 1 else ""
+            return f"{redacted_url(self.redis_url)} {self.stream_key}{shards}"
         if self.files:
             names = ", ".join(path.name for path in self.files[:3])
             return names + (" …" if len(self.files) > 3 else "")
@@ -1019,7 +1023,7 @@ class EmpTuiApp(App[int]):
         report("connecting", None)
         while last_id is None:
             try:
-                span = await asyncio.to_thread(probe_stream, url, stream)
+                span = await asyncio.to_thread(probe_stream, url, stream, self.shards)
             except SourceError as error:
                 report("reconnecting", str(error))
                 await asyncio.sleep(delay)
@@ -1028,7 +1032,7 @@ class EmpTuiApp(App[int]):
             self.post_message(SourceHeld("stream", span))
             last_id = span.last_id or "0-0"
             self._last_redis_id = self._last_redis_id or last_id
-        tail = RedisTail(url, stream, start_id=last_id, on_state=report)
+        tail = RedisTail(url, stream, start_id=last_id, on_state=report, shards=self.shards)
         try:
             async for batch in tail:
                 if batch:
@@ -1043,13 +1047,13 @@ class EmpTuiApp(App[int]):
         while True:
             await asyncio.sleep(HEALTH_SECONDS)
             try:
-                collectors, state = await read_pipeline_health(url, stream)
+                collectors, state = await read_pipeline_health(url, stream, self.shards)
             except (RedisError, OSError) as error:
                 self.post_message(CollectorHealth([], error=str(error)))
             else:
                 self.post_message(CollectorHealth(collectors, stream=state))
             try:
-                span = await asyncio.to_thread(probe_stream, url, stream)
+                span = await asyncio.to_thread(probe_stream, url, stream, self.shards)
             except SourceError:
                 continue  # the live reader reports Redis being away
             self.post_message(SourceHeld("stream", span))
@@ -1135,7 +1139,13 @@ class EmpTuiApp(App[int]):
             client = connect(url)
             try:
                 for page in read_stream_back(
-                    client, stream, plan.since_ms, plan.until_ms, stats=stats, limit=plan.limit
+                    client,
+                    stream,
+                    plan.since_ms,
+                    plan.until_ms,
+                    stats=stats,
+                    limit=plan.limit,
+                    shards=self.shards,
                 ):
                     if worker.is_cancelled:
                         stats.cut = True
@@ -1206,6 +1216,7 @@ class EmpTuiApp(App[int]):
                 stream=self.stream_key,
                 paths=self.files,
                 holdings=holdings,
+                shards=self.shards,
             )
         except SourceError as exc:
             self.post_message(JobFetched(job_id, None, str(exc)))

@@ -11,23 +11,25 @@ from redis.exceptions import ResponseError
 
 from emp_tui.health import read_collectors
 from emp_tui.problems import StreamState
+from emp_tui.topology import async_client_for_url, shard_keys
 
 
 async def read_pipeline_health(
-    url: str, stream: str
+    url: str, stream: str, shards: int = 1
 ) -> tuple[list[dict[str, str]], StreamState | None]:
     """Every live collector's health hash (see :mod:`emp_tui.health`), and the stream's
-    state (None when it does not exist yet)."""
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=3)
+    state, its shards combined (None when it does not exist yet)."""
+    client = async_client_for_url(url, socket_connect_timeout=3)
     try:
         collectors = await read_collectors(client)
-        try:
-            info: Any = await client.xinfo_stream(stream)
-            groups: Any = await client.xinfo_groups(stream)
-        except ResponseError:  # no such stream (yet)
-            return collectors, None
-        return collectors, StreamState.from_xinfo(stream, info, groups)
+        states = []
+        for key in shard_keys(stream, shards):
+            try:
+                info: Any = await client.xinfo_stream(key)
+                groups: Any = await client.xinfo_groups(key)
+            except ResponseError:  # no such stream (shard) yet
+                continue
+            states.append(StreamState.from_xinfo(key, info, groups))
+        return collectors, StreamState.combined(stream, states) if states else None
     finally:
         await client.aclose()

@@ -89,6 +89,8 @@ class Settings:
     stream: str
     files: list[Path]
     json: bool
+    shards: int = 1
+    """The stream's shards (``EMP_EVENTS_SHARDS``, as the emitters are told): each read."""
 
     @property
     def use_redis(self) -> bool:
@@ -96,15 +98,23 @@ class Settings:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    import os
+
     from emp_tui.config import redis_url_from_env, stream_from_env
+    from emp_tui.topology import shards_from_env
 
     url = getattr(args, "redis_url", None)
+    try:
+        shards = shards_from_env(os.environ)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     return Settings(
         redis_url=url or redis_url_from_env(),
         redis_explicit=url is not None,
         stream=getattr(args, "stream", None) or stream_from_env(),
         files=list(getattr(args, "file", None) or []),
         json=bool(getattr(args, "json", False)),
+        shards=shards,
     )
 
 
@@ -203,7 +213,9 @@ def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loade
         if settings.use_redis:
             client = redis_client(settings)
             try:
-                sources.append(read_query(client, settings.stream, query, limit=limit))
+                sources.append(
+                    read_query(client, settings.stream, query, limit=limit, shards=settings.shards)
+                )
             finally:
                 client.close()
     except SourceError as exc:
@@ -227,7 +239,7 @@ def holdings(settings: Settings) -> Holdings:
         if settings.use_redis:
             client = redis_client(settings)
             try:
-                stream = stream_span(client, settings.stream)
+                stream = stream_span(client, settings.stream, settings.shards)
             finally:
                 client.close()
     except SourceError as exc:

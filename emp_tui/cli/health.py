@@ -23,6 +23,7 @@ from emp_tui.cli.common import (
     source_error,
 )
 from emp_tui.cli.output import Output
+from emp_tui.stream_ids import stream_id_ms
 from emp_tui.text import duration, local_time
 
 if TYPE_CHECKING:
@@ -37,12 +38,14 @@ def run_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
     if settings.files and not settings.redis_explicit:
         return _run_logs_health(settings, out)
 
+    from redis.exceptions import RedisClusterException
+
     client = redis_client(settings)
     try:
-        state = read_stream_state(client, settings.stream, now_ms())
+        state = read_stream_state(client, settings.stream, now_ms(), settings.shards)
     except redis.ResponseError as exc:
         raise CliError(f"cannot inspect stream {settings.stream!r}: {exc}", EXIT_SOURCE) from None
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, OSError, RedisClusterException) as exc:
         raise CliError(f"lost Redis: {exc}", EXIT_SOURCE) from None
     finally:
         client.close()
@@ -73,11 +76,27 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
             "maxlenCoversMs": state.covers_ms(maxlen) if maxlen else None,
             "trim": state.trim.to_dict() if state.trim is not None else None,
             "memoryBytes": state.memory_bytes,
+            "lastEventAgeMs": None if last_ms is None else state.now_ms - last_ms,
             "entriesAdded": state.entries_added,
             "trimmed": state.trimmed,
-            "lastEventAgeMs": None if last_ms is None else state.now_ms - last_ms,
+            "shards": max(1, len(state.shards)),
+            "notAvailable": state.unavailable,
         }
     )
+    for shard in state.shards:
+        out.record(
+            {
+                "kind": "shard",
+                "key": shard.key,
+                "length": shard.length,
+                "eventsPerMinute": shard.events_per_minute(state.rate_window_ms),
+                "lag": shard.lag,
+                "groups": {g.name: {"lag": g.lag, "pending": g.pending} for g in shard.groups},
+                "firstId": shard.first_id,
+                "lastId": shard.last_id,
+                "entriesAdded": shard.entries_added,
+            }
+        )
     for service, rate in sorted(state.per_minute_by_service().items()):
         out.record({"kind": "service", "service": service, "eventsPerMinute": rate})
     for group in state.groups:
@@ -105,8 +124,18 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
     now = state.now_ms
     first_ms, last_ms = state.first_ms, state.last_ms
     maxlen = state.maxlen(flag_maxlen)
-    out.line(("Stream ", "bold"), (state.stream, "bold cyan"))
-    row("length", f"{state.length}" + (f" (MAXLEN ~{maxlen})" if maxlen else ""))
+    shards = f" ({len(state.shards)} shards)" if state.shards else ""
+    out.line(("Stream ", "bold"), (state.stream, "bold cyan"), shards)
+    per_shard = " per shard" if state.shards else ""
+    row("length", f"{state.length}" + (f" (MAXLEN ~{maxlen}{per_shard})" if maxlen else ""))
+    trimmed = state.trimmed
+    row(
+        "trimmed so far",
+        f"{trimmed} of {state.entries_added} added"
+        if trimmed is not None
+        else state.unavailable.get("entries-added", "?"),
+        "" if trimmed is not None else "dim",
+    )
     trim = state.trim
     if trim is None:
         row("trim", f"MAXLEN ~ {maxlen} (assumed: no emitter recorded its trim policy)")
@@ -131,6 +160,20 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
     )
     memory = state.memory_bytes
     row("memory", f"{memory / 1024:.0f} KiB" if memory else "-")
+    if state.shards:
+        out.line(("Shards", "bold"), f" (length, rate {window}, lag of their groups, newest)")
+        for shard in state.shards:
+            shard_lag = shard.lag
+            newest = stream_id_ms(shard.last_id)
+            age = f"{duration(now - newest)} ago" if newest is not None else "-"
+            lag_text = "-" if not shard.groups else "?" if shard_lag is None else str(shard_lag)
+            row(
+                shard.key,
+                f"length {shard.length}  "
+                f"{shard.events_per_minute(state.rate_window_ms):.1f}/min  "
+                f"lag {lag_text}  newest {age}",
+                WARN_COLOR if shard_lag else "",
+            )
     out.line(("Events/min by service", "bold"), f" ({window})")
     for service, rate in sorted(state.per_minute_by_service().items(), key=lambda kv: -kv[1]):
         row(service, f"{rate:.1f}", service_color(service))
@@ -160,6 +203,10 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
         )
     if not state.collectors:
         row("-", "no collector reporting")
+    if state.unavailable:
+        out.line(("Not available on this server", "bold"))
+        for what, why in state.unavailable.items():
+            row(what, why, "dim")
 
 
 def _window_text(window_ms: int, source: str = "the stream") -> str:

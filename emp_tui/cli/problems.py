@@ -38,20 +38,27 @@ if TYPE_CHECKING:
 def pipeline_health(settings: Settings) -> tuple[list[dict[str, str]], StreamState | None]:
     """The collectors' health hashes and the stream's state (None: no such stream)."""
     import redis
+    from redis.exceptions import RedisClusterException
 
     from emp_tui.health import read_collectors_sync
     from emp_tui.problems import StreamState
+    from emp_tui.topology import shard_keys
 
     client = redis_client(settings)
     try:
         collectors = read_collectors_sync(client)
-        try:
-            info: Any = client.xinfo_stream(settings.stream)
-            groups: Any = client.xinfo_groups(settings.stream)
-        except redis.ResponseError:  # no such stream
+        shards = []
+        for key in shard_keys(settings.stream, settings.shards):
+            try:
+                info: Any = client.xinfo_stream(key)
+                groups: Any = client.xinfo_groups(key)
+            except redis.ResponseError:  # no such stream (shard)
+                continue
+            shards.append(StreamState.from_xinfo(key, info, groups))
+        if not shards:
             return collectors, None
-        return collectors, StreamState.from_xinfo(settings.stream, info, groups)
-    except (redis.RedisError, OSError) as exc:
+        return collectors, StreamState.combined(settings.stream, shards)
+    except (redis.RedisError, OSError, RedisClusterException) as exc:
         raise CliError(f"lost Redis: {exc}", EXIT_SOURCE) from None
     finally:
         client.close()

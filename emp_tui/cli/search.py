@@ -55,7 +55,9 @@ def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int
             say(f"{name}{f' ({error})' if error else ''}")
 
     async def follow() -> None:
-        tail = RedisTail(settings.redis_url, settings.stream, on_state=state)
+        tail = RedisTail(
+            settings.redis_url, settings.stream, on_state=state, shards=settings.shards
+        )
         try:
             async for batch in tail:
                 for event in batch:
@@ -68,7 +70,8 @@ def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int
         finally:
             await tail.aclose()
 
-    say(f"following {settings.stream} (Ctrl+C to stop)")
+    shards = f" ({settings.shards} shards)" if settings.shards > 1 else ""
+    say(f"following {settings.stream}{shards} (Ctrl+C to stop)")
     with suppress(KeyboardInterrupt):  # Ctrl+C is how a live tail ends
         asyncio.run(follow())
     return EXIT_FOUND

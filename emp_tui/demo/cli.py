@@ -29,12 +29,14 @@ from types import FrameType
 from typing import Any, TextIO
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from emp_tui.config import redacted_url, redis_url_from_env, stream_from_env
 from emp_tui.demo.embedded import EmbeddedRedis, EmbeddedRedisError
 from emp_tui.demo.model import FaultRates, SimConfig
 from emp_tui.demo.scenarios import SCENARIOS, apply_scenario
 from emp_tui.demo.sim import Simulation
+from emp_tui.topology import client_for_url
 
 _REDIS_ENV = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")
 
@@ -201,11 +203,9 @@ def _say(text: str, out: TextIO | None = None) -> None:
 def _unreachable(url: str, timeout: float = 1.0) -> str | None:
     """Why the Redis at ``url`` does not answer a PING, or None when it does."""
     try:
-        with redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        ) as client:
+        with client_for_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
             client.ping()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except (redis.RedisError, OSError, ValueError, RedisClusterException) as exc:
         return str(exc) or type(exc).__name__
     return None
 
