@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from emp_tui.events import SeenEvents, TelemetryEvent, decode
+from emp_tui.logindex import line_time, not_an_event, open_index, read_indexed
 from emp_tui.query import Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
@@ -42,10 +43,9 @@ from emp_tui.sources import (
     expand_paths,
     merge,
     read_file,
-    read_files,
     read_range,
 )
-from emp_tui.stream_ids import order_key, parse_id, range_bounds, stream_id_ms
+from emp_tui.stream_ids import order_key, range_bounds, stream_id_ms
 
 if TYPE_CHECKING:
     import redis
@@ -349,32 +349,8 @@ def _head(path: Path) -> bytes:
         raise SourceError(f"cannot read {path}: {reason}") from None
 
 
-def _line_time(line: bytes) -> tuple[int | None, TelemetryEvent | None]:
-    """The time one JSON line stands at, and its event when it had to be decoded to find it:
-    the stream ID's, read from the bytes (the collector and exports write ``"id":"<ms>-<seq>"``
-    first); else, decoded, a well-formed event's timestamp. None for a malformed event (its
-    time cannot be trusted: the reader places it by its neighbours), a line that is not an
-    event (the event says why) and a blank line (no event)."""
-    at = line.find(_ID_KEY, 0, 24)
-    if at >= 0:
-        start = at + len(_ID_KEY)
-        end = line.find(b'"', start, start + 42)
-        parsed = parse_id(line[start:end]) if end > start else None
-        if parsed is not None:
-            return parsed[0], None
-    if not line.strip():
-        return None, None
-    event = TelemetryEvent.from_json_line(line)
-    if event.malformed is not None:
-        return None, event
-    return event_ms(event), event
-
-
-def _not_an_event(event: TelemetryEvent) -> bool:
-    return event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT)
-
-
-_NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
+_line_time = line_time
+_not_an_event = not_an_event
 
 
 def _first_ms(data: bytes | mmap.mmap) -> int | None:
@@ -503,19 +479,21 @@ def read_logs_back(
     for path in reversed(expand_paths(paths)):
         stats.opened += 1
         try:
-            data = _contents(path)
+            index = open_index(path)
         except SourceError as exc:
             counts.skip(str(exc))
             continue
-        try:
-            if _is_array(data[:64]):
+        with index:
+            if index.is_array:
                 events = [
                     e for e in read_file(path, None, counts) if _within(e, since_ms, until_ms)
                 ]
                 blocks: Iterable[list[Any]] = [events[::-1]]
-            else:
-                blocks = _blocks_back(data)
-            passed = False  # met events older than the range: the older files hold no more
+                passed = False
+            else:  # only the lines of the range are read
+                start, stop = index.time_range(since_ms, until_ms)
+                blocks = index.blocks_back(start, stop)
+                passed = start > 0  # lines older than the range: the older files hold no more
             neighbour: int | None = None  # the time of the line after (newer): a malformed
             for lines in blocks:  # event, whose own time cannot be trusted, stands there
                 older = True
@@ -562,9 +540,6 @@ def read_logs_back(
                         batch, size = [], page
                 if older and since_ms is not None:
                     break  # a whole block older than the range: the rest of the file is
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
         if passed:
             break  # the older files hold older events still
     if batch:
@@ -680,7 +655,7 @@ def read_job(
         try:
             if holdings is None:
                 logs_held = logs_span(paths)
-            found.append(list(read_files(paths, query, stats)))
+            found.append(list(read_indexed(paths, query, stats)))
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))

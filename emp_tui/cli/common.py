@@ -188,14 +188,15 @@ def redis_client(settings: Settings) -> Any:
 
 def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loaded:
     """The events ``query`` matches from the configured sources, in stream order."""
-    from emp_tui.sources import FileStats, SourceError, merge, read_files, read_query
+    from emp_tui.logindex import read_indexed
+    from emp_tui.sources import FileStats, SourceError, merge, read_query
 
     sources: list[Iterable[TelemetryEvent]] = []
     found_notes: list[str] = []
     stats = FileStats()
     try:
         if settings.files:
-            sources.append(list(read_files(settings.files, query, stats)))
+            sources.append(list(read_indexed(settings.files, query, stats)))
         if settings.use_redis:
             client = redis_client(settings)
             try:
