@@ -80,6 +80,7 @@ _BLOCK: Final = 1 << 20
 _HEAD: Final = 64 << 10
 """Bytes read from the start of a file to find its first event's time."""
 _ID_KEY: Final = b'"id":"'
+_LINE_HEAD: Final = b'{"id":"'
 
 Clock = Callable[[], float]
 
@@ -484,26 +485,31 @@ def read_logs_back(
             counts.skip(str(exc))
             continue
         with index:
+            blocks: Iterable[tuple[list[Any], list[int] | None]]
             if index.is_array:
                 events = [
                     e for e in read_file(path, None, counts) if _within(e, since_ms, until_ms)
                 ]
-                blocks: Iterable[list[Any]] = [events[::-1]]
+                blocks = [(events[::-1], None)]
                 passed = False
-            else:  # only the lines of the range are read
+            else:  # only the lines of the range are read, their times from the index
                 start, stop = index.time_range(since_ms, until_ms)
-                blocks = index.blocks_back(start, stop)
+                blocks = index.timed_blocks_back(start, stop)
                 passed = start > 0  # lines older than the range: the older files hold no more
             neighbour: int | None = None  # the time of the line after (newer): a malformed
-            for lines in blocks:  # event, whose own time cannot be trusted, stands there
-                older = True
-                for line in lines:
+            for lines, times in blocks:  # event, whose own time cannot be trusted, stands
+                older = True  # there
+                for at, line in enumerate(lines):
                     ms: int | None
                     if isinstance(line, TelemetryEvent):
                         event = line
                         ms = event_ms(event)
                     else:
-                        line_ms, decoded = _line_time(line)
+                        if times is not None and line.startswith(_LINE_HEAD):
+                            line_ms: int | None = times[at]  # the index read its stream ID
+                            decoded = None
+                        else:
+                            line_ms, decoded = _line_time(line)
                         if line_ms is None:
                             if decoded is None:
                                 continue  # a blank line

@@ -182,6 +182,20 @@ class LogIndex:
                 return
             block -= 1
 
+    def timed_blocks_back(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[list[bytes], list[int]]]:
+        """:meth:`blocks_back` with each line's time from the index (the next line's for a
+        line without one of its own)."""
+        stop = self.lines if stop is None else min(stop, self.lines)
+        high = stop
+        for part in self.blocks_back(start, stop):
+            low = high - len(part)
+            times = self.ms[low:high].tolist()
+            times.reverse()
+            yield part, times
+            high = low
+
     def slice(self, start: int, stop: int) -> list[bytes]:
         """Lines ``start`` to ``stop`` (excluded), in file order."""
         out: list[bytes] = []
