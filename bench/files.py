@@ -43,7 +43,7 @@ WIDTH, HEIGHT = 160, 48
 QUIET_S = 2.0
 TIMEOUT_S = 120.0
 _CLOCK = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? UTC")
-_EVENT = re.compile(r"job_\d{7}")
+_EVENT = re.compile(r'job_\d{7}|"id":"\d+-\d+')
 
 LNAV_FORMAT = """{
   "$schema": "https://lnav.org/schemas/format-v1.schema.json",

@@ -854,13 +854,15 @@ def correlate(
     gap_ms: int = DEFAULT_GAP_MS,
     after_ms: int = DEFAULT_STALL_THRESHOLD_MS,
     now_ms: int | None = None,
+    reference: Iterable[TelemetryEvent] | None = None,
 ) -> Correlation:
     """``job_id``'s timeline and handoffs, and the other events that share its trace (any
     time) or its workers or machines over the job's whole life and ``after_ms`` after its
     last event (what a worker did once it went quiet: restarted, crashed, took another job).
-    Each related event once (:attr:`Correlation.related`)."""
+    Each related event once (:attr:`Correlation.related`). ``reference``: as for
+    :func:`job_timeline`."""
     events = list(events)
-    timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms)
+    timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms, reference=reference)
     own = timeline.events
     traces = list(dict.fromkeys(e.trace_id for e in own if e.trace_id))
     workers = set(e.worker_id for e in own if e.worker_id)

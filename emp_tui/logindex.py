@@ -654,18 +654,24 @@ def read_indexed(
     stats: FileStats | None = None,
     *,
     keep: bool = True,
+    literals: Iterable[str] = (),
 ) -> Iterator[TelemetryEvent]:
     """The events of the files that match ``query``, in file order, each once, as
     :func:`emp_tui.sources.read_files` reads them, through each file's index: a query naming
     IDs decodes only the lines that hold them (a byte search), a query with time bounds only
     the lines in its range. A file that cannot be read is counted (``stats.unreadable``) and
-    skipped; SourceError when no file could be read, or a path does not exist."""
+    skipped; SourceError when no file could be read, or a path does not exist.
+    ``literals``: besides the query's, strings one of which every event looked for holds
+    verbatim (a trace ID, say)."""
     stats = stats if stats is not None else FileStats()
     seen = SeenEvents()
     literal_sets = [
         frozenset(lit.encode() for lit in group)
         for group in (query.required_literals() if query else ())
     ]
+    extra = frozenset(literal.encode() for literal in literals if literal)
+    if extra:
+        literal_sets.insert(0, extra)
     files = expand_paths(paths)
     unreadable = 0
     for path in files:
