@@ -565,7 +565,12 @@ def job_query(job_id: str) -> Query:
 
 
 def read_stream_job(
-    client: redis.Redis, stream: str, job_id: str, *, page: int = PAGE
+    client: redis.Redis,
+    stream: str,
+    job_id: str,
+    *,
+    page: int = PAGE,
+    cancelled: Callable[[], bool] | None = None,
 ) -> list[TelemetryEvent]:
     """``job_id``'s events in the stream, oldest first: a scan of the whole stream in which an
     entry none of whose values holds the job ID's bytes is passed over undecoded (the query's
@@ -592,8 +597,8 @@ def read_stream_job(
             event = decode(entry_id, fields or {})
             if query.matches(event) and first_time(event):
                 found.append(event)
-        if len(entries) < page:
-            return found
+        if len(entries) < page or (cancelled is not None and cancelled()):
+            return found  # all read, or no longer wanted (what was read so far)
         start = "(" + (_text(entries[-1][0]) or "")  # exclusive: after the last one read
 
 
@@ -637,6 +642,7 @@ def read_job(
     stream: str | None = None,
     paths: Sequence[Path] = (),
     holdings: Holdings | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> JobHistory:
     """All of ``job_id``'s events from the stream (a range scan matching the job) and the
     files (lines without the job ID are skipped undecoded), merged, each stream ID once.
@@ -652,7 +658,7 @@ def read_job(
         try:
             if holdings is None:
                 stream_held = stream_span(client, stream)
-            found.append(read_stream_job(client, stream, job_id))
+            found.append(read_stream_job(client, stream, job_id, cancelled=cancelled))
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))

@@ -1117,7 +1117,9 @@ class EmpTuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="job", exit_on_error=False, name="job fetch")
     def fetch_job(self, job_id: str, holdings: Holdings) -> None:
-        """Every event of ``job_id`` from every source, whatever is loaded."""
+        """Every event of ``job_id`` from every source, whatever is loaded. Opening another
+        job stops it (between pages of the stream's scan): threads do not pile up."""
+        worker = get_current_worker()
         client = None
         try:
             if self.live and self.redis_url is not None:
@@ -1138,7 +1140,10 @@ class EmpTuiApp(App[int]):
                 stream=self.stream_key,
                 paths=self.files,
                 holdings=holdings,
+                cancelled=lambda: worker.is_cancelled,
             )
+            if worker.is_cancelled:
+                return  # another job was opened meanwhile: this one is not whole
         except SourceError as exc:
             self.post_message(JobFetched(job_id, None, str(exc)))
             return
