@@ -2,7 +2,7 @@
 format for these events) and toolong (`tl`, one tab per file) on the same generated files.
 
     .venv/bin/python bench/files.py [--sizes 100000,1000000] [--runs 3] [--keep DIR]
-                                    [--tools emp-tui,lnav,tl]
+                                    [--tools emp-tui,lnav,tl] [--baseline PATH/emp-tui]
 
 Each tool runs as a whole process in tmux at 160x48 (`exec`, so that the pane's process is the
 tool's), and the pane is read every 10 ms:
@@ -187,6 +187,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
     parser.add_argument("--tools", default="emp-tui,lnav,tl")
+    parser.add_argument(
+        "--baseline",
+        help="another emp-tui executable (say, main's before the log index) run the same way",
+    )
     args = parser.parse_args()
     if not shutil.which("tmux"):
         print("tmux is needed: apt-get install tmux")
@@ -218,6 +222,10 @@ def main() -> int:
                 rows.append((label, "emp-tui --file DIR, index built", cold))
                 warm = [measure(command, " loaded ") for _ in range(args.runs)]
                 rows.append((label, "emp-tui --file DIR, index kept", combine(warm)))
+            if args.baseline:
+                command = f"env {env_prefix} {args.baseline} --file {directory}"
+                runs = [measure(command, " loaded ") for _ in range(args.runs)]
+                rows.append((label, "baseline emp-tui (--baseline)", combine(runs)))
             if lnav is not None:
                 command = f"env HOME={lnav_home} {lnav} {directory}"
                 runs = [measure(command, None) for _ in range(args.runs)]
