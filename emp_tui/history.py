@@ -505,7 +505,7 @@ def read_logs_back(
                         event = line
                         ms = event_ms(event)
                     else:
-                        if times is not None and line.startswith(_LINE_HEAD):
+                        if times is not None and times[at] >= 0 and line.startswith(_LINE_HEAD):
                             line_ms: int | None = times[at]  # the index read its stream ID
                             decoded = None
                         else:

@@ -38,6 +38,7 @@ import operator
 import os
 import re
 import sys
+import threading
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
@@ -207,8 +208,8 @@ class LogIndex:
     def time_range(self, since_ms: int | None, until_ms: int | None) -> tuple[int, int]:
         """The lines (``start``, ``stop``) that may stand between ``since_ms`` and
         ``until_ms`` (both inclusive): a bisection when the file is in time order, else all."""
-        if not self.ordered:
-            return 0, self.lines
+        if not self.ordered or (self.ms and self.ms[0] == _UNKNOWN):
+            return 0, self.lines  # out of order, or no line with a time: every line
         start = 0 if since_ms is None else bisect_left(self.ms, since_ms)
         stop = self.lines if until_ms is None else bisect_right(self.ms, until_ms)
         return start, max(start, stop)
@@ -424,13 +425,18 @@ def _write_sidecar(path: Path, header: dict[str, object], index: LogIndex) -> No
         "blocks": len(index.block_offsets),
         "ordered": index.ordered,
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = _temporary(path)
     with temporary.open("wb") as out:
         out.write(_MAGIC + json.dumps(header).encode() + b"\n")
         out.write(index.ms.tobytes())
         out.write(index.block_offsets.tobytes())
         out.write(index.block_lines.tobytes())
     os.replace(temporary, path)
+
+
+def _temporary(path: Path) -> Path:
+    """A name beside ``path`` that no other process or thread writes to."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 # -- opening --------------------------------------------------------------------------------
@@ -472,13 +478,23 @@ def _open_plain(path: Path, fd: int, stat: os.stat_result, keep: bool) -> LogInd
     if _is_array_head(os.pread(fd, 64, 0)):
         return LogIndex(path, size, array("q"), array("q"), array("q"), True, True, _fd=fd)
     edges = _edges(fd, size)
+    header_of: dict[str, object] = {
+        "size": size,
+        "mtime_ns": stat.st_mtime_ns,
+        "head": edges[0],
+        "tail": edges[1],
+    }
     places = _sidecar_paths(path, "idx") if keep else []
     for place in places:
         kept = _read_sidecar(place)
         if kept is None:
             continue
         header = kept.header
-        if header.get("size") == size and list(edges) == [header.get("head"), header.get("tail")]:
+        if (
+            header.get("size") == size
+            and header.get("mtime_ns") == stat.st_mtime_ns
+            and list(edges) == [header.get("head"), header.get("tail")]
+        ):
             return LogIndex(
                 path,
                 size,
@@ -497,10 +513,10 @@ def _open_plain(path: Path, fd: int, stat: os.stat_result, keep: bool) -> LogInd
             and list(_prefix_edges(fd, old)) == [header.get("head"), header.get("tail")]
         ):
             index = _extend(path, fd, size, kept)
-            return _kept(index, places, {"size": size, "head": edges[0], "tail": edges[1]})
+            return _kept(index, places, header_of)
         break  # the first index found is the file's: it changed, build it again
     index = _build_plain(path, fd, size)
-    return _kept(index, places, {"size": size, "head": edges[0], "tail": edges[1]})
+    return _kept(index, places, header_of)
 
 
 def _kept(index: LogIndex, places: list[Path], header: dict[str, object]) -> LogIndex:
@@ -551,7 +567,12 @@ def _open_gzip(path: Path, fd: int, stat: os.stat_result, keep: bool) -> LogInde
     """A gzip'd file: its copy decompressed and its index, kept together (rebuilt both when
     the compressed file changed); without a place to keep them, decompressed in memory."""
     edges = _edges(fd, stat.st_size)
-    header: dict[str, object] = {"size": stat.st_size, "head": edges[0], "tail": edges[1]}
+    header: dict[str, object] = {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "head": edges[0],
+        "tail": edges[1],
+    }
     for directory in _index_dirs(path) if keep else []:
         place = directory / f"{path.name}.idx"
         copy = directory / f"{path.name}.raw"
@@ -602,7 +623,7 @@ def _decompress(path: Path, fd: int, copy: Path | None) -> LogIndex:
     temporary = None
     if copy is not None:
         copy.parent.mkdir(parents=True, exist_ok=True)
-        temporary = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        temporary = _temporary(copy)
         out = temporary.open("wb")
     size = 0
     try:

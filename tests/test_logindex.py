@@ -211,3 +211,23 @@ def test_an_unreadable_gzip_file_is_skipped_and_said(tmp_path: Path) -> None:
     leftovers = [p for p in (tmp_path / INDEX_DIR).iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     assert os.listdir(tmp_path / INDEX_DIR)
+
+
+def test_a_file_without_a_time_on_any_line_is_read_whole_for_any_range(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"".join(BAD[:3]))  # not JSON, blank, an object without a type or ID
+    with open_index(path) as index:
+        assert index.time_range(START_MS, START_MS + 10) == (0, 3)
+    stats = ReadStats()
+    got = [e for page in read_logs_back([path], START_MS, stats=stats) for e in page]
+    assert [e.malformed is not None for e in got] == [True]
+    assert stats.files.corrupt == 1
+
+
+def test_a_touched_file_is_indexed_again(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    path.write_bytes(b"".join(_lines(_events(5))))
+    open_index(path).close()
+    os.utime(path, ns=(1, 1))
+    with open_index(path) as index:
+        assert not index.reused and index.lines == 5
