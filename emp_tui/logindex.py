@@ -344,11 +344,19 @@ def _ordered(ms: array[int]) -> bool:
 def _index_dirs(path: Path) -> list[Path]:
     """Where ``path``'s index may be kept: beside it, else the user's cache directory."""
     beside = path.parent / INDEX_DIR
-    from platformdirs import user_cache_dir
-
     digest = hashlib.sha1(str(path.parent.resolve()).encode(), usedforsecurity=False)
-    cache = Path(user_cache_dir("emp-tui", appauthor=False)) / "log-index" / digest.hexdigest()
-    return [beside, cache]
+    return [beside, _cache_dir() / "log-index" / digest.hexdigest()]
+
+
+def _cache_dir() -> Path:
+    """The user's cache directory for emp-tui (platformdirs' when the app's dependencies are
+    installed; the XDG one otherwise: the CLI reads logs without them)."""
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "emp-tui"
+    return Path(user_cache_dir("emp-tui", appauthor=False))
 
 
 def _edges(fd: int, size: int) -> tuple[str, str]:
