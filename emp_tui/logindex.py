@@ -34,6 +34,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import mmap
 import operator
 import os
 import re
@@ -224,9 +225,17 @@ class LogIndex:
 
     def find(self, needles: Iterable[bytes]) -> Iterator[bytes]:
         """The lines that hold one of ``needles``, in file order, each once: a byte search
-        over the content, a large piece at a time."""
+        over the content, a large piece at a time (over the file mapped, each piece let go
+        once searched, so that resident memory does not grow with the file)."""
         wanted = [needle for needle in needles if needle and b"\n" not in needle]
         if not wanted:
+            return
+        mapped = self._map()
+        if mapped is not None:
+            try:
+                yield from _find_mapped(mapped, wanted)
+            finally:
+                mapped.close()
             return
         offset = 0
         while offset < self.size:
@@ -240,6 +249,37 @@ class LogIndex:
                     end = cut
             yield from _lines_holding(piece, end, wanted)
             offset += end
+
+    def _map(self) -> mmap.mmap | None:
+        if self._memory is not None or self._fd < 0 or self.size == 0:
+            return None
+        try:
+            return mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # cannot be mapped: read in pieces instead
+            return None
+
+
+def _find_mapped(data: mmap.mmap, needles: list[bytes]) -> Iterator[bytes]:
+    size = len(data)
+    longest = max(len(needle) for needle in needles)
+    last = -1  # the start of the last line yielded
+    step = max(1, SEARCH // mmap.PAGESIZE) * mmap.PAGESIZE  # pieces let go page by page
+    for low in range(0, size, step):
+        high = min(size, low + step)
+        starts: set[int] = set()
+        for needle in needles:
+            at = data.find(needle, low, min(size, high + longest - 1))
+            while 0 <= at < high:
+                starts.add(data.rfind(b"\n", 0, at) + 1)
+                at = data.find(needle, at + 1, min(size, high + longest - 1))
+        for begin in sorted(starts):
+            if begin <= last:
+                continue
+            end = data.find(b"\n", begin)
+            yield data[begin : end if end >= 0 else size]
+            last = begin
+        if hasattr(mmap, "MADV_DONTNEED"):
+            data.madvise(mmap.MADV_DONTNEED, low, high - low)  # searched: let its pages go
 
 
 def _lines_holding(chunk: bytes, size: int, needles: list[bytes]) -> Iterator[bytes]:
