@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NoReturn
 
 from collector.config import SETTINGS, ConfigError, Settings, load_settings, require_sink
@@ -84,6 +86,19 @@ def print_config(settings: Settings) -> None:
         print(f"{name.ljust(width)}  {value}{source}")
 
 
+@contextmanager
+def _quiet_broken_pipe(code: int = 0) -> Iterator[None]:
+    """`emp-collector --print-config | head -2` ends quietly when head has read enough (as
+    `emp-tui` does): stdout goes to /dev/null, so the interpreter's last flush at exit does
+    not complain either."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(code) from None
+
+
 EXIT_NO_COLLECTOR = 1
 EXIT_UNREACHABLE = 3
 
@@ -130,10 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     if args.print_config:
-        print_config(settings)
+        with _quiet_broken_pipe():
+            print_config(settings)
+            sys.stdout.flush()
         return 0
     if args.health:
-        return asyncio.run(_health(settings, args.json))
+        with _quiet_broken_pipe():
+            code = asyncio.run(_health(settings, args.json))
+            sys.stdout.flush()
+            return code
     try:
         require_sink(settings)
     except ConfigError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from emp_tui.health import KEY_PREFIX
+from emp_tui.health import KEY_PREFIX, number_field
 
 TTL_S: Final = 30
 COUNTERS: Final = (
@@ -128,10 +128,10 @@ def format_table(collectors: list[dict[str, str]], now_ms: int | None = None) ->
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     lines: list[str] = []
     for h in collectors:
-        updated = h.get("updated_ms", "")
-        age = f"{(now - int(updated)) / 1000:.0f}s ago" if updated.isdigit() else "?"
-        rss = h.get("rss_bytes", "")
-        rss_text = f"{int(rss) / (1 << 20):.1f} MB" if rss.isdigit() else "?"
+        updated = number_field(h, "updated_ms")
+        age = f"{(now - updated) / 1000:.0f}s ago" if updated is not None else "?"
+        rss = number_field(h, "rss_bytes")
+        rss_text = f"{rss / (1 << 20):.1f} MB" if rss is not None else "?"
         lines.append(
             f"{h.get('consumer', '?')}  state={h.get('state', '?')}  host={h.get('host', '?')} "
             f"pid={h.get('pid', '?')}  updated {age}  rss {rss_text}  sinks={h.get('sinks', '')}"

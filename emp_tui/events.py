@@ -40,6 +40,10 @@ from emp_tui.stream_ids import stream_id_ms as stream_id_ms  # where it was firs
 SCHEMA_VERSION: Final = 1
 DEFAULT_STREAM: Final = "emp:events"
 DEFAULT_MAXLEN: Final = 10_000
+DROPPED_EVENT_TYPE: Final = "telemetry.events_dropped"
+"""An emitter's report of the events it dropped (``data``: count, maxBuffer, reasons)."""
+CIRCUIT_EVENT_TYPE: Final = "telemetry.circuit_changed"
+"""An emitter's circuit changed (``data``: state, previous, reason, spill, spilled, ...)."""
 
 MAX_TIMESTAMP_MS: Final = 253_402_214_399_999
 """The last epoch millisecond of 9999-12-30 (UTC): later timestamps (and negative ones) are

@@ -14,18 +14,30 @@ it holds less), consumer groups and their lag, memory; :func:`read_logs_state` w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis
 import redis.asyncio as aioredis
 
-from emp_tui.stream_ids import stream_id_ms
+from emp_tui.events import CIRCUIT_EVENT_TYPE, DROPPED_EVENT_TYPE
+from emp_tui.stream_ids import parse_id, stream_id_ms
 from emp_tui.topology import trim_policy_key
+
+if TYPE_CHECKING:
+    from emp_tui.events import TelemetryEvent
 
 KEY_PREFIX: Final = "emp:collector:"
 PATTERN: Final = KEY_PREFIX + "*"
+
+
+def number_field(fields: Mapping[str, str], name: str) -> int | None:
+    """A field of a health hash that holds a whole number, or None (absent, empty, or not
+    one: ASCII digits only, since ``"²".isdigit()`` holds and ``int("²")`` raises)."""
+    value = fields.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _text(value: Any) -> str:
@@ -73,6 +85,8 @@ class GroupState:
     lag: int | None
     """Entries not yet delivered to the group (counted by hand before Redis 7)."""
     last_delivered_id: str
+    entries_read: int | None = None
+    """Entries the group has been given since it was created (Redis 7; None before)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +128,8 @@ def read_trim_policy(client: redis.Redis, stream: str) -> TrimPolicy | None:
     fields = {_text(k): _text(v) for k, v in raw.items()}
 
     def number(name: str) -> int | None:
-        value = fields.get(name, "")
-        return int(value) if value.isdigit() and int(value) > 0 else None
+        value = number_field(fields, name)
+        return value if value else None
 
     return TrimPolicy(
         maxlen=number("maxlen"),
@@ -142,6 +156,29 @@ class StreamState:
     collectors: list[dict[str, str]]
     trim: TrimPolicy | None = None
     """How the emitters trim it, when they recorded it."""
+    entries_added: int | None = None
+    """Every entry ever added to it (XINFO STREAM ``entries-added``, Redis 7; None before)."""
+
+    @property
+    def trimmed(self) -> int | None:
+        """Entries trimmed (or deleted) from it so far: those added that it no longer holds
+        (None when the server does not count what was added)."""
+        if self.entries_added is None:
+            return None
+        return max(0, self.entries_added - self.length)
+
+    def maxlen(self, default: int) -> int | None:
+        """The MAXLEN in force: the one the emitters recorded (None: they trim by age only),
+        else ``default``."""
+        return self.trim.maxlen if self.trim is not None else default
+
+    def behind_oldest(self, group: GroupState) -> bool:
+        """Whether ``group`` last read an entry older than the stream's oldest: what came
+        between was trimmed before it read it (a group created at 0-0 has not started)."""
+        first, delivered = parse_id(self.first_id), parse_id(group.last_delivered_id)
+        if first is None or delivered is None or delivered == (0, 0):
+            return False
+        return delivered < first
 
     @property
     def first_ms(self) -> int | None:
@@ -214,8 +251,12 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
                 pending=int(group.get("pending") or 0),
                 lag=None if lag is None else int(lag),
                 last_delivered_id=last_delivered,
+                entries_read=None
+                if group.get("entries-read") is None
+                else int(group["entries-read"]),
             )
         )
+    added = info.get("entries-added")
     try:
         memory = client.memory_usage(stream, samples=0)
     except redis.ResponseError:  # MEMORY USAGE refused (a managed Redis may not allow it)
@@ -231,6 +272,7 @@ def read_stream_state(client: redis.Redis, stream: str, now_ms: int) -> StreamSt
         memory_bytes=None if memory is None else int(memory),
         collectors=read_collectors_sync(client),
         trim=read_trim_policy(client, stream),
+        entries_added=None if added is None else int(added),
     )
 
 
@@ -314,3 +356,151 @@ def read_logs_state(paths: list[Path]) -> LogsState:
         recent_by_service=by_service,
         corrupt=stats.files.corrupt,
     )
+
+
+# -- figures of the events at hand (the app's health pane) -----------------------------------
+
+SPARK_BUCKETS: Final = 30
+"""How many buckets an events/minute sparkline has over the loaded range."""
+
+
+@dataclass(frozen=True)
+class ServiceRate:
+    """One service's events over a range, counted in equal buckets (oldest first)."""
+
+    service: str
+    counts: list[int]
+    total: int
+    per_minute: float
+    """Over the whole range."""
+    peak_per_minute: float
+    """In its busiest bucket."""
+
+
+def rates_by_service(
+    events: Iterable[TelemetryEvent], start_ms: int, end_ms: int, buckets: int = SPARK_BUCKETS
+) -> tuple[int, list[ServiceRate]]:
+    """Each service's events between ``start_ms`` and ``end_ms`` in ``buckets`` buckets of
+    equal length (whole seconds, or whole minutes past half an hour), busiest service first;
+    and the bucket length."""
+    span = max(1, end_ms - start_ms)
+    raw = -(-span // buckets)
+    unit = 60_000 if raw >= 60_000 else 1000  # whole minutes, else whole seconds
+    bucket_ms = max(1, -(-raw // unit)) * unit
+    count = max(1, -(-span // bucket_ms))
+    counts: dict[str, list[int]] = {}
+    for event in events:
+        at = event.timestamp
+        if at < start_ms or at > end_ms:
+            continue
+        row = counts.get(event.service)
+        if row is None:
+            row = counts[event.service] = [0] * count
+        row[min(count - 1, (at - start_ms) // bucket_ms)] += 1
+    minutes = max(span, bucket_ms) / 60_000
+    rates = [
+        ServiceRate(
+            service=service,
+            counts=row,
+            total=sum(row),
+            per_minute=sum(row) / minutes,
+            peak_per_minute=max(row) * 60_000 / bucket_ms,
+        )
+        for service, row in counts.items()
+    ]
+    rates.sort(key=lambda rate: (-rate.total, rate.service))
+    return bucket_ms, rates
+
+
+@dataclass
+class EmitterFigures:
+    """What one service's emitters said about themselves in the events at hand: their drop
+    reports and their circuit's changes."""
+
+    service: str
+    dropped: int = 0
+    drop_reports: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    circuit: str | None = None
+    """The circuit's state in its last change (None: no change seen)."""
+    circuit_at_ms: int | None = None
+    circuit_reason: str | None = None
+    circuit_changes: int = 0
+    opened: int = 0
+    spilled: int | None = None
+    """Events in the spill files at its last change, when it said."""
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def emitter_figures(events: Iterable[TelemetryEvent]) -> list[EmitterFigures]:
+    """Each service's drop reports (``telemetry.events_dropped``: counts and reasons added
+    up) and circuit changes (``telemetry.circuit_changed``: the last state, how often it
+    opened), in the events given (oldest first), by service name."""
+    found: dict[str, EmitterFigures] = {}
+    for event in events:
+        kind = event.event_type
+        if kind != DROPPED_EVENT_TYPE and kind != CIRCUIT_EVENT_TYPE:
+            continue
+        figures = found.get(event.service)
+        if figures is None:
+            figures = found[event.service] = EmitterFigures(event.service)
+        data: Mapping[str, Any] = event.data if isinstance(event.data, Mapping) else {}
+        if kind == DROPPED_EVENT_TYPE:
+            figures.drop_reports += 1
+            figures.dropped += _count(data.get("count"))
+            reasons = data.get("reasons")
+            if isinstance(reasons, Mapping):
+                for reason, number in reasons.items():
+                    name = str(reason)
+                    figures.reasons[name] = figures.reasons.get(name, 0) + _count(number)
+            continue
+        state = data.get("state")
+        figures.circuit_changes += 1
+        figures.circuit = str(state) if state is not None else "?"
+        figures.opened += figures.circuit == "open"
+        figures.circuit_at_ms = event.timestamp
+        reason = data.get("reason")
+        figures.circuit_reason = None if reason is None else str(reason)
+        spilled = data.get("spilled")
+        figures.spilled = spilled if isinstance(spilled, int) else None
+    return sorted(found.values(), key=lambda figures: figures.service)
+
+
+def collector_rate(
+    current: Mapping[str, str], previous: Mapping[str, str] | None = None
+) -> tuple[float | None, bool]:
+    """Events a collector read per second: between two readings of its health hash when
+    ``previous`` is one of the same run, else on average since it started; and whether it is
+    that average. None when its hash does not say."""
+    read, updated = number_field(current, "read"), number_field(current, "updated_ms")
+    if read is None or updated is None:
+        return None, False
+    if previous is not None and previous.get("started_ms") == current.get("started_ms"):
+        was, then = number_field(previous, "read"), number_field(previous, "updated_ms")
+        if was is not None and then is not None and updated > then and read >= was:
+            return (read - was) * 1000 / (updated - then), False
+    started = number_field(current, "started_ms")
+    if started is None or updated <= started:
+        return None, True
+    return read * 1000 / (updated - started), True
+
+
+def entries_rate(
+    then_ms: int, then_read: int | None, now_ms: int, now_read: int | None
+) -> float | None:
+    """Entries a second between two readings of a counter (a consumer group's entries-read);
+    None when either is unknown, no time passed, or the counter went back (a new group)."""
+    if then_read is None or now_read is None or now_ms <= then_ms or now_read < then_read:
+        return None
+    return (now_read - then_read) * 1000 / (now_ms - then_ms)
+
+
+def delivery_success(fields: Mapping[str, str]) -> float | None:
+    """The share of a collector's OTLP deliveries the backend took: exported over exported
+    and dead-lettered (spooled ones are still on their way). None before any ended."""
+    exported = number_field(fields, "exported") or 0
+    dead = number_field(fields, "dead_lettered") or 0
+    return exported / (exported + dead) if exported + dead else None

@@ -305,7 +305,7 @@ class StreamState:
 
         def number(value: Any) -> int | None:
             text = _decoded(value)
-            return int(text) if text is not None and text.isdigit() else None
+            return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
         def field_of(info: Mapping[Any, Any], name: str) -> Any:
             return info.get(name, info.get(name.encode()))
@@ -1776,7 +1776,7 @@ def _int(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def collector_problems(

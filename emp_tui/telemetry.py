@@ -69,7 +69,9 @@ from emp_tui.config import (
     stream_from_env,
 )
 from emp_tui.events import (
+    CIRCUIT_EVENT_TYPE,
     DEFAULT_MAXLEN,
+    DROPPED_EVENT_TYPE,
     LEVEL_RANK,
     MAX_TIMESTAMP_MS,
     TelemetryEvent,
@@ -113,8 +115,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DROPPED_EVENT_TYPE: Final = "telemetry.events_dropped"
-CIRCUIT_EVENT_TYPE: Final = "telemetry.circuit_changed"
 CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half-open"

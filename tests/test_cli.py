@@ -20,6 +20,7 @@ from redisproc import RedisProcess
 from samples import HOSTILE_TEXT, incident_sample
 
 from emp_tui.events import TelemetryEvent, trace_id_for_job
+from emp_tui.topology import trim_policy_key
 
 STREAM = "emp:events"
 NOW = time.time_ns() // 1_000_000
@@ -187,6 +188,21 @@ def test_search_since_until_as_iso(source: list[str]) -> None:
     done = run(*source, "search", "--since", lo, "--until", hi, "--json")
     assert done.returncode == 0, done.stderr
     assert {r["jobId"] for r in records(done)} == {"job_bad"}
+
+
+def test_relative_times_over_files_count_back_from_their_newest_event(log_file: Path) -> None:
+    """The recording is half an hour old: `--since 2m` over its files means the last two
+    minutes it holds (as in the app), not the last two minutes of the clock."""
+    from emp_tui.stream_ids import stream_id_ms
+
+    newest = max(stream_id_ms(e.id) or 0 for e in EVENTS)
+    expected = {e.id for e in EVENTS if (stream_id_ms(e.id) or 0) >= newest - 120_000}
+    assert expected and len(expected) < len(EVENTS)
+    for command in ("search", "export"):
+        extra = ["-o", "-", "--format", "jsonl"] if command == "export" else ["--json"]
+        done = run("--file", log_file, command, "--since", "2m", *extra)
+        assert done.returncode == 0, done.stderr
+        assert {r["id"] for r in records(done)} == expected
 
 
 def test_files_beside_redis_are_merged_without_duplicates(
@@ -369,6 +385,10 @@ def test_health_without_collectors(loaded_redis: str) -> None:
     assert stream["eventsPerMinute"] == pytest.approx(12 / 5)
     assert stream["maxlenCoversMs"] == pytest.approx(10_000 / (12 / 5) * 60_000)
     assert stream["memoryBytes"] > 0
+    if stream["entriesAdded"] is not None:  # Redis 7 counts what was added; 6.2 does not
+        assert (stream["entriesAdded"], stream["trimmed"]) == (len(EVENTS) + 12, 0)
+    else:
+        assert stream["trimmed"] is None
     (group,) = [r for r in got if r["kind"] == "group"]
     assert group["name"] == "telemetry-collectors" and group["pending"] == 5
     assert group["lag"] == len(EVENTS) + 12 - 5
@@ -406,6 +426,31 @@ def test_health_reads_collector_hashes(loaded_redis: str) -> None:
     assert collector["consumer"] == "c-7" and collector["state"] == "running"
     human = run("--redis-url", loaded_redis, "health").stdout
     assert "c-7" in human and "running" in human and "sinks file,otlp" in human
+
+
+def test_health_hashes_with_numbers_that_are_not_read_as_numbers(loaded_redis: str) -> None:
+    """ "²" is a digit to str.isdigit() and not to int(): shown as unknown, never a traceback,
+    by `emp-tui health`, `emp-collector --health` and the problems they feed."""
+    client = redis.Redis.from_url(loaded_redis)
+    odd = "\u00b2"
+    client.hset(
+        "emp:collector:c-8",
+        mapping={"consumer": "c-8", "state": "running", "updated_ms": odd, "rss_bytes": odd,
+                 "lag": odd, "trimmed_lost": odd, "started_ms": odd},
+    )  # fmt: skip
+    client.hset(trim_policy_key(STREAM), mapping={"maxlen": odd, "service": "worker"})
+    client.close()
+    human = run("--redis-url", loaded_redis, "health")
+    assert human.returncode == 0 and "Traceback" not in human.stderr, human.stderr
+    assert "c-8" in human.stdout and "updated ?" in human.stdout
+    collector = subprocess.run(
+        [sys.executable, "-m", "collector", "--health"],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "REDIS_URL": loaded_redis},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert collector.returncode == 0 and "updated ? " in collector.stdout, collector.stderr
+    problems = run("--redis-url", loaded_redis, "problems")
+    assert "Traceback" not in problems.stderr and problems.returncode in (0, 1), problems.stderr
 
 
 def test_health_of_missing_stream(redis_url: str) -> None:

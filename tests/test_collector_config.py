@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,26 @@ def test_health_command_when_redis_is_unreachable(tmp_path: Path) -> None:
     assert done.returncode == 3  # a source that cannot be read, as for emp-tui
     assert done.stderr.startswith("emp-collector: cannot read health from unix://")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_print_config_into_a_closed_pipe_ends_quietly() -> None:
+    """`emp-collector --print-config | head -2`: the reader gone, no BrokenPipe traceback.
+    The pipe's read end is closed before the collector starts, so its first write fails
+    (whatever the timing of a real `head`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "collector", "--print-config"],
+            env=ENV_CLEAN,
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+    # The same command into a reader that stays: more than `head -2` takes.
+    assert len(run_cli("--print-config").stdout.splitlines()) > 2

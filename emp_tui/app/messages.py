@@ -11,6 +11,8 @@ from textual.message import Message
 
 from emp_tui.app.triage import Action, Handoff, Triage
 from emp_tui.events import TelemetryEvent
+from emp_tui.health import EmitterFigures, ServiceRate
+from emp_tui.health import StreamState as StreamHealth
 from emp_tui.history import JobHistory, Span, TimeRange
 from emp_tui.problems import StreamState
 from emp_tui.sources import ConnectionState
@@ -204,3 +206,34 @@ class OlderWanted(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, OlderWanted)
+
+
+@dataclass
+class HealthWanted(Message):
+    """The health pane wants a fresh reading (when it opens, every few seconds, ``r``)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HealthWanted)
+
+
+@dataclass
+class HealthRead(Message):
+    """A reading for the health pane: the stream's state as ``emp-tui health`` reads it (None
+    offline, or with ``error`` when it could not be read), and the figures of the events at
+    hand over ``start_ms``-``end_ms``: events per service in buckets of ``bucket_ms``, the
+    emitters' own reports."""
+
+    now_ms: int
+    stream_key: str
+    live: bool
+    stream: StreamHealth | None
+    error: str | None
+    start_ms: int | None
+    end_ms: int | None
+    bucket_ms: int
+    rates: list[ServiceRate]
+    emitters: list[EmitterFigures]
+    events: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HealthRead)

@@ -55,15 +55,9 @@ def run_health(args: argparse.Namespace, settings: Settings, out: Output) -> int
     return EXIT_FOUND
 
 
-def _maxlen(state: StreamState, maxlen: int) -> int | None:
-    """The MAXLEN in force: the one the emitters recorded (None: they trim by age only),
-    else the flag's."""
-    return state.trim.maxlen if state.trim is not None else maxlen
-
-
 def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
     last_ms = state.last_ms
-    maxlen = _maxlen(state, flag_maxlen)
+    maxlen = state.maxlen(flag_maxlen)
     out.record(
         {
             "kind": "stream",
@@ -79,6 +73,8 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
             "maxlenCoversMs": state.covers_ms(maxlen) if maxlen else None,
             "trim": state.trim.to_dict() if state.trim is not None else None,
             "memoryBytes": state.memory_bytes,
+            "entriesAdded": state.entries_added,
+            "trimmed": state.trimmed,
             "lastEventAgeMs": None if last_ms is None else state.now_ms - last_ms,
         }
     )
@@ -93,6 +89,7 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
                 "pending": group.pending,
                 "lag": group.lag,
                 "lastDeliveredId": group.last_delivered_id,
+                "entriesRead": group.entries_read,
             }
         )
     for collector in state.collectors:
@@ -100,12 +97,14 @@ def _records(out: Output, state: StreamState, flag_maxlen: int) -> None:
 
 
 def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
+    from emp_tui.health import number_field
+
     def row(label: str, value: str, style: str = "") -> None:
         out.line((f"  {label:<22}", "dim"), (value, style))
 
     now = state.now_ms
     first_ms, last_ms = state.first_ms, state.last_ms
-    maxlen = _maxlen(state, flag_maxlen)
+    maxlen = state.maxlen(flag_maxlen)
     out.line(("Stream ", "bold"), (state.stream, "bold cyan"))
     row("length", f"{state.length}" + (f" (MAXLEN ~{maxlen})" if maxlen else ""))
     trim = state.trim
@@ -150,8 +149,8 @@ def _report(out: Output, state: StreamState, flag_maxlen: int) -> None:
         row("-", "none")
     out.line(("Collectors", "bold"))
     for collector in state.collectors:
-        updated = collector.get("updated_ms", "")
-        age = f"{duration(now - int(updated))} ago" if updated.isdigit() else "?"
+        updated = number_field(collector, "updated_ms")
+        age = f"{duration(now - updated)} ago" if updated is not None else "?"
         row(
             collector.get("consumer", "?"),
             f"{collector.get('state', '?')}  updated {age}  read {collector.get('read', '?')}  "
