@@ -31,6 +31,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,14 @@ FILTERS = (
     "",
 )
 SIZE = (160, 48)
+TIMELINE_OPENS = 20
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 # -- the producer (a process of its own) ------------------------------------------------------
@@ -249,22 +258,42 @@ async def run_emp(url: str, rate: int, seconds: float, problems: bool = True) ->
             timings.append((time.perf_counter() - t) * 1000)
         result["filter_100k_ms"] = [round(x, 1) for x in timings]
 
-        job = "job-timeline-bench"
-        # Newer than every event in the stream: the store keeps the newest when it is full.
-        job_events = [
-            replace(e, job_id=job, id=f"{e.timestamp}-1")
-            for e in flood(1000, jobs=1, start_ms=int(time.time() * 1000) + 1000)
-        ]
-        app.add_events(job_events)
+        # Two jobs of 1k events each, opened in turn 20 times (each open builds the timeline
+        # again, with "usual" from the other jobs held): p50 and p95 of the opens.
+        opened_ms: list[float] = []
+        painted_ms: list[float] = []
+        start_ms = int(time.time() * 1000) + 1000
+        jobs = [f"job-timeline-bench-{k}" for k in range(2)]
+        for k, job in enumerate(jobs):
+            # Newer than every event in the stream: the store keeps the newest when it is full.
+            app.add_events(
+                [
+                    replace(e, job_id=job, id=f"{e.timestamp}-{k + 1}")
+                    for e in flood(1000, jobs=1, start_ms=start_ms)
+                ]
+            )
         app.drain_now()
+        for n in range(TIMELINE_OPENS):
+            job = jobs[n % 2]
+            t = time.perf_counter()
+            app.open_job(job)
+            opened_ms.append((time.perf_counter() - t) * 1000)
+            await pilot.pause(0)  # its messages handled, a screen update (not waiting for idle)
+            painted_ms.append((time.perf_counter() - t) * 1000)
+            assert app.timeline is not None and len(app.timeline.steps) == 1000
+        result["timeline_1k_ms"] = round(statistics.median(opened_ms), 1)
+        result["timeline_1k_p95_ms"] = round(percentile(opened_ms, 95), 1)
+        result["timeline_1k_to_paint_p95_ms"] = round(percentile(painted_ms, 95), 1)
         t = time.perf_counter()
+        job = "job-timeline-bench-whole"
+        app.add_events(
+            [
+                replace(e, job_id=job, id=f"{e.timestamp}-3")
+                for e in flood(1000, jobs=1, start_ms=start_ms)
+            ]
+        )
+        app.drain_now()
         app.open_job(job)
-        opened = (time.perf_counter() - t) * 1000
-        await pilot.pause(0)  # its messages handled, a screen update (not waiting for idle)
-        painted = (time.perf_counter() - t) * 1000
-        assert app.timeline is not None and len(app.timeline.steps) == 1000
-        result["timeline_1k_ms"] = round(opened, 1)
-        result["timeline_1k_to_paint_ms"] = round(painted, 1)
         while job not in app.state.jobs:  # the whole job, read from the stream by a worker
             await pilot.pause(0.01)
         result["job_whole_100k_stream_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -671,8 +700,9 @@ def live_main(args: argparse.Namespace) -> int:
     )
     print(f"re-apply a filter over {emp['buffered']:,} events: {timed}")
     print(
-        f"open a 1k-event job timeline (ms): {emp['timeline_1k_ms']} "
-        f"(to the next paint: {emp['timeline_1k_to_paint_ms']}; whole from the sources, a scan "
+        f"open a 1k-event job timeline, {TIMELINE_OPENS} opens (ms): p50 {emp['timeline_1k_ms']}"
+        f", p95 {emp['timeline_1k_p95_ms']} (to the next paint: p95 "
+        f"{emp['timeline_1k_to_paint_p95_ms']}; whole from the sources, a scan "
         f"of the {emp['written']:,}-entry stream: {emp.get('job_whole_100k_stream_ms')})"
     )
 
@@ -689,7 +719,7 @@ def live_main(args: argparse.Namespace) -> int:
         "| filter",
         "ok" if max(emp["filter_100k_ms"]) <= 100 else "OVER 100 ms",
         "| timeline",
-        "ok" if emp["timeline_1k_ms"] <= 50 else "OVER 50 ms",
+        "ok" if emp["timeline_1k_p95_ms"] <= 50 else "OVER 50 ms at p95",
         "| first paint",
         "ok" if emp["first_paint_s"] <= 1 else "OVER 1 s",
         "| memory",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -134,9 +135,16 @@ def _order_key(event: TelemetryEvent) -> tuple[int, int, int]:
     return (event.timestamp, *order_key(event.id, event.timestamp))
 
 
+_TIMESTAMP: Final = operator.attrgetter("timestamp")
+
+
 def sort_events(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
-    """Events by their own timestamp, ties broken by stream ID."""
-    return sorted(events, key=_order_key)
+    """Events by their own timestamp, ties broken by stream ID. Without ties (the usual
+    case) the timestamps alone decide, and no stream ID is parsed."""
+    ordered = sorted(events, key=_TIMESTAMP)
+    if len(set(map(_TIMESTAMP, ordered))) < len(ordered):
+        ordered.sort(key=_order_key)  # some share a millisecond: their IDs decide
+    return ordered
 
 
 def _by_job(events: Iterable[TelemetryEvent]) -> dict[str, list[TelemetryEvent]]:
@@ -854,13 +862,15 @@ def correlate(
     gap_ms: int = DEFAULT_GAP_MS,
     after_ms: int = DEFAULT_STALL_THRESHOLD_MS,
     now_ms: int | None = None,
+    reference: Iterable[TelemetryEvent] | None = None,
 ) -> Correlation:
     """``job_id``'s timeline and handoffs, and the other events that share its trace (any
     time) or its workers or machines over the job's whole life and ``after_ms`` after its
     last event (what a worker did once it went quiet: restarted, crashed, took another job).
-    Each related event once (:attr:`Correlation.related`)."""
+    Each related event once (:attr:`Correlation.related`). ``reference``: as for
+    :func:`job_timeline`."""
     events = list(events)
-    timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms)
+    timeline = job_timeline(events, job_id, gap_ms=gap_ms, now_ms=now_ms, reference=reference)
     own = timeline.events
     traces = list(dict.fromkeys(e.trace_id for e in own if e.trace_id))
     workers = set(e.worker_id for e in own if e.worker_id)

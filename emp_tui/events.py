@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, Final
 
 import orjson
@@ -691,13 +692,13 @@ def _decode_well_formed(
             return None
         return TelemetryEvent(
             timestamp=timestamp,
-            service=service,
-            event_type=event_type,
+            service=intern(service),
+            event_type=intern(event_type),
             trace_id=trace_id,
             span_id=span_id,
             job_id=job_id,
-            worker_id=worker_id,
-            machine_id=machine_id,
+            worker_id=None if worker_id is None else intern(worker_id),
+            machine_id=None if machine_id is None else intern(machine_id),
             user_id=user_id,
             level=level,
             data=data,
@@ -759,15 +760,15 @@ def _from_well_formed_dict(obj: dict[str, Any]) -> TelemetryEvent | None:
         return None
     return TelemetryEvent(
         timestamp=timestamp,
-        service=service,
-        event_type=event_type,
+        service=intern(service),
+        event_type=intern(event_type),
         trace_id=trace_id,
         span_id=span_id,
         job_id=job_id,
-        worker_id=worker_id,
-        machine_id=machine_id,
+        worker_id=None if worker_id is None else intern(worker_id),
+        machine_id=None if machine_id is None else intern(machine_id),
         user_id=user_id,
-        level=level,
+        level=intern(level),
         data=data,
         event_id=event_id,
         id=entry_id,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from emp_tui.events import SeenEvents, TelemetryEvent, decode
+from emp_tui.logindex import line_time, not_an_event, open_index, read_indexed
 from emp_tui.query import Query, parse_query, quote_value
 from emp_tui.sources import (
     FileStats,
@@ -42,10 +43,9 @@ from emp_tui.sources import (
     expand_paths,
     merge,
     read_file,
-    read_files,
     read_range,
 )
-from emp_tui.stream_ids import order_key, parse_id, range_bounds, stream_id_ms
+from emp_tui.stream_ids import order_key, range_bounds, stream_id_ms
 from emp_tui.topology import SyncClient, shard_keys
 
 __all__ = [
@@ -78,6 +78,7 @@ _BLOCK: Final = 1 << 20
 _HEAD: Final = 64 << 10
 """Bytes read from the start of a file to find its first event's time."""
 _ID_KEY: Final = b'"id":"'
+_LINE_HEAD: Final = b'{"id":"'
 
 Clock = Callable[[], float]
 
@@ -374,32 +375,8 @@ def _head(path: Path) -> bytes:
         raise SourceError(f"cannot read {path}: {reason}") from None
 
 
-def _line_time(line: bytes) -> tuple[int | None, TelemetryEvent | None]:
-    """The time one JSON line stands at, and its event when it had to be decoded to find it:
-    the stream ID's, read from the bytes (the collector and exports write ``"id":"<ms>-<seq>"``
-    first); else, decoded, a well-formed event's timestamp. None for a malformed event (its
-    time cannot be trusted: the reader places it by its neighbours), a line that is not an
-    event (the event says why) and a blank line (no event)."""
-    at = line.find(_ID_KEY, 0, 24)
-    if at >= 0:
-        start = at + len(_ID_KEY)
-        end = line.find(b'"', start, start + 42)
-        parsed = parse_id(line[start:end]) if end > start else None
-        if parsed is not None:
-            return parsed[0], None
-    if not line.strip():
-        return None, None
-    event = TelemetryEvent.from_json_line(line)
-    if event.malformed is not None:
-        return None, event
-    return event_ms(event), event
-
-
-def _not_an_event(event: TelemetryEvent) -> bool:
-    return event.malformed is not None and event.malformed.startswith(_NOT_AN_OBJECT)
-
-
-_NOT_AN_OBJECT: Final = ("line is not JSON", "line is not a JSON object")
+_line_time = line_time
+_not_an_event = not_an_event
 
 
 def _first_ms(data: bytes | mmap.mmap) -> int | None:
@@ -528,29 +505,36 @@ def read_logs_back(
     for path in reversed(expand_paths(paths)):
         stats.opened += 1
         try:
-            data = _contents(path)
+            index = open_index(path)
         except SourceError as exc:
             counts.skip(str(exc))
             continue
-        try:
-            if _is_array(data[:64]):
+        with index:
+            blocks: Iterable[tuple[list[Any], list[int] | None]]
+            if index.is_array:
                 events = [
                     e for e in read_file(path, None, counts) if _within(e, since_ms, until_ms)
                 ]
-                blocks: Iterable[list[Any]] = [events[::-1]]
-            else:
-                blocks = _blocks_back(data)
-            passed = False  # met events older than the range: the older files hold no more
+                blocks = [(events[::-1], None)]
+                passed = False
+            else:  # only the lines of the range are read, their times from the index
+                start, stop = index.time_range(since_ms, until_ms)
+                blocks = index.timed_blocks_back(start, stop)
+                passed = start > 0  # lines older than the range: the older files hold no more
             neighbour: int | None = None  # the time of the line after (newer): a malformed
-            for lines in blocks:  # event, whose own time cannot be trusted, stands there
-                older = True
-                for line in lines:
+            for lines, times in blocks:  # event, whose own time cannot be trusted, stands
+                older = True  # there
+                for at, line in enumerate(lines):
                     ms: int | None
                     if isinstance(line, TelemetryEvent):
                         event = line
                         ms = event_ms(event)
                     else:
-                        line_ms, decoded = _line_time(line)
+                        if times is not None and times[at] >= 0 and line.startswith(_LINE_HEAD):
+                            line_ms: int | None = times[at]  # the index read its stream ID
+                            decoded = None
+                        else:
+                            line_ms, decoded = _line_time(line)
                         if line_ms is None:
                             if decoded is None:
                                 continue  # a blank line
@@ -587,9 +571,6 @@ def read_logs_back(
                         batch, size = [], page
                 if older and since_ms is not None:
                     break  # a whole block older than the range: the rest of the file is
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
         if passed:
             break  # the older files hold older events still
     if batch:
@@ -609,22 +590,35 @@ def job_query(job_id: str) -> Query:
 
 
 def read_stream_job(
-    client: SyncClient, stream: str, job_id: str, *, page: int = PAGE, shards: int = 1
+    client: SyncClient,
+    stream: str,
+    job_id: str,
+    *,
+    page: int = PAGE,
+    shards: int = 1,
+    cancelled: Callable[[], bool] | None = None,
 ) -> list[TelemetryEvent]:
     """``job_id``'s events in the stream, oldest first: a scan of the whole stream (of every
     shard with ``shards`` > 1: an emitter puts a job on one, but a reader does not assume it,
     since an emitter in another language or with another shard count may not) in which an
     entry none of whose values holds the job ID's bytes is passed over undecoded (the query's
-    own pre-filter, as for files). Raises SourceError."""
+    own pre-filter, as for files). With ``cancelled`` saying so, it stops early with what it
+    has read so far. Raises SourceError."""
     keys = shard_keys(stream, shards)
     if len(keys) == 1:
-        return _read_key_job(client, keys[0], job_id, page)
-    found = [event for key in keys for event in _read_key_job(client, key, job_id, page)]
+        return _read_key_job(client, keys[0], job_id, page, cancelled)
+    found = [event for key in keys for event in _read_key_job(client, key, job_id, page, cancelled)]
     found.sort(key=lambda event: order_key(event.id, event.timestamp))
     return found
 
 
-def _read_key_job(client: SyncClient, stream: str, job_id: str, page: int) -> list[TelemetryEvent]:
+def _read_key_job(
+    client: SyncClient,
+    stream: str,
+    job_id: str,
+    page: int,
+    cancelled: Callable[[], bool] | None,
+) -> list[TelemetryEvent]:
     import redis
     from redis.exceptions import RedisClusterException
 
@@ -648,8 +642,8 @@ def _read_key_job(client: SyncClient, stream: str, job_id: str, page: int) -> li
             event = decode(entry_id, fields or {})
             if query.matches(event) and first_time(event):
                 found.append(event)
-        if len(entries) < page:
-            return found
+        if len(entries) < page or (cancelled is not None and cancelled()):
+            return found  # all read, or no longer wanted (what was read so far)
         start = "(" + (_text(entries[-1][0]) or "")  # exclusive: after the last one read
 
 
@@ -694,6 +688,7 @@ def read_job(
     paths: Sequence[Path] = (),
     holdings: Holdings | None = None,
     shards: int = 1,
+    cancelled: Callable[[], bool] | None = None,
 ) -> JobHistory:
     """All of ``job_id``'s events from the stream (a range scan matching the job) and the
     files (lines without the job ID are skipped undecoded), merged, each stream ID once.
@@ -709,7 +704,9 @@ def read_job(
         try:
             if holdings is None:
                 stream_held = stream_span(client, stream, shards)
-            found.append(read_stream_job(client, stream, job_id, shards=shards))
+            found.append(
+                read_stream_job(client, stream, job_id, shards=shards, cancelled=cancelled)
+            )
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))
@@ -718,7 +715,7 @@ def read_job(
         try:
             if holdings is None:
                 logs_held = logs_span(paths)
-            found.append(list(read_files(paths, query, stats)))
+            found.append(list(read_indexed(paths, query, stats)))
         except SourceError as exc:
             failures += 1
             notes.append(str(exc))

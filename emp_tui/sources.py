@@ -600,8 +600,10 @@ class FileStats:
             self.problems.append(text)
 
     def skip(self, reason: str) -> None:
-        """A file that cannot be read: counted, and the read goes on with the next."""
-        self.unreadable.append(reason)
+        """A file that cannot be read: counted (once, however often it was tried), and the
+        read goes on with the next."""
+        if reason not in self.unreadable:
+            self.unreadable.append(reason)
 
     def notes(self) -> list[str]:
         """One line each for the unreadable files and the corrupt lines, for a user."""

@@ -768,3 +768,12 @@ def test_timeline_says_when_the_stream_trimmed_a_jobs_start(redis_url: str) -> N
     assert summary["sourcesStartMs"] == start + 1000 and summary["missingStartMs"] == 0
     human = run("--redis-url", redis_url, "timeline", "job_1").stdout
     assert "may lack its start" in human.splitlines()[1]
+
+
+def test_timeline_over_files_says_where_usual_came_from(log_file: Path) -> None:
+    (summary, *_) = records(run("--file", log_file, "timeline", "job_gap", "--json"))
+    assert summary["usualFrom"].startswith("usual steps from ")
+    assert "events up to its end" in summary["usualFrom"]
+    done = run("--file", log_file, "correlate", "job_gap")
+    assert done.returncode == 0, done.stderr
+    assert "usual steps from" in done.stdout.splitlines()[1]

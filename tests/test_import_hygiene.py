@@ -26,6 +26,7 @@ CORE_MODULES = [
     "emp_tui.problems",
     "emp_tui.lint",
     "emp_tui.sources",
+    "emp_tui.logindex",
     "emp_tui.history",
     "emp_tui.export",
     "emp_tui.cli",

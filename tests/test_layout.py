@@ -22,6 +22,7 @@ CORE = [
     "problems",
     "store",
     "sources",
+    "logindex",
     "history",
     "export",
     "health",

@@ -45,6 +45,7 @@ from emp_tui.app.messages import (
     HealthWanted,
     HistoryDone,
     HistoryPage,
+    IdsFound,
     JobFetched,
     JobRequested,
     OlderWanted,
@@ -86,6 +87,8 @@ from emp_tui.history import (
     Holdings,
     JobHistory,
     ReadStats,
+    TimeRange,
+    event_ms,
     logs_span,
     probe_stream,
     read_job,
@@ -93,8 +96,9 @@ from emp_tui.history import (
     read_stream_back,
 )
 from emp_tui.lint import Linter
+from emp_tui.logindex import read_indexed
 from emp_tui.problems import StreamState
-from emp_tui.query import QueryError, parse_duration_ms, parse_time_ms
+from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect
 from emp_tui.store import EventStore
 from emp_tui.text import inert
@@ -494,6 +498,8 @@ class EmpTuiApp(App[int]):
         self.state.apply(query)
         self.stream_list.set_rows(self.state.rows)
         bar.accept(text)
+        if self.files and self.state.seeks_ids(query):
+            self.find_ids(query, self.files)  # its events may lie outside what is loaded
         target = self.state.effective_range()
         if target is not None and self.state.base_range is not None:
             self._load(self.state.plan_for(target))
@@ -1195,7 +1201,9 @@ class EmpTuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="job", exit_on_error=False, name="job fetch")
     def fetch_job(self, job_id: str, holdings: Holdings) -> None:
-        """Every event of ``job_id`` from every source, whatever is loaded."""
+        """Every event of ``job_id`` from every source, whatever is loaded. Opening another
+        job stops it (between pages of the stream's scan): threads do not pile up."""
+        worker = get_current_worker()
         client = None
         try:
             if self.live and self.redis_url is not None:
@@ -1217,7 +1225,10 @@ class EmpTuiApp(App[int]):
                 paths=self.files,
                 holdings=holdings,
                 shards=self.shards,
+                cancelled=lambda: worker.is_cancelled,
             )
+            if worker.is_cancelled:
+                return  # another job was opened meanwhile: this one is not whole
         except SourceError as exc:
             self.post_message(JobFetched(job_id, None, str(exc)))
             return
@@ -1225,6 +1236,47 @@ class EmpTuiApp(App[int]):
             if client is not None:
                 client.close()
         self.post_message(JobFetched(job_id, job))
+
+    @work(thread=True, exclusive=True, group="ids", exit_on_error=False, name="ids search")
+    def find_ids(self, query: Query, files: list[Path]) -> None:
+        """Where the events of a filter naming IDs lie in the logs (their index finds the
+        lines that hold the IDs; only those are decoded)."""
+        worker = get_current_worker()
+        low = high = None
+        count = 0
+        try:
+            for event in read_indexed(files, query):
+                if worker.is_cancelled:
+                    return
+                ms = event_ms(event)
+                low = ms if low is None else min(low, ms)
+                high = ms if high is None else max(high, ms)
+                count += 1
+        except SourceError as exc:
+            self.post_message(IdsFound(query.text, None, 0, str(exc)))
+            return
+        span = None if low is None else TimeRange(low, high)
+        self.post_message(IdsFound(query.text, span, count))
+
+    @on(IdsFound)
+    def _on_ids_found(self, message: IdsFound) -> None:
+        if message.error is not None:
+            self._report(f"cannot search the logs: {message.error}")
+            return
+        target = self.state.ids_found(message.text, message.span)
+        if target is None:
+            return
+        self.notify(
+            inert(
+                f"{message.count:,} events of the filter in the logs, outside the loaded range: "
+                "loading their time",
+                200,
+            ),
+            timeout=4,
+            markup=False,
+        )
+        self._load(self.state.plan_for(target))
+        self._push_status()
 
     def _load(self, plan: LoadPlan | None) -> None:
         """Start the workers that read ``plan`` from its sources."""

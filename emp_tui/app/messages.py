@@ -13,7 +13,7 @@ from emp_tui.app.triage import Action, Handoff, Triage
 from emp_tui.events import TelemetryEvent
 from emp_tui.health import EmitterFigures, ServiceRate
 from emp_tui.health import StreamState as StreamHealth
-from emp_tui.history import JobHistory, Span
+from emp_tui.history import JobHistory, Span, TimeRange
 from emp_tui.problems import StreamState
 from emp_tui.sources import ConnectionState
 
@@ -185,6 +185,17 @@ class JobFetched(Message):
 
     job_id: str
     job: JobHistory | None
+    error: str | None = None
+
+
+@dataclass
+class IdsFound(Message):
+    """Where the events of a filter naming IDs (``job:``, ``worker:``, ...) lie in the logs:
+    ``span`` from the first to the last (None: the logs hold none), ``count`` of them."""
+
+    text: str
+    span: TimeRange | None
+    count: int
     error: str | None = None
 
 

@@ -266,6 +266,9 @@ class AppState:
         self.jobs: dict[str, JobHistory] = {}
         """Whole jobs fetched from the sources (the open one's and the back stack's)."""
         self.query: Query = parse_query("")
+        self.found_span: tuple[str, TimeRange] | None = None
+        """A filter naming IDs and where its events lie in the logs, when that is outside
+        what the store holds: the range shown while that filter stands."""
         self.rows: list[int] = []
         """What the stream shows: the sequence numbers of the events the filter matches."""
         self.gap_ms = gap_ms
@@ -360,6 +363,8 @@ class AppState:
         if self.has_pending:
             self.drain()
         was_detached = self.detached
+        if self.found_span is not None and self.found_span[0] != query.text:
+            self.found_span = None
         previous, self.query = self.query, query
         if self.detached and not was_detached and self.covered is not None:
             self._close_coverage()
@@ -439,6 +444,9 @@ class AppState:
         else the base range (None: not decided yet)."""
         query = self.query if query is None else query
         base = self.base_range
+        found = self.found_span
+        if found is not None and found[0] == query.text:
+            return found[1]
         if base is None and query.since_ms is None and query.until_ms is None:
             return None
         since = query.since_ms
@@ -448,6 +456,36 @@ class AppState:
         if until is None and base is not None:
             until = base.until_ms
         return TimeRange(since, until)
+
+    def seeks_ids(self, query: Query) -> bool:
+        """Whether the logs are to be searched for ``query``'s events: it names IDs (the
+        log index finds their lines) and no time, and the store does not hold every event
+        of the logs."""
+        if "logs" not in self.sources or not query.required_literals():
+            return False
+        if query.since_ms is not None or query.until_ms is not None:
+            return False
+        logs, held = self.holdings.logs, self.covered
+        if logs is None or logs.first_ms is None:
+            return False
+        whole = (
+            held is not None
+            and self.left_out is None
+            and held.covers(TimeRange(logs.first_ms, logs.last_ms))
+        )
+        return not whole
+
+    def ids_found(self, text: str, span: TimeRange | None) -> TimeRange | None:
+        """The logs' search for the filter ``text`` found its events in ``span``: the range
+        to load when it lies outside what the store holds (the filter still standing);
+        None when there is nothing to load."""
+        if span is None or text != self.query.text:
+            return None
+        held = self.covered
+        if held is not None and self.left_out is None and held.covers(span):
+            return None
+        self.found_span = (text, span)
+        return span
 
     @property
     def detached(self) -> bool:

@@ -202,14 +202,15 @@ def redis_client(settings: Settings) -> Any:
 
 def load(settings: Settings, query: Query, *, limit: int | None = None) -> Loaded:
     """The events ``query`` matches from the configured sources, in stream order."""
-    from emp_tui.sources import FileStats, SourceError, merge, read_files, read_query
+    from emp_tui.logindex import read_indexed
+    from emp_tui.sources import FileStats, SourceError, merge, read_query
 
     sources: list[Iterable[TelemetryEvent]] = []
     found_notes: list[str] = []
     stats = FileStats()
     try:
         if settings.files:
-            sources.append(list(read_files(settings.files, query, stats)))
+            sources.append(list(read_indexed(settings.files, query, stats)))
         if settings.use_redis:
             client = redis_client(settings)
             try:
@@ -253,6 +254,78 @@ def sources_now(settings: Settings, held: Holdings) -> int:
     from emp_tui.history import now_ms as one_rule
 
     return one_rule(live=settings.use_redis, holdings=held, clock=time.time)
+
+
+REFERENCE_EVENTS: Final = 10_000
+"""Over log files, "usual" is learnt from the jobs (of the job's type) among this many events
+up to the job's end: a bounded sample, not every line of the logs."""
+
+
+@dataclass
+class JobContext:
+    """What `timeline` and `correlate` look at: the job's events with those around it
+    (``events``), the other jobs "usual" is learnt from (``reference``; None: the other jobs
+    among ``events``) and how that sample was taken (``usual_from``, for the output)."""
+
+    events: list[TelemetryEvent]
+    reference: list[TelemetryEvent] | None
+    usual_from: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def job_context(
+    settings: Settings, job_id: str, *, related: bool = False, after_ms: int = 0
+) -> JobContext:
+    """The job's events and the context analysis needs. From Redis: everything at hand
+    (:func:`job_events`). From log files alone, through their index: the job's lines (a byte
+    search), with ``related`` the events of its trace (any time) and of its life up to
+    ``after_ms`` after it (a time range), and for "usual" the jobs of its type among the
+    :data:`REFERENCE_EVENTS` events up to its end; no other line is decoded."""
+    if not settings.files or settings.use_redis:
+        loaded = job_events(settings, job_id)
+        return JobContext(loaded.events, None, None, loaded.notes)
+    from emp_tui.analysis import job_type
+    from emp_tui.history import ReadStats, event_ms, read_logs_back
+    from emp_tui.logindex import read_indexed
+    from emp_tui.sources import FileStats, SourceError, merge
+
+    stats = FileStats()
+    try:
+        own = list(read_indexed(settings.files, parse_query(f"job:{quote(job_id)}"), stats))
+        own = [event for event in own if event.job_id == job_id]
+        if not own:
+            notes(stats.notes())
+            raise CliError(f"no events for job {job_id!r}", EXIT_NOTHING)
+        times = [event_ms(event) for event in own]
+        start, end = min(times), max(times)
+        traces = {event.trace_id for event in own if event.trace_id} if related else set()
+        by_trace = (
+            list(read_indexed(settings.files, None, stats, literals=traces)) if traces else []
+        )
+        life: list[TelemetryEvent] = []
+        if related:
+            for page in read_logs_back(settings.files, start, end + after_ms):
+                life.extend(page)
+        sample: list[TelemetryEvent] = []
+        read = ReadStats()
+        for page in read_logs_back(settings.files, None, end, stats=read, limit=REFERENCE_EVENTS):
+            sample.extend(page)
+    except SourceError as exc:
+        raise source_error(exc) from None
+    kind = job_type(own)
+    jobs: dict[str, list[TelemetryEvent]] = {}
+    for event in sample:
+        if event.job_id and event.job_id != job_id:
+            jobs.setdefault(event.job_id, []).append(event)
+    if kind is not None:
+        jobs = {other: evs for other, evs in jobs.items() if job_type(evs) in (kind, None)}
+    reference = [event for evs in jobs.values() for event in evs]
+    of_type = f" of type {kind}" if kind is not None else ""
+    usual_from = (
+        f"usual steps from {len(jobs):,} jobs{of_type} among the {len(sample):,} events "
+        f"up to its end{' (a sample of the logs)' if read.cut else ''}"
+    )
+    return JobContext(merge(own, by_trace, life), reference, usual_from, stats.notes())
 
 
 def job_events(settings: Settings, job_id: str) -> Loaded:

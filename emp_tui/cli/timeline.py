@@ -14,7 +14,7 @@ from emp_tui.cli.common import (
     Settings,
     duration_option,
     holdings,
-    job_events,
+    job_context,
     notes,
     sources_now,
 )
@@ -58,7 +58,9 @@ def handoff_record(handoff: Handoff) -> dict[str, Any]:
     }
 
 
-def timeline_record(timeline: Timeline, held: Holdings, now: int) -> dict[str, Any]:
+def timeline_record(
+    timeline: Timeline, held: Holdings, now: int, usual_from: str | None = None
+) -> dict[str, Any]:
     """The summary line: the job, and ``nowMs`` it was judged at (the one rule's "now"), where
     the sources begin and, when its first event held is not its creation and comes soon after
     that, how long after (``missingStartMs``: its start may be cut)."""
@@ -78,6 +80,7 @@ def timeline_record(timeline: Timeline, held: Holdings, now: int) -> dict[str, A
         "nowMs": now,
         "sourcesStartMs": held.first_ms,
         "missingStartMs": missing_start(timeline.events, held.first_ms),
+        "usualFrom": usual_from,
     }
 
 
@@ -117,6 +120,11 @@ def _print_header(out: Output, timeline: Timeline, held: Holdings) -> None:
         )
 
 
+def _print_usual_from(out: Output, usual_from: str | None) -> None:
+    if usual_from is not None:
+        out.line((f"  {usual_from}", "dim"))
+
+
 def _print_gaps(out: Output, gaps: list[Gap], gap_ms: int) -> None:
     out.line(("Gaps", "bold"), f" ({len(gaps)})")
     for gap in gaps:
@@ -143,16 +151,18 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
     from emp_tui.analysis import job_handoffs, job_timeline
 
     gap_ms = duration_option(args.gap, "--gap", DEFAULT_GAP_MS)
-    loaded = job_events(settings, args.job_id)
-    notes(loaded.notes)
+    context = job_context(settings, args.job_id)
+    notes(context.notes)
     # Live (Redis): an open job is silent up to now. Files alone are a recording: up to their
     # newest event, or every open job in an old log would look silent for days.
     held = holdings(settings)
     now = sources_now(settings, held)
-    timeline = job_timeline(loaded.events, args.job_id, gap_ms=gap_ms, now_ms=now)
+    timeline = job_timeline(
+        context.events, args.job_id, gap_ms=gap_ms, reference=context.reference, now_ms=now
+    )
     handoffs = job_handoffs(timeline.events, args.job_id)
     if out.json:
-        out.record(timeline_record(timeline, held, now))
+        out.record(timeline_record(timeline, held, now, context.usual_from))
         for step in timeline.steps:
             out.record(
                 {
@@ -176,6 +186,7 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
             (duration(timeline.silent_ms), f"bold {WARN_COLOR}"),
             ("  since its last event, with no terminal event", WARN_COLOR),
         )
+    _print_usual_from(out, context.usual_from)
     out.line(("      offset      delta  time", "dim"))
     for step in timeline.steps:
         if step.gap is not None:
@@ -207,15 +218,22 @@ def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
     limit = DEFAULT_RELATED_LIMIT if args.limit is None else args.limit
     if limit < 1:
         raise CliError("--limit must be at least 1", EXIT_USAGE)
-    loaded = job_events(settings, args.job_id)
-    notes(loaded.notes)
+    context = job_context(settings, args.job_id, related=True, after_ms=after_ms)
+    notes(context.notes)
     held = holdings(settings)
     now = sources_now(settings, held)  # as timeline's: they agree on a job's silence
-    found = correlate(loaded.events, args.job_id, gap_ms=gap_ms, after_ms=after_ms, now_ms=now)
+    found = correlate(
+        context.events,
+        args.job_id,
+        gap_ms=gap_ms,
+        after_ms=after_ms,
+        now_ms=now,
+        reference=context.reference,
+    )
     related = found.most_telling(limit)
     left_out = len(found.related) - len(related)
     if out.json:
-        summary = timeline_record(found.timeline, held, now)
+        summary = timeline_record(found.timeline, held, now, context.usual_from)
         summary["traceIds"] = found.trace_ids
         summary["windowStartMs"] = found.window_start_ms
         summary["windowEndMs"] = found.window_end_ms
@@ -237,6 +255,7 @@ def run_correlate(args: argparse.Namespace, settings: Settings, out: Output) -> 
             )
         return EXIT_FOUND
     _print_header(out, found.timeline, held)
+    _print_usual_from(out, context.usual_from)
     out.line(("Trace ", "dim"), ", ".join(found.trace_ids) or "-")
     _print_gaps(out, found.timeline.gaps, gap_ms)
     _print_handoffs(out, found.handoffs)

@@ -267,3 +267,24 @@ async def test_files_alone_open_on_the_last_window_of_the_logs(tmp_path: Path) -
         assert [e.id for e in app.shown_events()] == [e.id for e in recent]
         assert app.state.now_ms() == event_ms(recent[-1])  # not the clock: the logs' newest
         assert "logs since" in _status(app)
+
+
+async def test_a_job_filter_finds_a_job_of_the_logs_beyond_the_loaded_range(
+    tmp_path: Path,
+) -> None:
+    old = job_events(7, START_MS - 2 * 3_600_000)  # long before the window opened on
+    recent = [job_events(n, START_MS + n * 1000) for n in range(20, 40)]
+    write_events([*old, *(e for job in recent for e in job)], tmp_path / "events.log", "jsonl")
+    config = AppConfig(buffer_size=30)  # the cap leaves most of the window out, too
+    app = make_app(files=[tmp_path], config=config, clock=lambda: FIXED_NOW + 86_400)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert "job-0007" not in {e.job_id for e in app.store}
+        assert app.apply_filter("job:job-0007")
+        await _until(pilot, lambda: len(app.shown_events()) == len(old) and not app.state.loading)
+        assert [e.id for e in app.shown_events()] == [e.id for e in old]
+        assert app.state.found_span is not None  # the logs were searched, the range is its
+        assert app.apply_filter("")
+        await _loaded(pilot, app)
+        assert app.state.found_span is None
+        assert "job-0007" not in {e.job_id for e in app.store}  # the window again
