@@ -39,6 +39,7 @@ from emp_tui.app.messages import (
     EventsReceived,
     EventsWanted,
     ExportFinished,
+    FilterLeft,
     FilterSubmitted,
     FollowChanged,
     HistoryDone,
@@ -117,6 +118,18 @@ DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
 ``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
 
+FOCUS_ROWS: list[KeyRow] = [
+    (
+        "tab",
+        "next pane: filter bar → 1 stream → 2 detail → 3 → 4 graph (narrower than "
+        f"{WIDE_FROM} columns: the filter bar and the pane shown)",
+        "",
+    ),
+    ("shift+tab", "the same, backwards", ""),
+    ("enter esc", "in the filter bar: apply or clear the filter, then back to the stream", ""),
+]
+"""Where Tab goes (Textual's focus chain, in the order the panes are composed)."""
+
 Clock = Callable[[], float]
 _HINT_ALERT = "bold #ff5f5f"
 _HINT_ERROR = "#ff8787"
@@ -178,10 +191,13 @@ class EmpTuiApp(App[int]):
         Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
         Binding("3", "show_pane('timeline')", "Timeline pane", show=False, id="pane_timeline"),
         Binding("4", "show_pane('graph')", "Graph pane", show=False, id="pane_graph"),
+        Binding("z", "zoom", "Zoom the focused pane (again: back)", show=False, id="zoom"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
     active_pane: reactive[str] = reactive("stream")
+    zoomed: reactive[str | None] = reactive(None)
+    """The pane shown on the whole screen (``z``), or None."""
 
     def __init__(
         self,
@@ -468,8 +484,19 @@ class EmpTuiApp(App[int]):
 
     @on(FilterSubmitted)
     def _on_filter_submitted(self, message: FilterSubmitted) -> None:
-        if self.apply_filter(message.text) and message.text.strip():
-            self.stream_list.focus()
+        """Enter (or Esc clearing it): once applied, the keys go back to the stream; a query
+        that does not parse keeps them in the bar, beside its error."""
+        if self.apply_filter(message.text):
+            self._leave_filter()
+
+    @on(FilterLeft)
+    def _on_filter_left(self) -> None:
+        self._leave_filter()
+
+    def _leave_filter(self) -> None:
+        if self.is_narrow:
+            self.active_pane = "stream"
+        self.stream_list.focus()
 
     def apply_filter(self, text: str) -> bool:
         """Filter the stream with ``text`` (the filter bar does this on Enter). A query that
@@ -595,6 +622,20 @@ class EmpTuiApp(App[int]):
     def watch_active_pane(self) -> None:
         self._show_pane_classes()
 
+    def watch_zoomed(self) -> None:
+        self._show_pane_classes()
+
+    def focused_pane(self) -> str | None:
+        """Which of the four panes holds the focus (None: the filter bar, or nothing)."""
+        node: DOMNode | None = self.focused
+        while node is not None:
+            if node.id in PANES:
+                return node.id
+            if node.id in SLOTS:
+                return "timeline"
+            node = node.parent
+        return None
+
     @property
     def slot(self) -> Slot:
         """What pane 3 shows: ``problems``, ``timeline`` or ``compare``."""
@@ -614,6 +655,15 @@ class EmpTuiApp(App[int]):
             widget.set_class(name == slot and active == "timeline", "-active")
         self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
         self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
+        zoomed = self.zoomed
+        self.screen_stack[0].set_class(zoomed is not None, "-zoom")
+        for name in PANES:
+            if name != "timeline":
+                self.query_one(f"#{name}").set_class(name == zoomed, "-zoomed")
+        for name in SLOTS:
+            self.query_one(f"#{name}").set_class(zoomed == "timeline" and name == slot, "-zoomed")
+        self.query_one("#top").set_class(zoomed in ("stream", "detail"), "-zoomed")
+        self.query_one("#bottom").set_class(zoomed in ("timeline", "graph"), "-zoomed")
 
         tabs = self.query_one(PaneTabs)
         tabs.active = active
@@ -680,8 +730,19 @@ class EmpTuiApp(App[int]):
         self._load(state.plan_for(wider))
         self._push_status()
 
+    def action_zoom(self) -> None:
+        """The focused pane on the whole screen (tmux's prefix-z), and back."""
+        if self.zoomed is not None:
+            self.zoomed = None
+            return
+        pane = self.focused_pane() or self.active_pane
+        self.active_pane = pane
+        self.zoomed = pane
+
     def action_show_pane(self, name: str) -> None:
         self.active_pane = name
+        if self.zoomed is not None:
+            self.zoomed = name  # zoomed stays zoomed: on the pane asked for
         pane = self.query_one(f"#{self.slot if name == 'timeline' else name}")
         if pane.focusable or isinstance(pane, TimelineView | ProblemsView):
             pane.focus()
@@ -888,6 +949,7 @@ class EmpTuiApp(App[int]):
         """Every key of the app, by where it works (for the help screen)."""
         sections: list[Section] = [
             ("Anywhere", self._rows(self.BINDINGS)),
+            ("Focus", FOCUS_ROWS),
             ("Stream", self._rows(EventList.BINDINGS)),
             ("Filter bar", self._rows(FilterInput.BINDINGS)),
         ]

@@ -108,6 +108,11 @@ class FilterSubmitted(Message):
 
 
 @dataclass
+class FilterLeft(Message):
+    """Esc in an empty filter bar: the user is done with it (focus goes to the stream)."""
+
+
+@dataclass
 class PaneRequested(Message):
     """Show this pane (a click on its tab)."""
 

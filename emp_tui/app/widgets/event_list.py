@@ -338,7 +338,10 @@ class EventList(ScrollView, can_focus=True):
         self._move_cursor(0)
 
     def action_follow(self) -> None:
+        """Follow new events, the cursor on the newest row (End)."""
         self.follow = True
+        if self.rows:
+            self._move_cursor(len(self.rows) - 1)
 
     def action_open_job(self) -> None:
         event = self.selected_event

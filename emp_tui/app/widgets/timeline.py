@@ -828,14 +828,24 @@ class TimelineView(Widget):
         markers = [i for i, step in enumerate(timeline.steps) if _is_marker(step)]
         if not markers:
             self.app.bell()
+            self.notify(
+                f"No gap over {duration(self._threshold_ms)} and no error in this job "
+                "(- lowers the threshold).",
+                timeout=4,
+            )
             return
         here = self._steps.cursor
-        if direction > 0:
-            after = [i for i in markers if i > here]
-            target = after[0] if after else markers[0]
-        else:
-            before = [i for i in markers if i < here]
-            target = before[-1] if before else markers[-1]
+        ahead = [i for i in markers if i > here] if direction > 0 else []
+        behind = [i for i in markers if i < here] if direction < 0 else []
+        if ahead or behind:
+            self._steps.cursor = ahead[0] if ahead else behind[-1]
+            return
+        target = markers[0] if direction > 0 else markers[-1]
+        if target == here:
+            self.notify("This is the job's only gap or error.", timeout=3)
+            return
+        where = ("after", "first") if direction > 0 else ("before", "last")
+        self.notify(f"No gap or error {where[0]} this step: wrapped to the {where[1]}.", timeout=3)
         self._steps.cursor = target
 
     # -- internals --------------------------------------------------------------------------
