@@ -149,6 +149,11 @@ def data_summary(data: Mapping[str, Any], limit: int = 200) -> str:
 # -- times ------------------------------------------------------------------------------------
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 edge``, ``2 edges``, ``1,204 handoffs`` (``many`` for an irregular plural)."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
 def duration(ms: float | None) -> str:
     """A short duration: ``0.4ms``, ``840ms``, ``1.5s``, ``12.3s``, ``4m05s``, ``2h03m``
     (``-`` for None)."""

@@ -824,8 +824,18 @@ class AppState:
             nodes = self.timeline.services if self.timeline is not None else None
             return GraphView(handoffs(self.job_events(job)), nodes, job)
         query = self.query
-        detail = "no filter" if query.is_empty else f"filter {query.text}"
-        return GraphView(handoffs(self.shown_events()), None, detail)
+        if query.is_empty:
+            return GraphView(handoffs(self.store), None, "no filter")
+        return GraphView(handoffs(self.matching_jobs_events()), None, f"jobs matching {query.text}")
+
+    def matching_jobs_events(self) -> list[TelemetryEvent]:
+        """Every held event of the jobs that have an event the filter shows: ``level:error``
+        gives the whole journeys of the jobs with an error, whose handoffs carry them."""
+        jobs = dict.fromkeys(e.job_id for e in self.shown_events() if e.job_id)
+        events: list[TelemetryEvent] = []
+        for job in jobs:
+            events.extend(self.store.by_job(job))
+        return events
 
     # -- what the status bar and an empty stream say ------------------------------------------
 
