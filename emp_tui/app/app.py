@@ -145,6 +145,9 @@ class EmpTuiApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
+        # ? and q early: the footer shows the keys in this order, and keeps these at 80 columns.
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
         Binding("space", "toggle_follow", "Pause/follow", id="pause"),
         Binding("f", "follow", "Follow", show=False, id="follow"),
         Binding("j", "jump_to_job", "Jump to job", id="jump"),
@@ -186,13 +189,11 @@ class EmpTuiApp(App[int]):
         Binding("e", "export", "Export", id="export"),
         Binding("y", "copy_event", "Copy JSON", id="copy"),
         Binding("escape", "go_back", "Back", show=False, id="back"),
-        Binding("question_mark", "help", "Help", id="help"),
         Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
         Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
         Binding("3", "show_pane('timeline')", "Timeline pane", show=False, id="pane_timeline"),
         Binding("4", "show_pane('graph')", "Graph pane", show=False, id="pane_graph"),
         Binding("z", "zoom", "Zoom the focused pane (again: back)", show=False, id="zoom"),
-        Binding("q", "quit", "Quit", id="quit"),
     ]
 
     active_pane: reactive[str] = reactive("stream")
@@ -689,7 +690,9 @@ class EmpTuiApp(App[int]):
     # -- actions ------------------------------------------------------------------------------
 
     def action_focus_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
+        # At once, not after the keys already queued (focus() waits for them): what is typed
+        # right after / goes into the bar, not to the stream's keys (e is export there).
+        self.screen.set_focus(self.query_one(FilterBar).input)
 
     def action_toggle_follow(self) -> None:
         stream = self.stream_list

@@ -28,8 +28,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from emp_tui.app.messages import EventSelected, FollowChanged, JobRequested, OlderWanted
-from emp_tui.app.render import RowLayout, event_row
+from emp_tui.app.render import RowLayout, Seen, event_row
 from emp_tui.events import TelemetryEvent
+from emp_tui.text import data_summary
+
+MEASURED = 500
+"""How many of the newest rows set the columns' widths at once (the others as they show)."""
 
 
 class EventList(ScrollView, can_focus=True):
@@ -56,7 +60,21 @@ class EventList(ScrollView, can_focus=True):
             "home", "first", "First event (again: older history)", show=False, id="stream.home"
         ),
         Binding("end", "follow", "Follow new events", show=False, id="stream.end"),
-        Binding("enter", "open_job", "Open the event's job", id="stream.open_job"),
+        Binding("enter", "open_job", "Open job", id="stream.open_job"),
+        Binding(
+            "right",
+            "shift(1)",
+            "More of the selected row's data",
+            show=False,
+            id="stream.data_right",
+        ),
+        Binding(
+            "left",
+            "shift(-1)",
+            "Back along the selected row's data",
+            show=False,
+            id="stream.data_left",
+        ),
     ]
 
     COMPONENT_CLASSES = {"event-list--cursor"}
@@ -76,8 +94,11 @@ class EventList(ScrollView, can_focus=True):
         self._lookup = lookup
         self.rows: list[int] = []
         self.cursor: int | None = None
-        self._strips: LRUCache[tuple[int, bool], Strip] = LRUCache(maxsize=1024)
-        self._layout = RowLayout.for_width(80)
+        self._strips: LRUCache[tuple[int, bool, int], Strip] = LRUCache(maxsize=1024)
+        self._seen = Seen()
+        self._layout = RowLayout.for_width(80, self._seen)
+        self.shift = 0
+        """How far the selected row's data is scrolled (←/→), in characters."""
         self._hint: Text | None = None
         self._hint_lines: list[Strip] = []
 
@@ -88,6 +109,8 @@ class EventList(ScrollView, can_focus=True):
         selected = self.selected_seq
         self.rows = list(seqs)
         self.cursor = None
+        self._seen = Seen()  # the columns fit the new rows
+        self._measure(self.rows[-MEASURED:])
         if selected is not None:
             index = _find(self.rows, selected)
             if index is not None:
@@ -108,6 +131,7 @@ class EventList(ScrollView, can_focus=True):
         when some are older. Paused, the same events stay in view and selected."""
         if not seqs:
             return
+        self._measure(seqs[-MEASURED:])
         rows = self.rows
         top = int(self.scroll_y)
         if not rows or seqs[0] > rows[-1]:
@@ -205,10 +229,31 @@ class EventList(ScrollView, can_focus=True):
     def _resize(self) -> None:
         self.virtual_size = Size(self._layout.width, len(self.rows))
 
+    def _measure(self, seqs: Sequence[int]) -> bool:
+        """Widen the columns to what the events of ``seqs`` need (never narrower: rows do not
+        jump while they arrive); returns whether the layout changed."""
+        seen = self._seen
+        for seq in seqs:
+            seen = seen.grown(self._lookup(seq)) or seen
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        layout = RowLayout.for_width(self._layout.width, seen)
+        if layout == self._layout:
+            return False
+        self._layout = layout
+        self._strips.clear()
+        return True
+
+    @property
+    def row_layout(self) -> RowLayout:
+        """The columns' widths (the data column's is ``data_w``)."""
+        return self._layout
+
     def on_resize(self) -> None:
         width = max(self.scrollable_content_region.width, 20)
         if width != self._layout.width:
-            self._layout = RowLayout.for_width(width)
+            self._layout = RowLayout.for_width(width, self._seen)
             self._strips.clear()
         self._resize()
         if self.follow:
@@ -223,12 +268,19 @@ class EventList(ScrollView, can_focus=True):
             return self._hint_line(y, width)
         if index >= len(self.rows):
             return Strip.blank(width, base)
+        if width != self._layout.width and width >= 20:
+            # The scrollbar came or went (no resize event): the rows fit the room there is.
+            self._layout = RowLayout.for_width(width, self._seen)
+            self._strips.clear()
         seq = self.rows[index]
         is_cursor = index == self.cursor
-        key = (seq, is_cursor)
+        shift = self.shift if is_cursor else 0
+        key = (seq, is_cursor, shift)
         strip = self._strips.get(key)
         if strip is None:
-            text = event_row(self._lookup(seq), self._layout)
+            if self._measure((seq,)):
+                self.call_after_refresh(self.refresh)  # the rows drawn before: again
+            text = event_row(self._lookup(seq), self._layout, shift)
             text.stylize_before(base)
             if is_cursor:
                 cursor_style = self.get_component_rich_style("event-list--cursor")
@@ -300,6 +352,7 @@ class EventList(ScrollView, can_focus=True):
             index = min(max(index, 0), len(self.rows) - 1)
         self.cursor = index
         if old != index:
+            self.shift = 0
             self.refresh()
             self.post_message(EventSelected(self.selected_event))
         self._show_cursor()
@@ -342,6 +395,24 @@ class EventList(ScrollView, can_focus=True):
         self.follow = True
         if self.rows:
             self._move_cursor(len(self.rows) - 1)
+
+    def action_shift(self, direction: int) -> None:
+        """Scroll the selected row's data (→: further, ←: back), for a value longer than the
+        column; the other rows stay put."""
+        event = self.selected_event
+        if event is None:
+            self.notify("Select an event first (↑/↓ or a click).", severity="warning")
+            return
+        room = max(self._layout.data_w - 2, 8)
+        full = len(data_summary(event.data, 100_000, readable=True))
+        most = max(full - room, 0)
+        step = max(room * 3 // 4, 8)  # a page of data, with some of the last in view
+        shift = min(max(self.shift + direction * step, 0), most)
+        if shift == self.shift:
+            self.app.bell()
+            return
+        self.shift = shift
+        self.refresh()
 
     def action_open_job(self) -> None:
         event = self.selected_event
