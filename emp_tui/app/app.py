@@ -72,6 +72,7 @@ from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.app.widgets.graph import HandoffGraph
+from emp_tui.app.widgets.histogram import TimeStrip
 from emp_tui.app.widgets.pane_tabs import PaneTabs
 from emp_tui.app.widgets.problems import ProblemBanner, ProblemsView
 from emp_tui.app.widgets.status_bar import Status, StatusBar
@@ -268,6 +269,8 @@ class EmpTuiApp(App[int]):
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
         self._graph_shown_at = 0.0
+        self._strip_dirty = True
+        self._strip_shown_at = 0.0
         self.last_error: str | None = None
         """The last problem a source reported (also shown as a notification)."""
         self.last_export: ExportFinished | None = None
@@ -291,6 +294,7 @@ class EmpTuiApp(App[int]):
         yield FilterBar(self.start_query, id="filter-bar")
         yield PaneTabs(PANES, id="pane-tabs")
         yield ProblemBanner(self.problems, id="problem-banner")
+        yield TimeStrip(self.state.histogram, id="histogram")
         with Vertical(id="panes"):
             with Horizontal(id="top", classes="row"):
                 stream = EventList(self.store.event, id="stream", classes="pane")
@@ -436,6 +440,7 @@ class EmpTuiApp(App[int]):
             self._timeline_dirty = True
         if ingested.graph_changed:
             self._graph_dirty = True
+        self._strip_dirty = True
         self._refresh_views()
 
     def _refresh_views(self) -> None:
@@ -447,6 +452,15 @@ class EmpTuiApp(App[int]):
             self._refresh_timeline()
         if self._graph_dirty and now - self._graph_shown_at >= 1.0:
             self._refresh_graph()
+        if self._strip_dirty and now - self._strip_shown_at >= 1.0:
+            self._refresh_strip()
+
+    def _refresh_strip(self) -> None:
+        """The histogram of the shown events over the loaded span (once a second at most
+        while events arrive, at once for a new filter)."""
+        self.query_one(TimeStrip).invalidate()
+        self._strip_shown_at = time.monotonic()
+        self._strip_dirty = False
 
     def _tick_second(self) -> None:
         if not self.ui_attached:
@@ -520,6 +534,7 @@ class EmpTuiApp(App[int]):
         self._update_hint()
         if self.state.graph_scope == "all":
             self._refresh_graph()
+        self._refresh_strip()
         return True
 
     # -- selection, detail, jump ------------------------------------------------------------
@@ -527,6 +542,7 @@ class EmpTuiApp(App[int]):
     @on(EventSelected)
     def _on_event_selected(self, message: EventSelected) -> None:
         self.query_one(DetailPane).show(message.event)
+        self.query_one(TimeStrip).mark(None if message.event is None else message.event.timestamp)
 
     @on(FollowChanged)
     def _on_follow_changed(self, message: FollowChanged) -> None:

@@ -11,7 +11,14 @@ import orjson
 from rich.style import Style
 from rich.text import Text
 
-from emp_tui.app.style import JOB_COLOR, MUTED_COLOR, NOTICE_COLOR, level_mark, service_color
+from emp_tui.app.style import (
+    JOB_COLOR,
+    MUTED_COLOR,
+    NOTICE_COLOR,
+    WARN_COLOR,
+    level_mark,
+    service_color,
+)
 from emp_tui.events import TelemetryEvent
 from emp_tui.text import clock, data_summary, dumps, inert
 
@@ -116,13 +123,25 @@ def _cell(text: str | None, width: int) -> str:
     return inert(text, width).ljust(width)
 
 
-def event_row(event: TelemetryEvent, layout: RowLayout, shift: int = 0) -> Text:
+EARLIER_MARK = "↶"
+"""Beside the time of a row that is earlier than the row above it: the rows are in arrival
+(stream) order, and this event's service stamped it before the one above arrived."""
+
+
+def event_row(
+    event: TelemetryEvent, layout: RowLayout, shift: int = 0, *, earlier: bool = False
+) -> Text:
     """One line of the stream: time, service, level, type, job/worker/machine, data (its most
     telling field first, durations readable). ``shift``: how many characters of the data
-    are scrolled out on the left (the selected row's ←/→)."""
+    are scrolled out on the left (the selected row's ←/→). ``earlier``: its time is before
+    the row above's (marked, so that arrival order is not taken for a bug)."""
     row = Text(no_wrap=True, end="")
-    row.append(clock(event.timestamp), MUTED_COLOR)
-    row.append(" ")
+    if earlier:
+        row.append(clock(event.timestamp), WARN_COLOR)
+        row.append(EARLIER_MARK, f"bold {WARN_COLOR}")
+    else:
+        row.append(clock(event.timestamp), MUTED_COLOR)
+        row.append(" ")
     row.append(_cell(event.service, layout.service_w), service_color(event.service))
     row.append(" ")
     mark, mark_style = level_mark(event.level)

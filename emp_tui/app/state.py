@@ -23,9 +23,11 @@ from typing import Literal
 from emp_tui.analysis import (
     Comparison,
     HandoffEdge,
+    Histogram,
     Timeline,
     compare_with_usual,
     handoffs,
+    histogram,
     job_timeline,
     missing_start,
 )
@@ -827,6 +829,15 @@ class AppState:
         if query.is_empty:
             return GraphView(handoffs(self.store), None, "no filter")
         return GraphView(handoffs(self.matching_jobs_events()), None, f"jobs matching {query.text}")
+
+    def histogram(self, buckets: int) -> Histogram | None:
+        """The events the filter shows in ``buckets`` slices of the loaded span (None while
+        nothing is loaded)."""
+        store = self.store
+        if not store:
+            return None
+        since, until = event_ms(store[0]), event_ms(store[-1])
+        return histogram(self.shown_events(), since, until, buckets)
 
     def matching_jobs_events(self) -> list[TelemetryEvent]:
         """Every held event of the jobs that have an event the filter shows: ``level:error``

@@ -143,6 +143,7 @@ class EventList(ScrollView, can_focus=True):
             newest = len(seqs) - bisect_right(seqs, rows[-1])
             rows.extend(seqs)
             rows.sort()  # two sorted runs: merged in linear time
+            self._strips.clear()  # rows have new neighbours: their ↶ marks may change
             if selected is not None:
                 self.cursor = bisect_left(rows, selected)
             if top_seq is not None:
@@ -280,7 +281,9 @@ class EventList(ScrollView, can_focus=True):
         if strip is None:
             if self._measure((seq,)):
                 self.call_after_refresh(self.refresh)  # the rows drawn before: again
-            text = event_row(self._lookup(seq), self._layout, shift)
+            event = self._lookup(seq)
+            earlier = index > 0 and self._lookup(self.rows[index - 1]).timestamp > event.timestamp
+            text = event_row(event, self._layout, shift, earlier=earlier)
             text.stylize_before(base)
             if is_cursor:
                 cursor_style = self.get_component_rich_style("event-list--cursor")
