@@ -853,12 +853,14 @@ class EmpTuiApp(App[int]):
     def action_jump_to_job(self) -> None:
         selected = self.stream_list.selected_event
         initial = selected.job_id if selected is not None and selected.job_id else ""
+        problems = [row.job for row in self.problems.rows if row.job]
+        known, reasons = self.state.jump_candidates(selected, problems)
 
         def chosen(job_id: str | None) -> None:
             if job_id:
                 self.open_job(job_id)
 
-        self.push_screen(JumpToJobScreen(self.store.job_ids(), initial), chosen)
+        self.push_screen(JumpToJobScreen(known, initial, reasons), chosen)
 
     def _timeline_in_view(self) -> TimelineView | None:
         if self.current_job is None:

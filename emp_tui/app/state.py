@@ -830,6 +830,22 @@ class AppState:
             return GraphView(handoffs(self.store), None, "no filter")
         return GraphView(handoffs(self.matching_jobs_events()), None, f"jobs matching {query.text}")
 
+    def jump_candidates(
+        self, selected: TelemetryEvent | None, problem_jobs: Iterable[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The jobs the jump dialog offers, the likeliest first: the selected event's job and
+        the open one, the jobs the Problems view names, then those held, the most recent
+        first; and why the first ones are there."""
+        reasons: dict[str, str] = {}
+        if selected is not None and selected.job_id:
+            reasons[selected.job_id] = "selected event"
+        if self.current_job:
+            reasons.setdefault(self.current_job, "open")
+        for job in problem_jobs:
+            reasons.setdefault(job, "problem")
+        recent = self.store.job_ids()
+        return list(dict.fromkeys([*reasons, *recent])), reasons
+
     def histogram(self, buckets: int) -> Histogram | None:
         """The events the filter shows in ``buckets`` slices of the loaded span (None while
         nothing is loaded)."""
