@@ -31,13 +31,16 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from emp_tui.analysis import Timeline
+from emp_tui.app.clipboard import clipboard_reach
 from emp_tui.app.commands import EmpCommands
 from emp_tui.app.messages import (
+    ClipboardChecked,
     CollectorHealth,
     ConnectionChanged,
     EventSelected,
     EventsReceived,
     EventsWanted,
+    EventWritten,
     ExportFinished,
     FilterLeft,
     FilterSubmitted,
@@ -189,6 +192,9 @@ class EmpTuiApp(App[int]):
         ),
         Binding("e", "export", "Export", id="export"),
         Binding("y", "copy_event", "Copy JSON", id="copy"),
+        Binding(
+            "Y", "write_event", "Write the event's JSON to a file", show=False, id="write_event"
+        ),
         Binding("escape", "go_back", "Back", show=False, id="back"),
         Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
         Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
@@ -886,9 +892,14 @@ class EmpTuiApp(App[int]):
     def action_toggle_graph_scope(self) -> None:
         self.query_one(HandoffGraph).action_toggle_scope()
 
+    @property
+    def export_dir(self) -> Path:
+        """Where exports go by default: config ``export_dir``, else where emp-tui runs."""
+        return Path(self.config.export_dir or ".").expanduser().absolute()
+
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
-        default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
+        default = self.export_dir / f"emp-events-{stamp}.jsonl"
         events = self.state.export_events()
 
         def chosen(request: ExportRequest | None) -> None:
@@ -901,6 +912,8 @@ class EmpTuiApp(App[int]):
     def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
         """Write the filtered events (as they were when the dialog was confirmed)."""
         try:
+            if request.path.parent == self.export_dir:
+                request.path.parent.mkdir(parents=True, exist_ok=True)
             count = write_events(events, request.path, request.fmt, overwrite=request.overwrite)
         except (OSError, ValueError) as error:
             message = (
@@ -919,19 +932,71 @@ class EmpTuiApp(App[int]):
             self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
             return
         self.last_export = message
+        where = inert(str(message.path.absolute()), 300)
         self.notify(
-            f"Exported {message.count:,} events ({message.fmt}) to {inert(str(message.path), 200)}",
+            f"Exported {message.count:,} events ({message.fmt}) to {where}",
             title="Export",
             markup=False,
         )
 
+    def _selected_event(self) -> TelemetryEvent | None:
+        """The event the detail pane shows (the stream's, or the timeline's step)."""
+        return self.query_one(DetailPane).event or self.stream_list.selected_event
+
     def action_copy_event(self) -> None:
-        event = self.stream_list.selected_event
+        event = self._selected_event()
         if event is None:
             self.notify("Select an event first.", severity="warning")
             return
-        self.copy_to_clipboard(event.to_json_line().decode().rstrip("\n"))
-        self.notify("Copied the event's JSON to the clipboard.")
+        text = event.to_json_line().decode().rstrip("\n")
+        self.copy_to_clipboard(text)
+        self.check_clipboard(len(text.encode()))
+
+    @work(thread=True, exclusive=True, group="clipboard", exit_on_error=False, name="clipboard")
+    def check_clipboard(self, size: int) -> None:
+        """Whether the copy can have reached the clipboard (tmux is asked: a subprocess)."""
+        self.post_message(ClipboardChecked(clipboard_reach(), size))
+
+    @on(ClipboardChecked)
+    def _on_clipboard_checked(self, message: ClipboardChecked) -> None:
+        if message.reach is None:
+            self.notify(f"Copied the event's JSON ({message.size:,} bytes) to the clipboard.")
+            return
+        key = self._keys(Binding("Y", "write_event", id="write_event"))
+        self.notify(
+            f"Sent the event's JSON ({message.size:,} bytes) with OSC 52, but it may not reach "
+            f"the clipboard: {message.reach}. {key} writes it to a file in {self.export_dir}.",
+            severity="warning",
+            markup=False,
+            timeout=10,
+        )
+
+    def action_write_event(self) -> None:
+        event = self._selected_event()
+        if event is None:
+            self.notify("Select an event first.", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(event.timestamp / 1000))
+        name = f"emp-event-{stamp}-{(event.id or event.event_id or 'event').replace('/', '_')}"
+        self.write_event(event, self.export_dir / f"{name}.json")
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="write event")
+    def write_event(self, event: TelemetryEvent, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(event.to_json_line())
+        except OSError as error:
+            self.post_message(EventWritten(path, error.strerror or str(error)))
+            return
+        self.post_message(EventWritten(path))
+
+    @on(EventWritten)
+    def _on_event_written(self, message: EventWritten) -> None:
+        where = inert(str(message.path.absolute()), 300)
+        if message.error:
+            self._report(f"Cannot write {where}: {message.error}")
+            return
+        self.notify(f"Wrote the event's JSON to {where}", markup=False)
 
     def action_help(self) -> None:
         where = str(self.config.path or config_path())
