@@ -527,12 +527,30 @@ class Checker:
 # -- the report --------------------------------------------------------------------------------
 
 
-def _share(actionable: int, events: int) -> float:
-    return actionable / events if events else 1.0
+class _Scored:
+    """What every score has: of its ``events``, how many are ``actionable``."""
+
+    events: int
+    actionable: int
+
+    @property
+    def share(self) -> float:
+        """The share of actionable events (1.0 when there are none)."""
+        return self.actionable / self.events if self.events else 1.0
+
+
+class _Targeted(_Scored):
+    """A score held against the target share."""
+
+    target: float
+
+    @property
+    def meets_target(self) -> bool:
+        return self.share >= self.target
 
 
 @dataclass(frozen=True)
-class ServiceScore:
+class ServiceScore(_Targeted):
     """How one service does: of its ``events``, how many are ``actionable``, and how many
     broke each rule (``by_rule``: rule id -> events)."""
 
@@ -541,14 +559,6 @@ class ServiceScore:
     actionable: int
     target: float
     by_rule: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def share(self) -> float:
-        return _share(self.actionable, self.events)
-
-    @property
-    def meets_target(self) -> bool:
-        return self.share >= self.target
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -562,7 +572,7 @@ class ServiceScore:
 
 
 @dataclass(frozen=True)
-class TypeScore:
+class TypeScore(_Scored):
     """How one event type does, which services emit it, and its problems (message ->
     events)."""
 
@@ -572,10 +582,6 @@ class TypeScore:
     services: tuple[str, ...]
     known: bool
     problems: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def share(self) -> float:
-        return _share(self.actionable, self.events)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -676,7 +682,7 @@ class TypeChange:
 
 
 @dataclass(frozen=True)
-class LintReport:
+class LintReport(_Targeted):
     """How well ``events`` events follow the standards. Services and types are listed worst
     first; ``offenders`` holds the worst of the ``offender_groups`` ways of going wrong, at
     most the limit asked for. ``capped_types`` are types with more than
@@ -694,15 +700,6 @@ class LintReport:
     unknown_types: tuple[UnknownType, ...]
     type_changes: tuple[TypeChange, ...]
     capped_types: tuple[str, ...] = ()
-
-    @property
-    def share(self) -> float:
-        """The share of actionable events (1.0 when there are none)."""
-        return _share(self.actionable, self.events)
-
-    @property
-    def meets_target(self) -> bool:
-        return self.share >= self.target
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -189,6 +189,21 @@ def test_search_since_until_as_iso(source: list[str]) -> None:
     assert {r["jobId"] for r in records(done)} == {"job_bad"}
 
 
+def test_relative_times_over_files_count_back_from_their_newest_event(log_file: Path) -> None:
+    """The recording is half an hour old: `--since 2m` over its files means the last two
+    minutes it holds (as in the app), not the last two minutes of the clock."""
+    from emp_tui.stream_ids import stream_id_ms
+
+    newest = max(stream_id_ms(e.id) or 0 for e in EVENTS)
+    expected = {e.id for e in EVENTS if (stream_id_ms(e.id) or 0) >= newest - 120_000}
+    assert expected and len(expected) < len(EVENTS)
+    for command in ("search", "export"):
+        extra = ["-o", "-", "--format", "jsonl"] if command == "export" else ["--json"]
+        done = run("--file", log_file, command, "--since", "2m", *extra)
+        assert done.returncode == 0, done.stderr
+        assert {r["id"] for r in records(done)} == expected
+
+
 def test_files_beside_redis_are_merged_without_duplicates(
     loaded_redis: str, log_file: Path, tmp_path: Path
 ) -> None:

@@ -136,12 +136,16 @@ def query_text(args: argparse.Namespace) -> str:
     return " ".join(part for part in parts if part)
 
 
-def parse_query(text: str) -> Query:
+def parse_query(text: str, settings: Settings | None = None) -> Query:
+    """The query ``text`` says. Its relative times (``since:10m``) count back from "now" by
+    the one rule when ``settings`` are given (:func:`reading_now_ms`: the newest event of
+    the files when only files are read), else from the clock."""
     from emp_tui.query import QueryError
     from emp_tui.query import parse_query as parse
 
+    now = reading_now_ms(settings) if settings is not None and not settings.use_redis else None
     try:
-        return parse(text)
+        return parse(text, now_ms=now)
     except QueryError as exc:
         raise CliError(f"bad query: {exc}", EXIT_USAGE, exc.caret(text)) from None
 

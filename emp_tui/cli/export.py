@@ -27,7 +27,7 @@ STDOUT = "-"
 def run_export(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from emp_tui.export import format_for_path, write_events, write_to
 
-    query = parse_query(query_text(args))
+    query = parse_query(query_text(args), settings)
     to_stdout = args.output == STDOUT
     path = Path(args.output)
     fmt: str = args.format or (None if to_stdout else format_for_path(path)) or "jsonl"

@@ -55,7 +55,7 @@ def run_lint(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     if args.offenders < 0:
         raise CliError("--offenders must be 0 or more", EXIT_USAGE)
     config = lint_config()
-    query = parse_query(query_text(args))
+    query = parse_query(query_text(args), settings)
     loaded = load(settings, query)
     notes(loaded.notes)
     if not loaded.events:

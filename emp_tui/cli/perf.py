@@ -34,7 +34,7 @@ _COLUMNS = (
 def run_perf(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from emp_tui.analysis import event_type_stats
 
-    query = parse_query(query_text(args))
+    query = parse_query(query_text(args), settings)
     loaded = load(settings, query)
     notes(loaded.notes)
     if not loaded.events:

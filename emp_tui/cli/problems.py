@@ -68,7 +68,7 @@ def run_problems(args: argparse.Namespace, settings: Settings, out: Output) -> i
         raise CliError(
             f"unknown --kind {', '.join(unknown)} (kinds: {', '.join(KINDS)})", EXIT_USAGE
         )
-    query = parse_query(query_text(args))
+    query = parse_query(query_text(args), settings)
     loaded = load(settings, query)
     notes(loaded.notes)
     collectors: list[dict[str, str]] | None = None

@@ -22,7 +22,7 @@ from emp_tui.cli.output import Output, event_line
 
 
 def run_search(args: argparse.Namespace, settings: Settings, out: Output) -> int:
-    query = parse_query(query_text(args))
+    query = parse_query(query_text(args), settings)
     if args.limit is not None and args.limit < 1:
         raise CliError("--limit must be 1 or more", EXIT_USAGE)
     loaded = load(settings, query, limit=args.limit)
