@@ -1,15 +1,22 @@
 """The live stream: a virtualized list of events drawn with the Line API.
 
 Only the rows on screen are rendered, each once (an LRU cache of strips keyed by the event's
-sequence number and whether the cursor is on it). The list holds the store's sequence numbers,
-ascending (stream order), not events: ``lookup(seq)`` (given by the app) finds the event in the
-store. New rows arrive in batches (:meth:`EventList.add_rows`), at the app's frame rate, never
-one message per event; they are usually the newest, but may fall among the rows already shown.
+sequence number, whether the cursor is on it, how far its data is scrolled and its mark).
+The list holds the store's sequence numbers, ascending (stream order), not events:
+``lookup(seq)`` (given by the app) finds the event in the store. New rows arrive in batches
+(:meth:`EventList.add_rows`), at the app's frame rate, never one message per event; they are
+usually the newest, but may fall among the rows already shown.
+
+The columns are as wide as the values of the rows shown need (:class:`~emp_tui.app.render.Seen`:
+they only grow until the rows are replaced), the data takes the rest; ←/→ scroll the selected
+row's data. A row whose time is before the row above's is marked (the rows are in arrival
+order).
 
 Follow mode keeps the newest row in view. Scrolling up, moving the cursor or pressing space
-(an app binding) pauses it; while paused the border says how many rows arrived since; End or
-``f`` resumes. A step above the oldest row (↑ or PgUp on it, Home when there, the wheel at the
-top) posts :class:`OlderWanted`: the app may bring in the history before it.
+(an app binding) pauses it; while paused the border says how many rows arrived since; End
+(which also puts the cursor on the newest row) or ``f`` resumes. A step above the oldest row
+(↑ or PgUp on it, Home when there, the wheel at the top) posts :class:`OlderWanted`: the app
+may bring in the history before it.
 """
 
 from __future__ import annotations
@@ -94,7 +101,7 @@ class EventList(ScrollView, can_focus=True):
         self._lookup = lookup
         self.rows: list[int] = []
         self.cursor: int | None = None
-        self._strips: LRUCache[tuple[int, bool, int], Strip] = LRUCache(maxsize=1024)
+        self._strips: LRUCache[tuple[int, bool, int, bool], Strip] = LRUCache(maxsize=1024)
         self._seen = Seen()
         self._layout = RowLayout.for_width(80, self._seen)
         self.shift = 0
@@ -143,7 +150,6 @@ class EventList(ScrollView, can_focus=True):
             newest = len(seqs) - bisect_right(seqs, rows[-1])
             rows.extend(seqs)
             rows.sort()  # two sorted runs: merged in linear time
-            self._strips.clear()  # rows have new neighbours: their ↶ marks may change
             if selected is not None:
                 self.cursor = bisect_left(rows, selected)
             if top_seq is not None:
@@ -276,13 +282,15 @@ class EventList(ScrollView, can_focus=True):
         seq = self.rows[index]
         is_cursor = index == self.cursor
         shift = self.shift if is_cursor else 0
-        key = (seq, is_cursor, shift)
+        event = self._lookup(seq)
+        # Its time before the row above's: arrival order, marked (the row above may change
+        # when older rows come in among them, or the top ones go).
+        earlier = index > 0 and self._lookup(self.rows[index - 1]).timestamp > event.timestamp
+        key = (seq, is_cursor, shift, earlier)
         strip = self._strips.get(key)
         if strip is None:
             if self._measure((seq,)):
                 self.call_after_refresh(self.refresh)  # the rows drawn before: again
-            event = self._lookup(seq)
-            earlier = index > 0 and self._lookup(self.rows[index - 1]).timestamp > event.timestamp
             text = event_row(event, self._layout, shift, earlier=earlier)
             text.stylize_before(base)
             if is_cursor:
