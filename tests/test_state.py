@@ -252,10 +252,14 @@ def test_the_graph_shows_the_open_job_or_the_filtered_events() -> None:
     state.graph_scope = "all"
     assert state.graph_view().edges == handoffs(events)
     assert state.graph_view().detail == "no filter"
-    state.apply(state.parse("-service:webhook-service"))
+    # With a filter: the jobs that have an event it matches, whole (their handoffs carry
+    # the errors), not only the matching events.
+    state.apply(state.parse("level:error"))
     view = state.graph_view()
-    assert view.edges == handoffs([e for e in events if e.service != "webhook-service"])
-    assert view.detail == "filter -service:webhook-service" and view.nodes is None
+    failed = {e.job_id for e in events if e.level == "error" and e.job_id}
+    assert view.edges == handoffs([e for e in events if e.job_id in failed])
+    assert view.edges != handoffs([e for e in events if e.level == "error"])
+    assert view.detail == "jobs matching level:error" and view.nodes is None
 
 
 def test_new_rows_change_the_graph_only_when_it_shows_the_filtered_events() -> None:
