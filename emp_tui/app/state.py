@@ -111,7 +111,7 @@ class Ingested:
     job_changed: bool
     """The open job has new events: its timeline is out of date."""
     graph_changed: bool
-    """The graph shows the filtered events and new ones match."""
+    """The graph shows all jobs (those the filter matches) and new events may change it."""
     events: list[TelemetryEvent] = field(default_factory=list)
     """The events the store took (those it already held are not among them)."""
 
@@ -346,7 +346,10 @@ class AppState:
             oldest=oldest,
             newest=newest,
             job_changed=job is not None and any(event.job_id == job for event in events),
-            graph_changed=bool(new_rows) and self.graph_scope == "all",
+            # All jobs with a filter: the jobs it matches, whole, so an event of one of them
+            # that the filter does not match changes the graph too (redrawn once a second).
+            graph_changed=self.graph_scope == "all"
+            and (bool(new_rows) or any(event.job_id for event in events)),
             events=events,
         )
 
