@@ -938,3 +938,47 @@ def missing_start(
         return None
     lead = order_key(first.id, first.timestamp)[0] - sources_start_ms
     return max(lead, 0) if lead <= horizon_ms else None
+
+
+# -- a histogram of events over time ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Events counted in equal slices of ``[since_ms, until_ms]``, and the errors among them."""
+
+    since_ms: int
+    until_ms: int
+    counts: tuple[int, ...]
+    errors: tuple[int, ...]
+
+    @property
+    def slice_ms(self) -> float:
+        return max(self.until_ms - self.since_ms, 1) / max(len(self.counts), 1)
+
+    def bucket_of(self, ms: int) -> int | None:
+        """The slice ``ms`` falls in (None outside the span)."""
+        if not self.counts or ms < self.since_ms or ms > self.until_ms:
+            return None
+        return min(int((ms - self.since_ms) / self.slice_ms), len(self.counts) - 1)
+
+
+def histogram(
+    events: Iterable[TelemetryEvent], since_ms: int, until_ms: int, buckets: int
+) -> Histogram:
+    """``events`` (by their own timestamps) in ``buckets`` equal slices of the span; events
+    outside it are left out."""
+    buckets = max(buckets, 1)
+    until_ms = max(until_ms, since_ms)
+    counts = [0] * buckets
+    errors = [0] * buckets
+    span = max(until_ms - since_ms, 1)
+    for event in events:
+        ms = event.timestamp
+        if ms < since_ms or ms > until_ms:
+            continue
+        index = min((ms - since_ms) * buckets // span, buckets - 1)
+        counts[index] += 1
+        if event.level == "error":
+            errors[index] += 1
+    return Histogram(since_ms, until_ms, tuple(counts), tuple(errors))

@@ -111,6 +111,9 @@ class AppConfig:
     log_dir: str = "./logs/telemetry"
     """The collector's logs, read beside the stream when the directory exists ("" for none;
     ``--file`` names others)."""
+    export_dir: str = ""
+    """Where the app's exports (``e``) and written events (``Y``) go by default ("": the
+    directory emp-tui was started in)."""
     buffer_size: int = 100_000
     """How many events the app holds: a range that holds more keeps its newest (and says
     how many were left out)."""
@@ -166,9 +169,9 @@ def _app_config_from(table: Mapping[str, Any], path: Path) -> AppConfig:
             if not isinstance(value, str) or not parse_duration_ms(value.strip()):
                 raise ConfigError(f'{path}: window must be a duration, e.g. "15m", "2h", "1d"')
             values[key] = value.strip()
-        elif key == "log_dir":
+        elif key in ("log_dir", "export_dir"):
             if not isinstance(value, str):
-                raise ConfigError(f'{path}: log_dir must be a path (or "" for none)')
+                raise ConfigError(f'{path}: {key} must be a path (or "" for the default)')
             values[key] = value.strip()
         elif key == "backfill":
             raise ConfigError(

@@ -909,8 +909,7 @@ def _clock(ms: int) -> str:
 _d = text.duration
 
 
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else (many or one + 's')}"
+_plural = text.plural
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -90,6 +90,8 @@ _FIELD_ALIASES: Final[dict[str, str]] = {
     "traceid": "trace",
     "spanid": "span",
 }
+FIELD_ALIASES: Final = _FIELD_ALIASES
+"""Other names the fields answer to (``jobId:`` is ``job:``), as the wire format spells them."""
 KNOWN_FIELDS: Final = (
     "service",
     "type",

@@ -118,6 +118,15 @@ def _compact(value: Any) -> str:
         return str(value)
 
 
+def _is_ms(key: object, value: object) -> bool:
+    return (
+        isinstance(key, str)
+        and key.endswith("Ms")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    )
+
+
 def summary_keys(data: Mapping[str, Any]) -> list[str]:
     """The keys of ``data`` in the order a summary shows them."""
     first = [key for key in FIRST_KEYS if key in data]
@@ -130,15 +139,20 @@ def summary_keys(data: Mapping[str, Any]) -> list[str]:
     return first + timed + [key for key in data if key not in shown]
 
 
-def data_summary(data: Mapping[str, Any], limit: int = 200) -> str:
+def data_summary(data: Mapping[str, Any], limit: int = 200, *, readable: bool = False) -> str:
     """``key=value`` pairs of an event's data on one line, most telling first, escaped and cut
-    to ``limit`` characters."""
+    to ``limit`` characters. ``readable``: milliseconds (``durationMs``, ``*TimeMs``) as a
+    duration, ``claimTimeMs=12.3s`` (for the eye; scripts get the number)."""
     if not data:
         return ""
     parts: list[str] = []
     length = 0
     for key in summary_keys(data):
-        part = f"{key}={_compact(data[key])[:limit]}"
+        value = data[key]
+        if readable and _is_ms(key, value):
+            part = f"{key}={duration(value)}"
+        else:
+            part = f"{key}={_compact(value)[:limit]}"
         parts.append(part)
         length += len(part) + 1
         if length > limit:
@@ -147,6 +161,11 @@ def data_summary(data: Mapping[str, Any], limit: int = 200) -> str:
 
 
 # -- times ------------------------------------------------------------------------------------
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 edge``, ``2 edges``, ``1,204 handoffs`` (``many`` for an irregular plural)."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
 
 def duration(ms: float | None) -> str:

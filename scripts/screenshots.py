@@ -92,7 +92,9 @@ SHOTS: list[tuple[str, tuple[int, int], Steps, Events]] = [
 
 
 async def shoot(name: str, size: tuple[int, int], steps: Steps, events: Events) -> Path:
-    app = make_app(live=False, config=AppConfig(), clock=lambda: FIXED_NOW)
+    # A fixed export directory: the export dialog shows absolute paths.
+    config = AppConfig(export_dir="/srv/emp-exports")
+    app = make_app(live=False, config=config, clock=lambda: FIXED_NOW)
     async with app.run_test(size=size) as pilot:
         app.add_events(events())
         app.drain_now()

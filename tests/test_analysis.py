@@ -472,3 +472,21 @@ def test_correlate_lists_each_event_once_and_the_most_telling_first() -> None:
 def test_correlate_unknown_job_is_empty() -> None:
     c = correlate([e(0, "worker", "x.y", "other", worker_id="w")], "nope")
     assert c.timeline.steps == [] and c.by_trace == [] and c.by_worker == {}
+
+
+def test_histogram_counts_events_and_errors_in_equal_slices() -> None:
+    from emp_tui.analysis import histogram
+    from emp_tui.events import TelemetryEvent
+
+    def at(ms: int, level: str = "info") -> TelemetryEvent:
+        return TelemetryEvent(
+            timestamp=ms, service="worker", event_type="job.x", trace_id="0" * 32, level=level
+        )
+
+    events = [at(0), at(5), at(10), at(55, "error"), at(59, "error"), at(99), at(100), at(150)]
+    hist = histogram(events, 0, 100, 10)
+    assert hist.counts == (2, 1, 0, 0, 0, 2, 0, 0, 0, 2)
+    assert hist.errors == (0, 0, 0, 0, 0, 2, 0, 0, 0, 0)
+    assert hist.bucket_of(57) == 5 and hist.bucket_of(100) == 9 and hist.bucket_of(101) is None
+    # One instant: every event in one slice, no division by zero.
+    assert histogram([at(7), at(7)], 7, 7, 4).counts == (2, 0, 0, 0)

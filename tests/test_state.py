@@ -252,21 +252,30 @@ def test_the_graph_shows_the_open_job_or_the_filtered_events() -> None:
     state.graph_scope = "all"
     assert state.graph_view().edges == handoffs(events)
     assert state.graph_view().detail == "no filter"
-    state.apply(state.parse("-service:webhook-service"))
+    # With a filter: the jobs that have an event it matches, whole (their handoffs carry
+    # the errors), not only the matching events.
+    state.apply(state.parse("level:error"))
     view = state.graph_view()
-    assert view.edges == handoffs([e for e in events if e.service != "webhook-service"])
-    assert view.detail == "filter -service:webhook-service" and view.nodes is None
+    failed = {e.job_id for e in events if e.level == "error" and e.job_id}
+    assert view.edges == handoffs([e for e in events if e.job_id in failed])
+    assert view.edges != handoffs([e for e in events if e.level == "error"])
+    assert view.detail == "jobs matching level:error" and view.nodes is None
 
 
-def test_new_rows_change_the_graph_only_when_it_shows_the_filtered_events() -> None:
+def test_new_rows_change_the_graph_only_when_it_shows_the_filtered_jobs() -> None:
     events = sample_events()
     state = loaded(events[:50])
     state.queue(events[50:60])
     assert not state.drain().graph_changed
     state.graph_scope = "all"
     state.apply(state.parse("service:monitor"))
-    state.queue([e for e in events[60:] if e.service != "monitor"])
+    # No job and no match: nothing the graph draws.
+    loose = TelemetryEvent.create("machine", "machine.heartbeat", timestamp=events[60].timestamp)
+    state.queue([loose])
     assert not state.drain().graph_changed
+    # An event of a job, matching or not: its job may be one the filter matches.
+    state.queue([e for e in events[60:] if e.service != "monitor" and e.job_id][:1])
+    assert state.drain().graph_changed
     state.queue([e for e in events[60:] if e.service == "monitor"])
     assert state.drain().graph_changed
 

@@ -31,14 +31,18 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from emp_tui.analysis import Timeline
+from emp_tui.app.clipboard import clipboard_reach
 from emp_tui.app.commands import EmpCommands
 from emp_tui.app.messages import (
+    ClipboardChecked,
     CollectorHealth,
     ConnectionChanged,
     EventSelected,
     EventsReceived,
     EventsWanted,
+    EventWritten,
     ExportFinished,
+    FilterLeft,
     FilterSubmitted,
     FollowChanged,
     HealthRead,
@@ -75,6 +79,7 @@ from emp_tui.app.widgets.detail import DetailPane
 from emp_tui.app.widgets.event_list import EventList
 from emp_tui.app.widgets.filter_bar import FilterBar, FilterInput
 from emp_tui.app.widgets.graph import HandoffGraph
+from emp_tui.app.widgets.histogram import TimeStrip
 from emp_tui.app.widgets.pane_tabs import PaneTabs
 from emp_tui.app.widgets.problems import ProblemBanner, ProblemsView
 from emp_tui.app.widgets.status_bar import Status, StatusBar
@@ -125,6 +130,18 @@ DEFAULT_KEYMAP: dict[str, str] = {"timeline.cursor_down": "down"}
 """Keys the app rebinds in its widgets by default (config.toml's [keymap] goes on top):
 ``j`` is "jump to job" everywhere, so the timeline's cursor keeps only ↓ (and ``k``/↑)."""
 
+FOCUS_ROWS: list[KeyRow] = [
+    (
+        "tab",
+        "next pane: filter bar → 1 stream → 2 detail → 3 → 4 graph (narrower than "
+        f"{WIDE_FROM} columns: the filter bar and the pane shown)",
+        "",
+    ),
+    ("shift+tab", "the same, backwards", ""),
+    ("enter esc", "in the filter bar: apply or clear the filter, then back to the stream", ""),
+]
+"""Where Tab goes (Textual's focus chain, in the order the panes are composed)."""
+
 Clock = Callable[[], float]
 _HINT_ALERT = "bold #ff5f5f"
 _HINT_ERROR = "#ff8787"
@@ -140,6 +157,9 @@ class EmpTuiApp(App[int]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="filter"),
+        # ? and q early: the footer shows the keys in this order, and keeps these at 80 columns.
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
         Binding("space", "toggle_follow", "Pause/follow", id="pause"),
         Binding("f", "follow", "Follow", show=False, id="follow"),
         Binding("j", "jump_to_job", "Jump to job", id="jump"),
@@ -181,16 +201,20 @@ class EmpTuiApp(App[int]):
         ),
         Binding("e", "export", "Export", id="export"),
         Binding("y", "copy_event", "Copy JSON", id="copy"),
+        Binding(
+            "Y", "write_event", "Write the event's JSON to a file", show=False, id="write_event"
+        ),
         Binding("escape", "go_back", "Back", show=False, id="back"),
-        Binding("question_mark", "help", "Help", id="help"),
         Binding("1", "show_pane('stream')", "Stream pane", show=False, id="pane_stream"),
         Binding("2", "show_pane('detail')", "Detail pane", show=False, id="pane_detail"),
         Binding("3", "show_pane('timeline')", "Timeline pane", show=False, id="pane_timeline"),
         Binding("4", "show_pane('graph')", "Graph pane", show=False, id="pane_graph"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("z", "zoom", "Zoom the focused pane (again: back)", show=False, id="zoom"),
     ]
 
     active_pane: reactive[str] = reactive("stream")
+    zoomed: reactive[str | None] = reactive(None)
+    """The pane shown on the whole screen (``z``), or None."""
 
     def __init__(
         self,
@@ -263,6 +287,8 @@ class EmpTuiApp(App[int]):
         self._timeline_shown_at = 0.0
         self._graph_dirty = False
         self._graph_shown_at = 0.0
+        self._strip_dirty = True
+        self._strip_shown_at = 0.0
         self.last_error: str | None = None
         """The last problem a source reported (also shown as a notification)."""
         self.last_export: ExportFinished | None = None
@@ -286,6 +312,7 @@ class EmpTuiApp(App[int]):
         yield FilterBar(self.start_query, id="filter-bar")
         yield PaneTabs(PANES, id="pane-tabs")
         yield ProblemBanner(self.problems, id="problem-banner")
+        yield TimeStrip(self.state.histogram, id="histogram")
         with Vertical(id="panes"):
             with Horizontal(id="top", classes="row"):
                 stream = EventList(self.store.event, id="stream", classes="pane")
@@ -431,6 +458,7 @@ class EmpTuiApp(App[int]):
             self._timeline_dirty = True
         if ingested.graph_changed:
             self._graph_dirty = True
+        self._strip_dirty = True
         self._refresh_views()
 
     def _refresh_views(self) -> None:
@@ -442,6 +470,15 @@ class EmpTuiApp(App[int]):
             self._refresh_timeline()
         if self._graph_dirty and now - self._graph_shown_at >= 1.0:
             self._refresh_graph()
+        if self._strip_dirty and now - self._strip_shown_at >= 1.0:
+            self._refresh_strip()
+
+    def _refresh_strip(self) -> None:
+        """The histogram of the shown events over the loaded span (once a second at most
+        while events arrive, at once for a new filter)."""
+        self.query_one(TimeStrip).invalidate()
+        self._strip_shown_at = time.monotonic()
+        self._strip_dirty = False
 
     def _tick_second(self) -> None:
         if not self.ui_attached:
@@ -481,8 +518,19 @@ class EmpTuiApp(App[int]):
 
     @on(FilterSubmitted)
     def _on_filter_submitted(self, message: FilterSubmitted) -> None:
-        if self.apply_filter(message.text) and message.text.strip():
-            self.stream_list.focus()
+        """Enter (or Esc clearing it): once applied, the keys go back to the stream; a query
+        that does not parse keeps them in the bar, beside its error."""
+        if self.apply_filter(message.text):
+            self._leave_filter()
+
+    @on(FilterLeft)
+    def _on_filter_left(self) -> None:
+        self._leave_filter()
+
+    def _leave_filter(self) -> None:
+        if self.is_narrow:
+            self.active_pane = "stream"
+        self.stream_list.focus()
 
     def apply_filter(self, text: str) -> bool:
         """Filter the stream with ``text`` (the filter bar does this on Enter). A query that
@@ -507,6 +555,7 @@ class EmpTuiApp(App[int]):
         self._update_hint()
         if self.state.graph_scope == "all":
             self._refresh_graph()
+        self._refresh_strip()
         return True
 
     # -- selection, detail, jump ------------------------------------------------------------
@@ -514,6 +563,7 @@ class EmpTuiApp(App[int]):
     @on(EventSelected)
     def _on_event_selected(self, message: EventSelected) -> None:
         self.query_one(DetailPane).show(message.event)
+        self.query_one(TimeStrip).mark(None if message.event is None else message.event.timestamp)
 
     @on(FollowChanged)
     def _on_follow_changed(self, message: FollowChanged) -> None:
@@ -610,6 +660,20 @@ class EmpTuiApp(App[int]):
     def watch_active_pane(self) -> None:
         self._show_pane_classes()
 
+    def watch_zoomed(self) -> None:
+        self._show_pane_classes()
+
+    def focused_pane(self) -> str | None:
+        """Which of the four panes holds the focus (None: the filter bar, or nothing)."""
+        node: DOMNode | None = self.focused
+        while node is not None:
+            if node.id in PANES:
+                return node.id
+            if node.id in SLOTS:
+                return "timeline"
+            node = node.parent
+        return None
+
     @property
     def slot(self) -> Slot:
         """What pane 3 shows: ``problems``, ``timeline`` or ``compare``."""
@@ -629,6 +693,15 @@ class EmpTuiApp(App[int]):
             widget.set_class(name == slot and active == "timeline", "-active")
         self.query_one("#top").set_class(active in ("stream", "detail"), "-active")
         self.query_one("#bottom").set_class(active in ("timeline", "graph"), "-active")
+        zoomed = self.zoomed
+        self.screen_stack[0].set_class(zoomed is not None, "-zoom")
+        for name in PANES:
+            if name != "timeline":
+                self.query_one(f"#{name}").set_class(name == zoomed, "-zoomed")
+        for name in SLOTS:
+            self.query_one(f"#{name}").set_class(zoomed == "timeline" and name == slot, "-zoomed")
+        self.query_one("#top").set_class(zoomed in ("stream", "detail"), "-zoomed")
+        self.query_one("#bottom").set_class(zoomed in ("timeline", "graph"), "-zoomed")
 
         tabs = self.query_one(PaneTabs)
         tabs.active = active
@@ -654,7 +727,9 @@ class EmpTuiApp(App[int]):
     # -- actions ------------------------------------------------------------------------------
 
     def action_focus_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
+        # At once, not after the keys already queued (focus() waits for them): what is typed
+        # right after / goes into the bar, not to the stream's keys (e is export there).
+        self.screen.set_focus(self.query_one(FilterBar).input)
 
     def action_toggle_follow(self) -> None:
         stream = self.stream_list
@@ -695,8 +770,19 @@ class EmpTuiApp(App[int]):
         self._load(state.plan_for(wider))
         self._push_status()
 
+    def action_zoom(self) -> None:
+        """The focused pane on the whole screen (tmux's prefix-z), and back."""
+        if self.zoomed is not None:
+            self.zoomed = None
+            return
+        pane = self.focused_pane() or self.active_pane
+        self.active_pane = pane
+        self.zoomed = pane
+
     def action_show_pane(self, name: str) -> None:
         self.active_pane = name
+        if self.zoomed is not None:
+            self.zoomed = name  # zoomed stays zoomed: on the pane asked for
         pane = self.query_one(f"#{self.slot if name == 'timeline' else name}")
         if pane.focusable or isinstance(pane, TimelineView | ProblemsView):
             pane.focus()
@@ -788,12 +874,14 @@ class EmpTuiApp(App[int]):
     def action_jump_to_job(self) -> None:
         selected = self.stream_list.selected_event
         initial = selected.job_id if selected is not None and selected.job_id else ""
+        problems = [row.job for row in self.problems.rows if row.job]
+        known, reasons = self.state.jump_candidates(selected, problems)
 
         def chosen(job_id: str | None) -> None:
             if job_id:
                 self.open_job(job_id)
 
-        self.push_screen(JumpToJobScreen(self.store.job_ids(), initial), chosen)
+        self.push_screen(JumpToJobScreen(known, initial, reasons), chosen)
 
     def _timeline_in_view(self) -> TimelineView | None:
         if self.current_job is None:
@@ -819,9 +907,14 @@ class EmpTuiApp(App[int]):
     def action_toggle_graph_scope(self) -> None:
         self.query_one(HandoffGraph).action_toggle_scope()
 
+    @property
+    def export_dir(self) -> Path:
+        """Where exports go by default: config ``export_dir``, else where emp-tui runs."""
+        return Path(self.config.export_dir or ".").expanduser().absolute()
+
     def action_export(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
-        default = Path(f"emp-events-{stamp}.jsonl")  # relative: written where emp-tui runs
+        default = self.export_dir / f"emp-events-{stamp}.jsonl"
         events = self.state.export_events()
 
         def chosen(request: ExportRequest | None) -> None:
@@ -834,6 +927,8 @@ class EmpTuiApp(App[int]):
     def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
         """Write the filtered events (as they were when the dialog was confirmed)."""
         try:
+            if request.path.parent == self.export_dir:
+                request.path.parent.mkdir(parents=True, exist_ok=True)
             count = write_events(events, request.path, request.fmt, overwrite=request.overwrite)
         except (OSError, ValueError) as error:
             message = (
@@ -852,19 +947,71 @@ class EmpTuiApp(App[int]):
             self.notify(inert(message.error, 300), severity="error", markup=False, timeout=10)
             return
         self.last_export = message
+        where = inert(str(message.path.absolute()), 300)
         self.notify(
-            f"Exported {message.count:,} events ({message.fmt}) to {inert(str(message.path), 200)}",
+            f"Exported {message.count:,} events ({message.fmt}) to {where}",
             title="Export",
             markup=False,
         )
 
+    def _selected_event(self) -> TelemetryEvent | None:
+        """The event the detail pane shows (the stream's, or the timeline's step)."""
+        return self.query_one(DetailPane).event or self.stream_list.selected_event
+
     def action_copy_event(self) -> None:
-        event = self.stream_list.selected_event
+        event = self._selected_event()
         if event is None:
             self.notify("Select an event first.", severity="warning")
             return
-        self.copy_to_clipboard(event.to_json_line().decode().rstrip("\n"))
-        self.notify("Copied the event's JSON to the clipboard.")
+        text = event.to_json_line().decode().rstrip("\n")
+        self.copy_to_clipboard(text)
+        self.check_clipboard(len(text.encode()))
+
+    @work(thread=True, exclusive=True, group="clipboard", exit_on_error=False, name="clipboard")
+    def check_clipboard(self, size: int) -> None:
+        """Whether the copy can have reached the clipboard (tmux is asked: a subprocess)."""
+        self.post_message(ClipboardChecked(clipboard_reach(), size))
+
+    @on(ClipboardChecked)
+    def _on_clipboard_checked(self, message: ClipboardChecked) -> None:
+        if message.reach is None:
+            self.notify(f"Copied the event's JSON ({message.size:,} bytes) to the clipboard.")
+            return
+        key = self._keys(Binding("Y", "write_event", id="write_event"))
+        self.notify(
+            f"Sent the event's JSON ({message.size:,} bytes) with OSC 52, but it may not reach "
+            f"the clipboard: {message.reach}. {key} writes it to a file in {self.export_dir}.",
+            severity="warning",
+            markup=False,
+            timeout=10,
+        )
+
+    def action_write_event(self) -> None:
+        event = self._selected_event()
+        if event is None:
+            self.notify("Select an event first.", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(event.timestamp / 1000))
+        name = f"emp-event-{stamp}-{(event.id or event.event_id or 'event').replace('/', '_')}"
+        self.write_event(event, self.export_dir / f"{name}.json")
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="write event")
+    def write_event(self, event: TelemetryEvent, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(event.to_json_line())
+        except OSError as error:
+            self.post_message(EventWritten(path, error.strerror or str(error)))
+            return
+        self.post_message(EventWritten(path))
+
+    @on(EventWritten)
+    def _on_event_written(self, message: EventWritten) -> None:
+        where = inert(str(message.path.absolute()), 300)
+        if message.error:
+            self._report(f"Cannot write {where}: {message.error}")
+            return
+        self.notify(f"Wrote the event's JSON to {where}", markup=False)
 
     def action_show_health(self) -> None:
         """The pipeline's health (``h`` or Esc: back)."""
@@ -971,6 +1118,7 @@ class EmpTuiApp(App[int]):
         """Every key of the app, by where it works (for the help screen)."""
         sections: list[Section] = [
             ("Anywhere", self._rows(self.BINDINGS)),
+            ("Focus", FOCUS_ROWS),
             ("Stream", self._rows(EventList.BINDINGS)),
             ("Filter bar", self._rows(FilterInput.BINDINGS)),
         ]

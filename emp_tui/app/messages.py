@@ -76,6 +76,23 @@ class ExportFinished(Message):
 
 
 @dataclass
+class ClipboardChecked(Message):
+    """Whether the terminal can take what ``y`` sent (OSC 52): ``reach`` is ``None`` when it
+    should, else why it may not."""
+
+    reach: str | None
+    size: int
+
+
+@dataclass
+class EventWritten(Message):
+    """``Y`` wrote the selected event's JSON to ``path`` (or failed: ``error``)."""
+
+    path: Path
+    error: str | None = None
+
+
+@dataclass
 class EventSelected(Message):
     """The stream's cursor moved to this event (None: no selection)."""
 
@@ -107,6 +124,11 @@ class FilterSubmitted(Message):
     """The filter bar holds a query the user wants applied ("" clears it)."""
 
     text: str
+
+
+@dataclass
+class FilterLeft(Message):
+    """Esc in an empty filter bar: the user is done with it (focus goes to the stream)."""
 
 
 @dataclass

@@ -23,9 +23,11 @@ from typing import Literal
 from emp_tui.analysis import (
     Comparison,
     HandoffEdge,
+    Histogram,
     Timeline,
     compare_with_usual,
     handoffs,
+    histogram,
     job_timeline,
     missing_start,
 )
@@ -109,7 +111,7 @@ class Ingested:
     job_changed: bool
     """The open job has new events: its timeline is out of date."""
     graph_changed: bool
-    """The graph shows the filtered events and new ones match."""
+    """The graph shows all jobs (those the filter matches) and new events may change it."""
     events: list[TelemetryEvent] = field(default_factory=list)
     """The events the store took (those it already held are not among them)."""
 
@@ -347,7 +349,10 @@ class AppState:
             oldest=oldest,
             newest=newest,
             job_changed=job is not None and any(event.job_id == job for event in events),
-            graph_changed=bool(new_rows) and self.graph_scope == "all",
+            # All jobs with a filter: the jobs it matches, whole, so an event of one of them
+            # that the filter does not match changes the graph too (redrawn once a second).
+            graph_changed=self.graph_scope == "all"
+            and (bool(new_rows) or any(event.job_id for event in events)),
             events=events,
         )
 
@@ -862,8 +867,43 @@ class AppState:
             nodes = self.timeline.services if self.timeline is not None else None
             return GraphView(handoffs(self.job_events(job)), nodes, job)
         query = self.query
-        detail = "no filter" if query.is_empty else f"filter {query.text}"
-        return GraphView(handoffs(self.shown_events()), None, detail)
+        if query.is_empty:
+            return GraphView(handoffs(self.store), None, "no filter")
+        return GraphView(handoffs(self.matching_jobs_events()), None, f"jobs matching {query.text}")
+
+    def jump_candidates(
+        self, selected: TelemetryEvent | None, problem_jobs: Iterable[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The jobs the jump dialog offers, the likeliest first: the selected event's job and
+        the open one, the jobs the Problems view names, then those held, the most recent
+        first; and why the first ones are there."""
+        reasons: dict[str, str] = {}
+        if selected is not None and selected.job_id:
+            reasons[selected.job_id] = "selected event"
+        if self.current_job:
+            reasons.setdefault(self.current_job, "open")
+        for job in problem_jobs:
+            reasons.setdefault(job, "problem")
+        recent = self.store.job_ids()
+        return list(dict.fromkeys([*reasons, *recent])), reasons
+
+    def histogram(self, buckets: int) -> Histogram | None:
+        """The events the filter shows in ``buckets`` slices of the loaded span (None while
+        nothing is loaded)."""
+        store = self.store
+        if not store:
+            return None
+        since, until = event_ms(store[0]), event_ms(store[-1])
+        return histogram(self.shown_events(), since, until, buckets)
+
+    def matching_jobs_events(self) -> list[TelemetryEvent]:
+        """Every held event of the jobs that have an event the filter shows: ``level:error``
+        gives the whole journeys of the jobs with an error, whose handoffs carry them."""
+        jobs = dict.fromkeys(e.job_id for e in self.shown_events() if e.job_id)
+        events: list[TelemetryEvent] = []
+        for job in jobs:
+            events.extend(self.store.by_job(job))
+        return events
 
     # -- what the status bar and an empty stream say ------------------------------------------
 

@@ -38,7 +38,7 @@ from emp_tui.events import TelemetryEvent
 from emp_tui.lint import LintConfig, LintReport, Offender, TypeChange, UnknownType, lint
 from emp_tui.problems import SEVERITIES, SEVERITY_RANK, Finding, StreamState, find_problems
 from emp_tui.query import quote_value
-from emp_tui.text import clock, data_summary, duration, inert
+from emp_tui.text import clock, data_summary, duration, inert, plural
 
 __all__ = [
     "ApplyFilter",
@@ -247,10 +247,6 @@ class Row:
         return ApplyFilter(self.evidence, self.at_ms) if self.evidence else None
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
-
-
 def _hint(action: Action | None, job: str | None, evidence: str | None) -> Line:
     """What the keys do on a row."""
     parts: list[Part] = []
@@ -298,7 +294,7 @@ def _finding_row(finding: Finding) -> Row:
         if value
     ]
     if len(finding.jobs) > 1:
-        subjects.insert(0, _plural(len(finding.jobs), "job"))
+        subjects.insert(0, plural(len(finding.jobs), "job"))
     facts = " · ".join([f"{finding.severity} {finding.kind}", span, *subjects])
     action = primary_action(finding)
     return Row(
@@ -352,7 +348,7 @@ def _offender_row(offender: Offender) -> Row:
 
 def _unknown_row(unknown: UnknownType) -> Row:
     name = inert(unknown.event_type, 80)
-    notes = [_plural(unknown.count, "event")]
+    notes = [plural(unknown.count, "event")]
     if unknown.one_off:
         notes[0] += ", one-off"
     if unknown.similar:
@@ -507,7 +503,7 @@ class ProblemsState:
             rows.append(
                 _note(
                     "note:none",
-                    f"No problems found in {_plural(found.events, 'event')}{span}.",
+                    f"No problems found in {plural(found.events, 'event')}{span}.",
                 )
             )
         if found.lint is not None:
@@ -757,7 +753,7 @@ def comparison_lines(comparison: Comparison) -> list[Line]:
                 warn if slow else "",
             )
         )
-    head.append((f" · beside {_plural(c.typical, 'typical job')} of {kind}", "dim"))
+    head.append((f" · beside {plural(c.typical, 'typical job')} of {kind}", "dim"))
     lines.append(tuple(head))
     if not c.typical:
         lines.append((("No other job of its type is at hand to compare with.", "dim"),))

@@ -106,7 +106,9 @@ def test_graph_all_jobs(snap_compare: Any, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_export_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(offline_app(), terminal_size=size, run_before=_loaded(_export))
+    # A fixed export directory: the dialog shows absolute paths.
+    app = offline_app(config=AppConfig(export_dir="/srv/emp-exports"))
+    assert snap_compare(app, terminal_size=size, run_before=_loaded(_export))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -97,10 +97,19 @@ async def test_graph_scope_toggles_between_the_job_and_the_filtered_jobs() -> No
         await pilot.pause()
         assert graph.scope == "all" and app.graph_scope == "all"
         assert graph.edges == handoffs(events)
-        # In "all" scope the graph follows the filter.
-        await pilot.press("slash", *"-service:webhook-service", "enter")
+        # In "all" scope the graph follows the filter: the whole journeys of the jobs with
+        # an event it matches (level:error: the failed jobs, and where their errors went).
+        await pilot.press("slash", *"level:error", "enter")
         await pilot.pause()
-        assert graph.edges == handoffs([e for e in events if e.service != "webhook-service"])
+        failed = {e.job_id for e in events if e.level == "error" and e.job_id}
+        assert failed and len(failed) < len({e.job_id for e in events if e.job_id})
+        expected = handoffs([e for e in events if e.job_id in failed])
+        assert graph.edges == expected
+        assert graph.edges != handoffs([e for e in events if e.level == "error"])
+        edge = ("worker", "webhook-service")
+        to_webhook = [e for e in graph.edges if (e.source, e.target) == edge]
+        assert to_webhook and to_webhook[0].error_share == 1.0
+        assert "(jobs matching level:error)" in str(app.query_one("#graph-scope").render())
         await pilot.press("g")
         await pilot.pause()
         assert graph.scope == "job" and graph.edges == job_only
@@ -112,3 +121,21 @@ async def test_start_at_a_job_from_the_command_line() -> None:
         await pilot.pause()
         assert app.current_job == "job-0007"
         assert app.active_pane == "timeline"
+
+
+async def test_the_timeline_header_fits_its_width_instead_of_being_cut() -> None:
+    for width, wanted in ((160, "· 9 events · 4 services"), (80, "· 9 events")):
+        app = offline_app()
+        async with app.run_test(size=(width, 24 if width == 80 else 48)) as pilot:
+            app.add_events(sample_events())
+            app.drain_now()
+            app.open_job("job-0005")
+            await pilot.press("3")
+            await pilot.pause()
+            header = app.query_one("#timeline-header")
+            text = str(header.render())
+            assert "…" not in text, text
+            assert text.startswith("job job-0005  completed  13.3s · 1 gap")
+            assert "gap threshold 5s (+/-)" in text
+            assert text.endswith(wanted), text
+            assert len(text) <= header.content_size.width

@@ -59,7 +59,7 @@ async def test_table_shows_counts_and_percentiles_problems_first() -> None:
         plain = row_color(widget, "api-server", "412")
         assert plain not in (RichColor.parse(ERROR_COLOR), RichColor.parse(WARN_COLOR))
         summary = "\n".join(lines(app.query_one("#graph-scope", Static)))
-        assert "6 edges · 1979 handoffs · 1 failing · 1 slow (p95 > 5s)" in summary
+        assert "6 edges · 1,979 handoffs · 1 failing · 1 slow (p95 > 5s)" in summary
 
 
 async def test_diagram_draws_boxes_and_labelled_arcs() -> None:
@@ -108,7 +108,7 @@ async def test_scope_toggle_posts_and_relabels() -> None:
         await pilot.press("g")
         await pilot.pause()
         assert graph.scope == "all"
-        assert "scope: all buffered jobs matching the filter" in "".join(lines(label))
+        assert "scope: all jobs at hand" in "".join(lines(label))
         await pilot.press("g")
         await pilot.pause()
         assert [m.scope for m in app.posted if isinstance(m, HandoffGraph.ScopeToggled)] == [
@@ -186,3 +186,38 @@ async def test_a_narrow_table_drops_max_and_p50_before_cutting_rows() -> None:
         assert table[0].split() == ["from", "to", "count", "p95", "errors"]
         assert table[1].split()[-3:] == ["377", "60ms", "8%"]
         assert all(len(line) <= 48 and not line.endswith("…") for line in table)
+
+
+async def test_one_edge_and_one_handoff_are_singular_and_the_key_sits_in_the_border() -> None:
+    edge = HandoffEdge("api-server", "worker", 1, 20.0, 20.0, 20.0, 0.0)
+    app = GraphApp([edge], detail="job_1")
+    async with app.run_test(size=(40, 20)) as pilot:
+        await pilot.pause()
+        graph = app.query_one(HandoffGraph)
+        label = lines(app.query_one("#graph-scope", Static))
+        assert label[1].startswith("1 edge · 1 handoff")
+        assert "edges" not in label[1] and "handoffs" not in label[1]
+        # Two lines, each cut rather than wrapped; the key is in the border.
+        assert len(label) == 2
+        assert "g:" not in "".join(label)
+        assert graph.border_subtitle == "g: all jobs"
+        await pilot.press("g")
+        await pilot.pause()
+        assert graph.border_subtitle == "g: this job"
+
+
+async def test_service_names_are_whole_where_there_is_room() -> None:
+    # The four services of a job, in a pane of 62 cells (the graph pane at 160 columns).
+    edges = [
+        HandoffEdge("api-server", "worker", 3, 20.0, 20.0, 20.0, 0.0),
+        HandoffEdge("worker", "machine", 3, 20.0, 20.0, 20.0, 0.0),
+        HandoffEdge("machine", "worker", 3, 20.0, 20.0, 20.0, 0.0),
+        HandoffEdge("worker", "webhook-service", 3, 20.0, 20.0, 20.0, 1 / 3),
+    ]
+    app = GraphApp(edges)
+    async with app.run_test(size=(62, 30)) as pilot:
+        await pilot.pause()
+        diagram = "\n".join(lines(app.query_one(HandoffDiagram)))
+        table = "\n".join(lines(app.query_one(HandoffTable)))
+        assert "│ webhook-service │" in diagram
+        assert "→ webhook-service" in table and "…" not in table

@@ -50,6 +50,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
             yield Label(what, id="export-what")
             yield Label("Path")
             yield AppInput(str(self.default_path), id="export-path")
+            yield Label(self._where(str(self.default_path)), id="export-where")
             yield Label("Format")
             with RadioSet(id="export-format"):
                 for fmt in FORMATS:
@@ -65,8 +66,19 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
     def _format_changed(self, event: RadioSet.Changed) -> None:
         fmt = str(event.pressed.label)
         path_input = self.query_one("#export-path", Input)
-        path_input.value = with_format(path_input.value, fmt)
         self.fmt = fmt
+        path_input.value = with_format(path_input.value, fmt)
+
+    def _where(self, raw: str) -> Text:
+        """The absolute path the file goes to, and the format the name asks for."""
+        raw = raw.strip()
+        if not raw:
+            return Text("")
+        where = Text("→ ", "dim")
+        where.append(inert(str(Path(raw).expanduser().absolute()), 300))
+        named = format_for_path(raw)
+        where.append(f"  ({named or self.fmt})", "dim")
+        return where
 
     @on(Input.Changed, "#export-path")
     def _path_changed(self, event: Input.Changed) -> None:
@@ -74,6 +86,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
         if named is not None and named != self.fmt:
             self.fmt = named
             self.query_one(f"#fmt-{named}", RadioButton).value = True
+        self.query_one("#export-where", Label).update(self._where(event.value))
 
     @on(Input.Submitted)
     def _path_submitted(self) -> None:

@@ -1,15 +1,22 @@
 """The live stream: a virtualized list of events drawn with the Line API.
 
 Only the rows on screen are rendered, each once (an LRU cache of strips keyed by the event's
-sequence number and whether the cursor is on it). The list holds the store's sequence numbers,
-ascending (stream order), not events: ``lookup(seq)`` (given by the app) finds the event in the
-store. New rows arrive in batches (:meth:`EventList.add_rows`), at the app's frame rate, never
-one message per event; they are usually the newest, but may fall among the rows already shown.
+sequence number, whether the cursor is on it, how far its data is scrolled and its mark).
+The list holds the store's sequence numbers, ascending (stream order), not events:
+``lookup(seq)`` (given by the app) finds the event in the store. New rows arrive in batches
+(:meth:`EventList.add_rows`), at the app's frame rate, never one message per event; they are
+usually the newest, but may fall among the rows already shown.
+
+The columns are as wide as the values of the rows shown need (:class:`~emp_tui.app.render.Seen`:
+they only grow until the rows are replaced), the data takes the rest; ←/→ scroll the selected
+row's data. A row whose time is before the row above's is marked (the rows are in arrival
+order).
 
 Follow mode keeps the newest row in view. Scrolling up, moving the cursor or pressing space
-(an app binding) pauses it; while paused the border says how many rows arrived since; End or
-``f`` resumes. A step above the oldest row (↑ or PgUp on it, Home when there, the wheel at the
-top) posts :class:`OlderWanted`: the app may bring in the history before it.
+(an app binding) pauses it; while paused the border says how many rows arrived since; End
+(which also puts the cursor on the newest row) or ``f`` resumes. A step above the oldest row
+(↑ or PgUp on it, Home when there, the wheel at the top) posts :class:`OlderWanted`: the app
+may bring in the history before it.
 """
 
 from __future__ import annotations
@@ -28,8 +35,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from emp_tui.app.messages import EventSelected, FollowChanged, JobRequested, OlderWanted
-from emp_tui.app.render import RowLayout, event_row
+from emp_tui.app.render import RowLayout, Seen, event_row
 from emp_tui.events import TelemetryEvent
+from emp_tui.text import data_summary
+
+MEASURED = 500
+"""How many of the newest rows set the columns' widths at once (the others as they show)."""
 
 
 class EventList(ScrollView, can_focus=True):
@@ -56,7 +67,21 @@ class EventList(ScrollView, can_focus=True):
             "home", "first", "First event (again: older history)", show=False, id="stream.home"
         ),
         Binding("end", "follow", "Follow new events", show=False, id="stream.end"),
-        Binding("enter", "open_job", "Open the event's job", id="stream.open_job"),
+        Binding("enter", "open_job", "Open job", id="stream.open_job"),
+        Binding(
+            "right",
+            "shift(1)",
+            "More of the selected row's data",
+            show=False,
+            id="stream.data_right",
+        ),
+        Binding(
+            "left",
+            "shift(-1)",
+            "Back along the selected row's data",
+            show=False,
+            id="stream.data_left",
+        ),
     ]
 
     COMPONENT_CLASSES = {"event-list--cursor"}
@@ -76,8 +101,11 @@ class EventList(ScrollView, can_focus=True):
         self._lookup = lookup
         self.rows: list[int] = []
         self.cursor: int | None = None
-        self._strips: LRUCache[tuple[int, bool], Strip] = LRUCache(maxsize=1024)
-        self._layout = RowLayout.for_width(80)
+        self._strips: LRUCache[tuple[int, bool, int, bool], Strip] = LRUCache(maxsize=1024)
+        self._seen = Seen()
+        self._layout = RowLayout.for_width(80, self._seen)
+        self.shift = 0
+        """How far the selected row's data is scrolled (←/→), in characters."""
         self._hint: Text | None = None
         self._hint_lines: list[Strip] = []
 
@@ -88,6 +116,8 @@ class EventList(ScrollView, can_focus=True):
         selected = self.selected_seq
         self.rows = list(seqs)
         self.cursor = None
+        self._seen = Seen()  # the columns fit the new rows
+        self._measure(self.rows[-MEASURED:])
         if selected is not None:
             index = _find(self.rows, selected)
             if index is not None:
@@ -108,6 +138,7 @@ class EventList(ScrollView, can_focus=True):
         when some are older. Paused, the same events stay in view and selected."""
         if not seqs:
             return
+        self._measure(seqs[-MEASURED:])
         rows = self.rows
         top = int(self.scroll_y)
         if not rows or seqs[0] > rows[-1]:
@@ -205,10 +236,31 @@ class EventList(ScrollView, can_focus=True):
     def _resize(self) -> None:
         self.virtual_size = Size(self._layout.width, len(self.rows))
 
+    def _measure(self, seqs: Sequence[int]) -> bool:
+        """Widen the columns to what the events of ``seqs`` need (never narrower: rows do not
+        jump while they arrive); returns whether the layout changed."""
+        seen = self._seen
+        for seq in seqs:
+            seen = seen.grown(self._lookup(seq)) or seen
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        layout = RowLayout.for_width(self._layout.width, seen)
+        if layout == self._layout:
+            return False
+        self._layout = layout
+        self._strips.clear()
+        return True
+
+    @property
+    def row_layout(self) -> RowLayout:
+        """The columns' widths (the data column's is ``data_w``)."""
+        return self._layout
+
     def on_resize(self) -> None:
         width = max(self.scrollable_content_region.width, 20)
         if width != self._layout.width:
-            self._layout = RowLayout.for_width(width)
+            self._layout = RowLayout.for_width(width, self._seen)
             self._strips.clear()
         self._resize()
         if self.follow:
@@ -223,12 +275,23 @@ class EventList(ScrollView, can_focus=True):
             return self._hint_line(y, width)
         if index >= len(self.rows):
             return Strip.blank(width, base)
+        if width != self._layout.width and width >= 20:
+            # The scrollbar came or went (no resize event): the rows fit the room there is.
+            self._layout = RowLayout.for_width(width, self._seen)
+            self._strips.clear()
         seq = self.rows[index]
         is_cursor = index == self.cursor
-        key = (seq, is_cursor)
+        shift = self.shift if is_cursor else 0
+        event = self._lookup(seq)
+        # Its time before the row above's: arrival order, marked (the row above may change
+        # when older rows come in among them, or the top ones go).
+        earlier = index > 0 and self._lookup(self.rows[index - 1]).timestamp > event.timestamp
+        key = (seq, is_cursor, shift, earlier)
         strip = self._strips.get(key)
         if strip is None:
-            text = event_row(self._lookup(seq), self._layout)
+            if self._measure((seq,)):
+                self.call_after_refresh(self.refresh)  # the rows drawn before: again
+            text = event_row(event, self._layout, shift, earlier=earlier)
             text.stylize_before(base)
             if is_cursor:
                 cursor_style = self.get_component_rich_style("event-list--cursor")
@@ -300,6 +363,7 @@ class EventList(ScrollView, can_focus=True):
             index = min(max(index, 0), len(self.rows) - 1)
         self.cursor = index
         if old != index:
+            self.shift = 0
             self.refresh()
             self.post_message(EventSelected(self.selected_event))
         self._show_cursor()
@@ -338,7 +402,28 @@ class EventList(ScrollView, can_focus=True):
         self._move_cursor(0)
 
     def action_follow(self) -> None:
+        """Follow new events, the cursor on the newest row (End)."""
         self.follow = True
+        if self.rows:
+            self._move_cursor(len(self.rows) - 1)
+
+    def action_shift(self, direction: int) -> None:
+        """Scroll the selected row's data (→: further, ←: back), for a value longer than the
+        column; the other rows stay put."""
+        event = self.selected_event
+        if event is None:
+            self.notify("Select an event first (↑/↓ or a click).", severity="warning")
+            return
+        room = max(self._layout.data_w - 2, 8)
+        full = len(data_summary(event.data, 100_000, readable=True))
+        most = max(full - room, 0)
+        step = max(room * 3 // 4, 8)  # a page of data, with some of the last in view
+        shift = min(max(self.shift + direction * step, 0), most)
+        if shift == self.shift:
+            self.app.bell()
+            return
+        self.shift = shift
+        self.refresh()
 
     def action_open_job(self) -> None:
         event = self.selected_event

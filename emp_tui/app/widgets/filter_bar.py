@@ -6,12 +6,13 @@ the offending token. Parsing is the app's business (the query module's, really):
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, Static
 
-from emp_tui.app.messages import FilterSubmitted
+from emp_tui.app.messages import FilterLeft, FilterSubmitted
 from emp_tui.app.widgets.inputs import AppInput
 from emp_tui.text import inert
 
@@ -19,12 +20,19 @@ HISTORY_SIZE = 100
 
 
 class FilterInput(AppInput):
-    """The query input: ↑/↓ walk the history, Esc clears the filter."""
+    """The query input: ↑/↓ walk the history, Esc clears the filter (in an empty bar: leaves
+    it). Focusing it selects its text, so typing replaces the filter."""
 
     BINDINGS = [
         Binding("up", "history(-1)", "Older filter", show=False, id="filter.history_back"),
         Binding("down", "history(1)", "Newer filter", show=False, id="filter.history_forward"),
-        Binding("escape", "clear_filter", "Clear the filter", show=False, id="filter.clear"),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear the filter (empty: back to the stream)",
+            show=False,
+            id="filter.clear",
+        ),
     ]
 
     def __init__(self, value: str = "", **kwargs: object) -> None:
@@ -36,6 +44,18 @@ class FilterInput(AppInput):
         self.history: list[str] = []
         self._position: int | None = None
         self._draft = ""
+        self._fresh = False
+        """Focused and no key typed since: a ``/`` now is the habit of the key that opens
+        the bar (lnav, less, vim), not the start of a /regex/."""
+
+    def on_focus(self) -> None:
+        self._fresh = True
+
+    def on_key(self, event: events.Key) -> None:
+        fresh, self._fresh = self._fresh, False
+        if fresh and event.character == "/" and not self.value:
+            event.stop()
+            event.prevent_default()
 
     def remember(self, text: str) -> None:
         if text.strip():
@@ -66,8 +86,11 @@ class FilterInput(AppInput):
         self.cursor_position = len(self.value)
 
     def action_clear_filter(self) -> None:
-        self.value = ""
         self._position = None
+        if not self.value:
+            self.post_message(FilterLeft())
+            return
+        self.value = ""
         self.post_message(FilterSubmitted(""))
 
 

@@ -41,7 +41,7 @@ from textual.widgets import Static
 from emp_tui.app.render import inert_text
 from emp_tui.app.style import ERROR_COLOR, WARN_COLOR, service_color
 from emp_tui.config import DEFAULT_GAP_MS
-from emp_tui.text import duration, inert
+from emp_tui.text import duration, inert, plural
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 Scope = Literal["job", "all"]
 SCOPE_LABELS: Final[dict[str, str]] = {
     "job": "this job",
-    "all": "all buffered jobs matching the filter",
+    "all": "all jobs at hand",
 }
 MAX_LEVELS: Final = 6  # arc rows on each side of the boxes; further edges are in the table only
 _BOX_GAP: Final = 2
@@ -211,14 +211,21 @@ def diagram_lines(
     order = node_order(edges, nodes)
     if not order:
         return [], 0
-    room = width - 4 * len(order) - _BOX_GAP * (len(order) - 1)
-    labels = _fit_names([_narrow(inert(n, 80)) for n in order], room)
+    names = [_narrow(inert(n, 80)) for n in order]
+    box_gap = _BOX_GAP
+    room = width - 4 * len(order) - box_gap * (len(order) - 1)
+    whole = sum(min(len(n), _MAX_NAME) for n in names)
+    if room < whole <= room + len(order) - 1:
+        # Names whole rather than the room between the boxes (one cell is enough there).
+        box_gap = 1
+        room = width - 4 * len(order) - box_gap * (len(order) - 1)
+    labels = _fit_names(names, room)
     if labels is None:
         return [], len(edges)
     index = {name: i for i, name in enumerate(order)}
     # Spare width goes between the boxes (up to a point), where the arc labels sit.
     spare = room - sum(len(label) for label in labels)
-    gap = _BOX_GAP + (min(spare // (len(order) - 1), _MAX_EXTRA_GAP) if len(order) > 1 else 0)
+    gap = box_gap + (min(spare // (len(order) - 1), _MAX_EXTRA_GAP) if len(order) > 1 else 0)
     box_x: list[int] = []
     box_w: list[int] = []
     x = 0
@@ -374,30 +381,48 @@ _DROP_ORDER: Final = ("max", "p50")
 def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> list[Text]:
     """The edges as a table, problems first, fitted to ``width`` cells.
 
-    A narrow table first shortens the names (down to 10 cells), then drops the ``max`` and
-    ``p50`` columns and the notes (the row colour still tells), then cuts the rows."""
+    A narrow table keeps the names whole as long as it can: it first drops the ``max`` and
+    ``p50`` columns, then shortens the notes to their mark (``✖``, ``⚠``), then the names
+    (the longer column first, down to 10 cells), then drops the notes (the row colour still
+    tells), then shortens the names further; what is still too wide is cut."""
     rows = sort_edges(edges, slow_ms)
-    natural = max((len(inert(n, 40)) for e in rows for n in (e.source, e.target)), default=4)
-    name_w = min(max(natural, 4), 18)
+    widths = [
+        max(min(max((cell_len(inert(getattr(e, side), 40)) for e in rows), default=4), 18), 4)
+        for side in ("source", "target")
+    ]
     columns = list(_TABLE_COLUMNS)
-    flagged = any(is_failing(e) or is_slow(e, slow_ms) for e in rows)
-    notes = flagged
+    failing = any(is_failing(e) for e in rows)
+    notes: str | None = None
+    if failing or any(is_slow(e, slow_ms) for e in rows):
+        notes = "long"
+
+    def note_cells() -> int:
+        if notes is None:
+            return 0
+        return 3 if notes == "short" else (11 if failing else 8)
 
     def needed() -> int:
-        return 2 * name_w + 3 + sum(cells + 1 for _, cells, _ in columns) + (11 if notes else 0)
+        names = sum(widths) + 3
+        return names + sum(cells + 1 for _, cells, _ in columns) + note_cells()
 
-    while needed() > width and name_w > 10:
-        name_w -= 1
+    def shorten(floor: int) -> None:
+        # The longer name column first: the shorter one is often whole already.
+        while needed() > width and max(widths) > floor:
+            widths[widths.index(max(widths))] -= 1
+
     for title in _DROP_ORDER:
         if needed() > width:
             columns = [column for column in columns if column[0] != title]
+    if needed() > width and notes is not None:
+        notes = "short"
+    shorten(10)
     if needed() > width:
-        notes = False
-    while needed() > width and name_w > 6:
-        name_w -= 1
+        notes = None
+    shorten(6)
+    from_w, to_w = widths
 
     header = Text(no_wrap=True, end="", style="bold")
-    header.append(f"{'from':<{name_w}}   {'to':<{name_w}}")
+    header.append(f"{'from':<{from_w}}   {'to':<{to_w}}")
     for title, cells, _ in columns:
         header.append(f" {title:>{cells}}")
     out = [header]
@@ -408,10 +433,12 @@ def table_lines(edges: Sequence[HandoffEdge], width: int, slow_ms: float) -> lis
             style, note = ERROR_COLOR, "  ✖ failing"
         elif is_slow(edge, slow_ms):
             style, note = WARN_COLOR, "  ⚠ slow"
+        if notes == "short":
+            note = note[:3]
         line = Text(no_wrap=True, end="")
-        line.append_text(_name_cell(edge.source, name_w))
+        line.append_text(_name_cell(edge.source, from_w))
         line.append(" → ", style="dim")
-        line.append_text(_name_cell(edge.target, name_w))
+        line.append_text(_name_cell(edge.target, to_w))
         values = "".join(f" {value(edge):>{cells}}" for _, cells, value in columns)
         line.append(values, style=style or None)
         if notes and note:
@@ -575,16 +602,18 @@ class HandoffGraph(VerticalScroll, can_focus=True):
 
     def watch_scope(self) -> None:
         if self.is_mounted:
-            self._label.update(self._label_text())
+            self._show()
 
     def _show(self) -> None:
         self.set_class(not self.edges, "-empty")
+        # The key in the border, where it never wraps into the header's lines.
+        self.border_subtitle = "g: this job" if self.scope == "all" else "g: all jobs"
         self._label.update(self._label_text())
         self._diagram.invalidate()
         self._table.invalidate()
 
     def _label_text(self) -> Text:
-        text = Text(end="")
+        text = Text(end="", no_wrap=True, overflow="ellipsis")
         text.append("Handoffs", style="bold")
         text.append(" · scope: ", style="dim")
         text.append(SCOPE_LABELS.get(self.scope, self.scope), style="bold")
@@ -592,10 +621,12 @@ class HandoffGraph(VerticalScroll, can_focus=True):
             text.append(" (")
             text.append_text(inert_text(self.detail, limit=80))
             text.append(")")
-        text.append("\n")
         if self.edges:
+            text.append("\n")
             handoffs = sum(edge.count for edge in self.edges)
-            text.append(f"{len(self.edges)} edges · {handoffs} handoffs", style="dim")
+            text.append(
+                f"{plural(len(self.edges), 'edge')} · {plural(handoffs, 'handoff')}", style="dim"
+            )
             failing = sum(1 for edge in self.edges if is_failing(edge))
             slow = sum(1 for edge in self.edges if is_slow(edge, self.slow_ms))
             if failing:
@@ -604,6 +635,4 @@ class HandoffGraph(VerticalScroll, can_focus=True):
                 text.append(
                     f" · {slow} slow (p95 > {duration(self.slow_ms)})", style=f"bold {WARN_COLOR}"
                 )
-            text.append("  ")
-        text.append("g: this job" if self.scope == "all" else "g: all jobs", style="dim")
         return text

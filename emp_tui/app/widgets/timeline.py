@@ -59,7 +59,7 @@ from emp_tui.app.style import (
 )
 from emp_tui.config import DEFAULT_GAP_MS
 from emp_tui.events import LEVEL_RANK
-from emp_tui.text import data_summary, duration, inert, offset
+from emp_tui.text import data_summary, duration, inert, offset, plural
 
 if TYPE_CHECKING:
     from typing import Self
@@ -828,14 +828,24 @@ class TimelineView(Widget):
         markers = [i for i, step in enumerate(timeline.steps) if _is_marker(step)]
         if not markers:
             self.app.bell()
+            self.notify(
+                f"No gap over {duration(self._threshold_ms)} and no error in this job "
+                "(- lowers the threshold).",
+                timeout=4,
+            )
             return
         here = self._steps.cursor
-        if direction > 0:
-            after = [i for i in markers if i > here]
-            target = after[0] if after else markers[0]
-        else:
-            before = [i for i in markers if i < here]
-            target = before[-1] if before else markers[-1]
+        ahead = [i for i in markers if i > here] if direction > 0 else []
+        behind = [i for i in markers if i < here] if direction < 0 else []
+        if ahead or behind:
+            self._steps.cursor = ahead[0] if ahead else behind[-1]
+            return
+        target = markers[0] if direction > 0 else markers[-1]
+        if target == here:
+            self.notify("This is the job's only gap or error.", timeout=3)
+            return
+        where = ("after", "first") if direction > 0 else ("before", "last")
+        self.notify(f"No gap or error {where[0]} this step: wrapped to the {where[1]}.", timeout=3)
         self._steps.cursor = target
 
     # -- internals --------------------------------------------------------------------------
@@ -867,6 +877,7 @@ class TimelineView(Widget):
 
     def on_resize(self) -> None:
         self._fit_lanes()
+        self._header.update(self._header_text())
 
     def watch_show_lanes(self) -> None:
         self._fit_lanes()
@@ -883,11 +894,15 @@ class TimelineView(Widget):
         self.set_class(not wanted, "-no-lanes")
 
     def _header_text(self) -> Text:
+        """The job, its status and duration, its gaps and errors, the threshold and the
+        counts: what does not fit the header's width goes, the least telling first (the
+        counts, then the words around the threshold), before anything is cut."""
         timeline = self._timeline
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append("job ", style="dim")
         text.append_text(inert_text(self._job_id or "-", "bold", limit=80))
-        if timeline is not None and timeline.steps:
+        steps = timeline is not None and timeline.steps
+        if timeline is not None and steps:
             text.append("  ")
             text.append(timeline.status, style=_STATUS_STYLE.get(timeline.status, ""))
             text.append(f"  {duration(timeline.duration_ms)}")
@@ -896,19 +911,26 @@ class TimelineView(Widget):
                 # Still open and quiet for longer than a gap: the stall users come here for.
                 text.append(f" · silent for {duration(silent)}", style=f"bold {WARN_COLOR}")
             if timeline.gaps:
-                text.append(f" · {_plural(len(timeline.gaps), 'gap')}", style=f"bold {WARN_COLOR}")
+                text.append(f" · {plural(len(timeline.gaps), 'gap')}", style=f"bold {WARN_COLOR}")
             errors = sum(1 for step in timeline.steps if _is_error(step))
             if errors:
-                text.append(f" · {_plural(errors, 'error')}", style=f"bold {ERROR_COLOR}")
+                text.append(f" · {plural(errors, 'error')}", style=f"bold {ERROR_COLOR}")
         whole = self._whole
         if whole is not None and whole.job_id == self._job_id and not whole.fetched:
             text.append(" · reading the whole job…", style="dim italic")
-        text.append(f" · gap threshold {duration(self._threshold_ms)} (+/-)", style="dim")
-        if timeline is not None and timeline.steps:
-            text.append(
-                f" · {_plural(len(timeline.steps), 'event')}"
-                f" · {_plural(len(timeline.services), 'service')}"
-            )
+        threshold = duration(self._threshold_ms)
+        counts: list[str] = [""]
+        if timeline is not None and steps:
+            events = f" · {plural(len(timeline.steps), 'event')}"
+            counts = [f"{events} · {plural(len(timeline.services), 'service')}", events, ""]
+        room = self._header.content_size.width or 10_000
+        for tail in (f" · gap threshold {threshold} (+/-)", f" · gaps > {threshold}"):
+            for count in counts:
+                if text.cell_len + len(tail) + len(count) <= room:
+                    text.append(tail, style="dim")
+                    text.append(count)
+                    return text
+        text.append(f" · gaps > {threshold}", style="dim")
         return text
 
     def _note_text(self) -> Text | None:
@@ -932,10 +954,6 @@ class TimelineView(Widget):
             style=WARN_COLOR,
         )
         return text
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _find_event(timeline: Timeline, event: TelemetryEvent, *, fallback: int) -> int:
