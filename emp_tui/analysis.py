@@ -94,7 +94,7 @@ JOB_TYPE_FIELDS: Final = (
     ("connector.processing_failed", "connectorType"),
 )
 
-Status = Literal["completed", "failed", "running", "stalled", "unknown"]
+Status = Literal["completed", "failed", "queued", "running", "stalled", "unknown"]
 
 
 # -- basics ---------------------------------------------------------------------------------
@@ -161,8 +161,9 @@ def job_status(
     now_ms: int | None = None,
     stall_ms: int = DEFAULT_STALL_MS,
 ) -> Status:
-    """completed/failed by the job's latest terminal event; else running, or stalled when
-    ``now_ms`` is over ``stall_ms`` past its last event; unknown with no events."""
+    """completed/failed by the job's latest terminal event; else queued while no worker has
+    taken it (no claim, no event from a worker), running, or stalled when ``now_ms`` is over
+    ``stall_ms`` past its last event; unknown with no events."""
     if not events:
         return "unknown"
     for event in reversed(events):
@@ -170,6 +171,8 @@ def job_status(
             return "completed"
         if event.event_type in JOB_FAILED_TYPES:
             return "failed"
+    if not any(e.worker_id is not None or e.event_type == "job.claimed" for e in events):
+        return "queued"
     if now_ms is not None and now_ms - max(e.timestamp for e in events) > stall_ms:
         return "stalled"
     return "running"
@@ -348,7 +351,7 @@ def job_timeline(
     status = job_status(own, now_ms=now_ms, stall_ms=stall_ms)
     silent = (
         max(0, now_ms - end)
-        if now_ms is not None and own and status in ("running", "stalled")
+        if now_ms is not None and own and status in ("queued", "running", "stalled")
         else None
     )
     return Timeline(

@@ -178,6 +178,11 @@ def test_timeline_status() -> None:
     assert job_timeline(failed, "j").status == "failed"
     assert job_timeline(failed, "j", now_ms=T0 + 99_000).silent_ms is None
     retried = [*failed, e(30, "worker", "job.completed", "j")]
+    # no worker has taken it: queued, not running, however long it waits (and how long is told)
+    waiting = job("q", [(0, "api-server", "job.created"), (5, "api-server", "job.queued")])
+    assert job_timeline(waiting, "q").status == "queued"
+    late = job_timeline(waiting, "q", now_ms=T0 + 5 + 600_000)
+    assert late.status == "queued" and late.silent_ms == 600_000
     assert job_timeline(retried, "j").status == "completed"
     empty = job_timeline([], "nope")
     assert (empty.status, empty.steps, empty.duration_ms) == ("unknown", [], 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from emp_tui.app.style import ERROR_COLOR, OK_COLOR, WARN_COLOR, service_color
+from emp_tui.app.style import ERROR_COLOR, OK_COLOR, PENDING_COLOR, WARN_COLOR, service_color
 from emp_tui.cli.common import (
     EXIT_FOUND,
     EXIT_USAGE,
@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     from emp_tui.history import Holdings
 
 _HANDOFF_STYLE = {True: f"bold {ERROR_COLOR}", False: "bold"}
-_STATUS_STYLE = {"completed": OK_COLOR, "failed": f"bold {ERROR_COLOR}", "stalled": WARN_COLOR}
+_STATUS_STYLE = {
+    "completed": OK_COLOR,
+    "failed": f"bold {ERROR_COLOR}",
+    "stalled": WARN_COLOR,
+    "queued": PENDING_COLOR,
+}
 
 
 def gap_record(gap: Gap) -> dict[str, Any]:
@@ -182,7 +187,10 @@ def run_timeline(args: argparse.Namespace, settings: Settings, out: Output) -> i
     _print_header(out, timeline, held)
     if timeline.silent_ms is not None and timeline.silent_ms >= gap_ms:
         out.line(
-            ("  silent for ", f"bold {WARN_COLOR}"),
+            (
+                "  waiting for " if timeline.status == "queued" else "  silent for ",
+                f"bold {WARN_COLOR}",
+            ),
             (duration(timeline.silent_ms), f"bold {WARN_COLOR}"),
             ("  since its last event, with no terminal event", WARN_COLOR),
         )

@@ -53,6 +53,7 @@ from emp_tui.app.style import (
     ERROR_COLOR,
     LEVEL_MARKS,
     OK_COLOR,
+    PENDING_COLOR,
     RUNNING_COLOR,
     WARN_COLOR,
     service_color,
@@ -88,6 +89,7 @@ _STATUS_STYLE: Final = {
     "failed": f"bold {ERROR_COLOR}",
     "stalled": f"bold {WARN_COLOR}",
     "running": f"bold {RUNNING_COLOR}",
+    "queued": f"bold {PENDING_COLOR}",
     "unknown": "dim",
 }
 # With less room than this for steps under the lanes, the lanes hide (``l`` shows them).
@@ -909,7 +911,8 @@ class TimelineView(Widget):
             silent = timeline.silent_ms
             if silent is not None and silent >= self._threshold_ms:
                 # Still open and quiet for longer than a gap: the stall users come here for.
-                text.append(f" · silent for {duration(silent)}", style=f"bold {WARN_COLOR}")
+                quiet = "waiting" if timeline.status == "queued" else "silent"
+                text.append(f" · {quiet} for {duration(silent)}", style=f"bold {WARN_COLOR}")
             if timeline.gaps:
                 text.append(f" · {plural(len(timeline.gaps), 'gap')}", style=f"bold {WARN_COLOR}")
             errors = sum(1 for step in timeline.steps if _is_error(step))
