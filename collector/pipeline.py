@@ -211,6 +211,8 @@ class Collector:
                 lane.acks.check()
                 read = await lane.reader.next_batch(block=not self._stop.is_set())
                 await self._deliver(lane, read)
+                # Not held while the next batch is read: the exporters took what they need.
+                del read
                 if failures:
                     log.info("Redis is back%s; reading again", where)
                     failures = 0
