@@ -48,6 +48,7 @@ log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 6.0  # the exporters' share of the 10 s a stop may take
 STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
+_MIN_LANE_READ: Final = 100  # entries per read of one shard's lane, at least
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -65,7 +66,12 @@ class Lane:
         self.index = index
         self.key = key
         self.client = _client(settings)
-        self.reader = StreamReader(self.client, settings, collector.health, stream=key)
+        # The lanes share the read count, so that what is held between read and ack (two
+        # reads' worth per lane on a backlog) stays that of one stream however many shards.
+        read_count = max(_MIN_LANE_READ, settings.read_count // settings.shards)
+        self.reader = StreamReader(
+            self.client, settings, collector.health, stream=key, read_count=read_count
+        )
         self.acks = Acks(self.reader)
         self.reader.held = self.acks.holds
         self.health = ShardHealth(key)

@@ -100,8 +100,10 @@ class StreamReader:
         held: Callable[[str], bool] = _never,
         *,
         stream: str | None = None,
+        read_count: int | None = None,
     ) -> None:
-        """Reads ``stream`` (one shard of the stream; the stream itself by default)."""
+        """Reads ``stream`` (one shard of the stream; the stream itself by default),
+        ``read_count`` entries at a time (the setting's by default)."""
         self.client = client
         self.stream = settings.stream if stream is None else stream
         self.group = settings.group
@@ -111,7 +113,7 @@ class StreamReader:
         self.held = held
         self.cluster = is_cluster_url(settings.redis_url)
         self.group_key = group_key(self.stream, settings.group, self.cluster)
-        self.read_count = settings.read_count
+        self.read_count = settings.read_count if read_count is None else read_count
         self.block_ms = settings.block_ms
         self.claim_idle_ms = settings.claim_idle_ms
         self.claim_interval = settings.claim_interval
