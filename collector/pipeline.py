@@ -48,7 +48,7 @@ log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 6.0  # the exporters' share of the 10 s a stop may take
 STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
-_MIN_LANE_READ: Final = 100  # entries per read of one shard's lane, at least
+_MIN_LANE_READ: Final = 100  # entries per read of a shard's lane, at least (or the count)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -68,7 +68,8 @@ class Lane:
         self.client = _client(settings)
         # The lanes share the read count, so that what is held between read and ack (two
         # reads' worth per lane on a backlog) stays that of one stream however many shards.
-        read_count = max(_MIN_LANE_READ, settings.read_count // settings.shards)
+        count = settings.read_count
+        read_count = max(min(_MIN_LANE_READ, count), count // settings.shards)
         self.reader = StreamReader(
             self.client, settings, collector.health, stream=key, read_count=read_count
         )
