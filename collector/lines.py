@@ -72,6 +72,9 @@ def json_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
 _COMMON_LEVELS: Final = frozenset({b"", *_LEVELS})
 _COMMON_V: Final = frozenset({b"", b"1"})
 _COMMON_TS_DIGITS: Final = 14
+# Trace IDs seen well formed lately: one job's events share theirs, so most are checked once.
+_GOOD_TRACES: dict[bytes, None] = {}
+_GOOD_TRACES_MAX: Final = 1024
 _K_SPAN: Final = b'","spanId":"'
 _K_JOB: Final = b'","jobId":"'
 _K_WORKER: Final = b'","workerId":"'
@@ -94,6 +97,9 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
     join = b"".join
     zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
     shallow = SHALLOW_LEN
+    good_traces = _GOOD_TRACES
+    if len(good_traces) > _GOOD_TRACES_MAX:
+        good_traces.clear()
     for entry_id, fields in entries:
         if not known(fields):
             add(None)
@@ -117,8 +123,10 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
             or timestamp[0] == 0x30
             or not service
             or not event_type
-            or trace_ok(trace_id) is None
-            or trace_id == zero_trace
+            or (
+                trace_id not in good_traces
+                and (trace_ok(trace_id) is None or trace_id == zero_trace)
+            )
             or (span_id and (span_ok(span_id) is None or span_id == zero_span))
             or level not in common_levels
             or get(b"v", b"") not in common_v
@@ -129,6 +137,7 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
         ):
             add(_checked_line(entry_id, fields))
             continue
+        good_traces[trace_id] = None
         raw_data = get(b"data")
         try:
             data: Any = loads(raw_data) if raw_data else {}
