@@ -41,6 +41,7 @@ from emp_tui.topology import AsyncClient, is_cluster_url
 log = logging.getLogger("collector.reader")
 
 GROUP_KEY_PREFIX: Final = "emp:collector-group:"
+_SEND_TURNS: Final = 2
 
 # XACK of many IDs in one argument: redis-py packs each argument of a command in Python
 # (about 1 us each), so a plain XACK of a backlog's IDs costs the collector as much as
@@ -202,6 +203,12 @@ class StreamReader:
         if len(entries) == self.read_count and block:
             # Busy: let Redis prepare the next batch while this one is delivered.
             self._prefetch = asyncio.create_task(self.read_new(self.read_count, 0))
+            # Let it put its command on the wire now: delivering this batch may never yield
+            # to the loop, and Redis would then start on the next batch only once this one
+            # is delivered (no overlap at all). redis-py writes a pipeline on its second
+            # turn of the loop (after the connection's check) when the connection is idle.
+            for _ in range(_SEND_TURNS):
+                await asyncio.sleep(0)
         return ReadBatch("new", entries)
 
     async def take_prefetched(self, timeout: float) -> list[Entry]:
