@@ -367,9 +367,14 @@ for label, module in steps:
 """
 
 
-def memory_steps() -> list[tuple[str, int]]:
+def memory_steps(workdir: Path) -> list[tuple[str, int]]:
     out = subprocess.run(
-        [sys.executable, "-c", MEMORY_STEPS], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", MEMORY_STEPS],
+        env=collector_env(workdir),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [(label, int(value)) for label, value in (line.split("\t") for line in out.splitlines())]
 
@@ -468,7 +473,7 @@ def main() -> int:
         raw = max(raw_before, raw_after)
 
         latency = latency_run(server.url, workdir, args.rate, args.seconds)
-        steps = memory_steps()
+        steps = memory_steps(workdir)
         cluster = [] if args.no_cluster else cluster_runs(workdir, args.events)
 
     print()

@@ -48,7 +48,7 @@ log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 6.0  # the exporters' share of the 10 s a stop may take
 STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
-_MIN_LANE_READ: Final = 100  # entries per read of a shard's lane, at least (or the count)
+_MIN_LANE_READ: Final = 250  # entries per read of a shard's lane, at least (or the count)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
