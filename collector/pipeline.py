@@ -284,11 +284,13 @@ class Collector:
         a batch after a timeout that left it unsure whether Redis had taken it wrote those
         events twice, under other stream IDs but with the same ``eventId``. The copies are
         acked without being delivered, and counted."""
+        event_ids = [fields.get(b"eventId") for _, fields in entries]
+        if not any(event_ids):
+            return entries  # no eventIds (an emitter that sets none): nothing to collapse
         first_key = self._seen.first_key
         kept: list[Entry] = []
         copies: list[str] = []
-        for entry in entries:
-            event_id = entry[1].get(b"eventId")
+        for entry, event_id in zip(entries, event_ids, strict=True):
             if event_id and not first_key(event_id.decode("utf-8", "backslashreplace")):
                 copies.append(entry[0].decode())
             else:
