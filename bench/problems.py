@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from redisproc import RedisProcess  # noqa: E402
 
+from emp_tui.demo.scenarios import apply_scenario  # noqa: E402
 from emp_tui.demo.sim import FaultRates, SimConfig, Simulation  # noqa: E402
 from emp_tui.events import TelemetryEvent, decode  # noqa: E402
 from emp_tui.problems import SEVERITY_RANK, find_problems  # noqa: E402
@@ -44,8 +45,9 @@ def simulate(count: int) -> list[TelemetryEvent]:
     minute at a time (the emitters trim the stream to ~10,000 entries)."""
     events: list[TelemetryEvent] = []
     with RedisProcess() as server, redis.Redis.from_url(server.url) as client:
-        config = SimConfig(seed=1, scenario="mixed", faults=FaultRates())
+        config = SimConfig(seed=1, faults=FaultRates())
         sim = Simulation(server.url, STREAM, config, start_ms=START_MS)
+        apply_scenario(sim, "mixed")
         last = "0-0"
         until = START_MS
         while len(events) < count:
@@ -56,8 +58,8 @@ def simulate(count: int) -> list[TelemetryEvent]:
                 events.append(decode(entry_id, fields))
                 last = entry_id.decode()
         sim.close(timeout=30)
-        if sim.error or sim.dropped:
-            raise SystemExit(f"simulation failed: {sim.error or f'{sim.dropped} dropped'}")
+        if sim.error or sim.unsent:
+            raise SystemExit(f"simulation failed: {sim.error or f'{sim.unsent} not sent'}")
     return events[:count]
 
 
