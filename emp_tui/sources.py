@@ -145,6 +145,15 @@ def find_shards_sync(client: SyncClient, stream: str, configured: int | None) ->
         raise SourceError(f"cannot read {stream}: {_one_line(exc)}") from None
 
 
+def find_shards_at(url: str, stream: str, configured: int | None) -> ShardCount:
+    """:func:`find_shards_sync` on a client of its own for ``url``. Raises SourceError."""
+    client = connect(url)
+    try:
+        return find_shards_sync(client, stream, configured)
+    finally:
+        client.close()
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
