@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)
-    from collector.pipeline import Collector
+    from collector.pipeline import Collector, settle_shards
 
     # Events are freed by reference counting (they hold no cycles), so the cycle collector
     # only burns time at tens of thousands of events a second: keep what start-up loaded out
@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(20_000, 20, 20)
 
     try:
+        settings = settle_shards(settings)
         return asyncio.run(Collector(settings).run())
     except KeyboardInterrupt:
         return 130
