@@ -63,7 +63,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "int",
         "1",
         "the stream's shards, as the emitters are told: emp:events:{0} ... {N-1}, one "
-        "consumer group and one blocking read each",
+        "consumer group and one blocking read each (not given: the count the emitters "
+        "recorded, else 1)",
     ),
     Setting("group", ("EMP_COLLECTOR_GROUP",), "str", DEFAULT_GROUP, "consumer group"),
     Setting(
