@@ -237,12 +237,24 @@ def _found_shards(client: SyncClient, stream: str) -> list[int]:
     return sorted(found)
 
 
+def _also_unsharded(client: SyncClient, stream: str, count: int) -> str | None:
+    """What to say when ``stream`` is read as ``count`` > 1 shards but the one key holds
+    events too (written before the emitters were sharded): they are not read."""
+    if count <= 1 or not client.exists(stream):
+        return None
+    return (
+        f"{stream} itself holds events too (written before the emitters used {count} shards): "
+        f"reading the {count} shards, not it (EMP_EVENTS_SHARDS=1 reads it)"
+    )
+
+
 def find_shards(client: SyncClient, stream: str, configured: int | None) -> ShardCount:
     """How many shards to read ``stream`` over: ``configured`` (EMP_EVENTS_SHARDS) when
     given, else the count the emitters recorded (:func:`trim_policy_key`), else, when the
     stream does not exist but keys ``stream:{n}`` do, as many as those keys say, else 1.
-    The warning says when the configured count differs from the recorded one, or when the
-    stream read as one key is missing while its shard keys exist. Raises redis errors."""
+    The warning says when the configured count differs from the recorded one, when the
+    stream read as one key is missing while its shard keys exist, or when it is read as
+    shards while the one key holds events too. Raises redis errors."""
     recorded = _recorded_shards(client, stream)
     if configured is not None:
         if recorded is not None and recorded != configured:
@@ -263,9 +275,9 @@ def find_shards(client: SyncClient, stream: str, configured: int | None) -> Shar
                     f"({stream}:{{{found[0]}}} ...): {SHARDS_ENV}=1 reads none of them "
                     f"(set {SHARDS_ENV}={found[-1] + 1}, or unset it)",
                 )
-        return ShardCount(configured, "configured")
+        return ShardCount(configured, "configured", _also_unsharded(client, stream, configured))
     if recorded is not None:
-        return ShardCount(recorded, "recorded")
+        return ShardCount(recorded, "recorded", _also_unsharded(client, stream, recorded))
     if client.exists(stream):
         return ShardCount(1, "default")
     found = _found_shards(client, stream)

@@ -124,3 +124,14 @@ def test_one_stream_needs_no_count_and_no_warning(url: str) -> None:
     done = cli(url, "search", "--json", "type:job.created")
     assert found_jobs(done) == set(JOBS)
     assert done.stderr == ""
+
+
+def test_events_left_in_the_one_key_when_shards_came_are_said(url: str) -> None:
+    emit(url, 1)  # before the emitters were told EMP_EVENTS_SHARDS=4
+    emit(url, 4)
+    done = cli(url, "search", "--json", "type:job.created")
+    assert len(done.stdout.splitlines()) == len(JOBS)  # the four shards' events
+    assert "emp:events itself holds events too" in done.stderr
+    one = cli(url, "search", "--json", "type:job.created", shards="1")
+    assert len(one.stdout.splitlines()) == len(JOBS)  # and the one key's, when asked
+    assert "record 4 shards" in one.stderr
