@@ -5,10 +5,13 @@ what it emits is read back by `emp-tui search` (told the shard count, and not to
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import orjson
+import pytest
+from test_demo_cli import Running
 
 from emp_tui.topology import client_for_url, shard_keys
 
@@ -58,3 +61,24 @@ def test_sim_at_speed_max_on_a_cluster_is_read_back_by_search(cluster_url: str) 
         )
         assert timeline.returncode == 0, timeline.stderr
         assert job in timeline.stdout
+
+
+def test_demo_uses_a_cluster_it_is_given(cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMP_EVENTS_SHARDS", "4")
+    run = Running("demo", "--no-app", "--history", "20", "--redis-url", cluster_url)
+    try:
+        run.wait_for("using your Redis at redis\\+cluster://")
+        run.wait_for(r"\d+ events \(\d+/s\)")
+        run.proc.send_signal(signal.SIGINT)
+        assert run.finish() == 0
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    assert not any("started redis-server" in line for line in run.lines)
+    client = client_for_url(cluster_url)
+    try:
+        assert all(client.xlen(key) for key in shard_keys("emp:events", 4))
+        assert list(client.scan_iter(match="{emp:demo:*")) == []  # its queue removed
+    finally:
+        client.close()
