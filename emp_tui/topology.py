@@ -258,11 +258,16 @@ def find_shards(client: SyncClient, stream: str, configured: int | None) -> Shar
     recorded = _recorded_shards(client, stream)
     if configured is not None:
         if recorded is not None and recorded != configured:
+            what = (
+                "events on the others are missed"
+                if configured < recorded
+                else f"{configured - recorded} of them are empty or stale"
+            )
             return ShardCount(
                 configured,
                 "configured",
                 f"{SHARDS_ENV}={configured}, but the emitters of {stream} record {recorded} "
-                f"shards: reading {configured}, so events on the others are missed "
+                f"shards: reading {configured}, so {what} "
                 f"(set {SHARDS_ENV}={recorded}, or unset it)",
             )
         if configured == 1 and recorded is None and not client.exists(stream):

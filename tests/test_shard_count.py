@@ -86,6 +86,9 @@ def test_a_configured_count_other_than_the_recorded_one_is_said(url: str) -> Non
     done = cli(url, "search", "--json", "type:job.created", shards="2")
     assert found_jobs(done) < set(JOBS)  # two shards of four: some jobs are missed...
     assert "EMP_EVENTS_SHARDS=2, but the emitters of emp:events record 4 shards" in done.stderr
+    more = cli(url, "search", "--json", "type:job.created", shards="8")
+    assert found_jobs(more) == set(JOBS)  # eight keys read, four of them hold it all
+    assert "record 4 shards: reading 8, so 4 of them are empty or stale" in more.stderr
     agreed = cli(url, "search", "--json", "type:job.created", shards="4")
     assert found_jobs(agreed) == set(JOBS)
     assert agreed.stderr == ""
