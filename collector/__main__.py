@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -171,10 +172,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(20_000, 20, 20)
 
     try:
-        settings = settle_shards(settings)
+        with _sigterm_stops():
+            settings = settle_shards(settings)
+    except _Stopped:
+        return 0  # asked to stop before reading anything: nothing to hand over
+    except KeyboardInterrupt:
+        return 130
+    try:
         return asyncio.run(Collector(settings).run())
     except KeyboardInterrupt:
         return 130
+
+
+class _Stopped(Exception):
+    """SIGTERM while the collector was still waiting for Redis to start reading."""
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> NoReturn:
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,15 @@ Cluster (both started by the tests)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
+from collector_helpers import CollectorProcess, base_env, read_lines, wait_until
+from redisproc import RedisProcess
 
 from emp_tui.telemetry import EventClient
 from emp_tui.topology import client_for_url, find_shards, shard_keys, trim_policy_key
@@ -138,3 +142,43 @@ def test_events_left_in_the_one_key_when_shards_came_are_said(url: str) -> None:
     one = cli(url, "search", "--json", "type:job.created", shards="1")
     assert len(one.stdout.splitlines()) == len(JOBS)  # and the one key's, when asked
     assert "record 4 shards" in one.stderr
+
+
+def test_a_collector_started_before_redis_waits_for_the_count(
+    redis_proc: RedisProcess, tmp_path: Path
+) -> None:
+    """The usual start order of a stack: the collector before Redis and the services. It waits
+    for Redis to say how many shards to read, then reads the count the emitters record."""
+    redis_proc.stop()
+    env = base_env(redis_proc.url, tmp_path)
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        wait_until(lambda: "waiting for Redis" in proc.output(), what="the waiting note")
+        redis_proc.start()
+        emit(redis_proc.url, 4)
+        log_path = Path(env["EMP_COLLECTOR_LOG_PATH"])
+        wait_until(
+            lambda: (
+                {line.get("jobId") for line in read_lines(log_path)} >= set(JOBS)
+                if log_path.exists()
+                else False
+            ),
+            what="every job's event in the file",
+        )
+        assert "reading 4 shards, as the emitters of emp:events record" in proc.output()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.output()
+    finally:
+        proc.stop_quietly()
+
+
+def test_a_collector_stopped_while_it_waits_for_redis_exits_cleanly(tmp_path: Path) -> None:
+    env = base_env(f"unix://{tmp_path}/none.sock", tmp_path)
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+    try:
+        wait_until(lambda: "waiting for Redis" in proc.output(), what="the waiting note")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.output()
+        assert "Traceback" not in proc.output()
+    finally:
+        proc.stop_quietly()
