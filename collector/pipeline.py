@@ -71,7 +71,8 @@ SHARDS_RETRY_MAX_S = 10.0
 def settle_shards(settings: Settings) -> Settings:
     """The settings with the shard count to read: the given one, else the one the emitters
     recorded (else found from the shard keys; else 1). Says when the given count differs
-    from the recorded one. Waits for a Redis that does not answer yet."""
+    from the recorded one. Without a given count it waits for a Redis that does not answer
+    yet; with one it starts at once (its health loop compares the counts later)."""
     from emp_tui.sources import SourceError, find_shards_at
 
     delay = 0.5
@@ -84,6 +85,8 @@ def settle_shards(settings: Settings) -> Settings:
             )
             break
         except SourceError as exc:
+            if settings.shards_given:
+                return settings
             log.warning(
                 "waiting for Redis at %s to read how many shards %s has: %s",
                 redact_url(settings.redis_url),
