@@ -88,5 +88,14 @@ class Acks:
         while self._to_ack:
             chunk = list(islice(self._to_ack, _ACK_CHUNK))
             await self._acker.ack(chunk)
-            for entry_id in chunk:
-                self._to_ack.pop(entry_id, None)
+            # One flush runs at a time and only it removes IDs; done() meanwhile appends new
+            # ones (an ID already waiting keeps its place): the chunk is still the first
+            # IDs, so what came after it is kept, without one pop per acked ID.
+            to_ack = self._to_ack
+            if len(to_ack) == len(chunk):
+                to_ack.clear()
+            elif len(to_ack) - len(chunk) < len(chunk):
+                self._to_ack = dict.fromkeys(islice(to_ack, len(chunk), None))
+            else:
+                for entry_id in chunk:
+                    to_ack.pop(entry_id, None)

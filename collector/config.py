@@ -87,7 +87,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         ("EMP_COLLECTOR_READ_COUNT",),
         "int",
         "500",
-        "entries per read (two reads' worth are held while a backlog is read)",
+        "entries per read, shared by the shards' reads (two reads' worth are held while a "
+        "backlog is read)",
     ),
     Setting("block_ms", ("EMP_COLLECTOR_BLOCK_MS",), "int", "1000", "how long one read waits (ms)"),
     Setting(

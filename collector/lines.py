@@ -65,6 +65,24 @@ def json_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
     return json_lines([(entry_id, fields)])[0]
 
 
+# The common entry passes a few checks in C: a timestamp of at most 14 digits without a
+# leading zero (within year 9999), a known level and version, and text of printable ASCII
+# without `"` or `\\` (no escape in JSON, valid UTF-8). Any other entry takes the
+# field-by-field checks of :func:`_checked_line`.
+_COMMON_LEVELS: Final = frozenset({b"", *_LEVELS})
+_COMMON_V: Final = frozenset({b"", b"1"})
+_COMMON_TS_DIGITS: Final = 14
+# Trace IDs seen well formed lately: one job's events share theirs, so most are checked once.
+_GOOD_TRACES: dict[bytes, None] = {}
+_GOOD_TRACES_MAX: Final = 1024
+_K_SPAN: Final = b'","spanId":"'
+_K_JOB: Final = b'","jobId":"'
+_K_WORKER: Final = b'","workerId":"'
+_K_MACHINE: Final = b'","machineId":"'
+_K_USER: Final = b'","userId":"'
+_K_EVENT: Final = b',"eventId":"'
+
+
 def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[bytes | None]:
     """:func:`json_line` of each entry (one loop with its names bound locally: this runs for
     every entry the collector writes)."""
@@ -73,119 +91,204 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
     known = _FIELDS.issuperset
     trace_ok = _TRACE.fullmatch
     span_ok = _SPAN.fullmatch
-    needs_escape = _NEEDS_ESCAPE.search
+    common_levels, common_v = _COMMON_LEVELS, _COMMON_V
     loads, dumps = orjson.loads, orjson.dumps
     decode_error = orjson.JSONDecodeError
-    levels = _LEVELS
+    join = b"".join
     zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
+    shallow = SHALLOW_LEN
+    good_traces = _GOOD_TRACES
+    if len(good_traces) > _GOOD_TRACES_MAX:
+        good_traces.clear()
     for entry_id, fields in entries:
         if not known(fields):
             add(None)
             continue
         get = fields.get
-        timestamp = get(b"timestamp")
-        service = get(b"service")
-        event_type = get(b"eventType")
-        trace_id = get(b"traceId")
+        timestamp = get(b"timestamp", b"")
+        trace_id = get(b"traceId", b"")
+        span_id = get(b"spanId", b"")
+        level = get(b"level", b"")
+        service = get(b"service", b"")
+        event_type = get(b"eventType", b"")
+        job_id = get(b"jobId", b"")
+        worker_id = get(b"workerId", b"")
+        machine_id = get(b"machineId", b"")
+        user_id = get(b"userId", b"")
+        event_id = get(b"eventId", b"")
+        texts = join((service, event_type, job_id, worker_id, machine_id, user_id, event_id))
         if (
-            not timestamp
-            or not timestamp.isdigit()  # bytes: ASCII digits only
-            or len(timestamp) > _MAX_TS_DIGITS
-            or int(timestamp) > MAX_TIMESTAMP_MS  # past year 9999: flagged by the decoder
+            not timestamp.isdigit()
+            or len(timestamp) > _COMMON_TS_DIGITS
+            or timestamp[0] == 0x30
             or not service
             or not event_type
-            or trace_id is None
-            or trace_ok(trace_id) is None
-            or trace_id == zero_trace
+            or (
+                trace_id not in good_traces
+                and (trace_ok(trace_id) is None or trace_id == zero_trace)
+            )
+            or (span_id and (span_ok(span_id) is None or span_id == zero_span))
+            or level not in common_levels
+            or get(b"v", b"") not in common_v
+            or not texts.isascii()
+            or b'"' in texts
+            or b"\\" in texts
+            or not texts.decode().isprintable()
         ):
-            add(None)
+            add(_checked_line(entry_id, fields))
             continue
-        span_id = get(b"spanId")
-        if span_id and (span_ok(span_id) is None or span_id == zero_span):
-            add(None)
-            continue
-        v = get(b"v")
-        level = get(b"level")
-        if (v and v != b"1") or (level and level not in levels):
-            add(None)
-            continue
-        if not level:
-            level = b"error" if event_type.endswith((b"failed", b".error")) else b"info"
+        good_traces[trace_id] = None
         raw_data = get(b"data")
         try:
             data: Any = loads(raw_data) if raw_data else {}
         except decode_error:
             add(None)
             continue
-        if type(data) is not dict or (
-            raw_data is not None and len(raw_data) > SHALLOW_LEN and nests_too_deep(data)
-        ):
-            add(None)  # not an object, or nested deeper than the decoder keeps as it is
+        if type(data) is not dict:
+            add(None)  # not an object
             continue
-        job_id = get(b"jobId")
-        worker_id = get(b"workerId")
-        machine_id = get(b"machineId")
-        user_id = get(b"userId")
-        if data and (
-            (not job_id and "jobId" in data)
-            or (not worker_id and "workerId" in data)
-            or (not machine_id and "machineId" in data)
-            or (not user_id and "userId" in data)
-        ):
-            add(None)  # an ID inside data to lift to the top: the full decode does it
-            continue
-        try:
-            data_json = dumps(data) if data else b"{}"
-        except TypeError:  # orjson.JSONEncodeError: nested too deep, say
-            add(None)
-            continue
-        parts = [
-            b'{"id":"',
-            entry_id,
-            b'","timestamp":',
-            timestamp,
-            b',"service":"',
-            service,
-            b'","eventType":"',
-            event_type,
-            b'","traceId":"',
-            trace_id,
-        ]
-        texts = [service, event_type]
-        if span_id:
-            parts += (b'","spanId":"', span_id)
-        if job_id:
-            parts += (b'","jobId":"', job_id)
-            texts.append(job_id)
-        if worker_id:
-            parts += (b'","workerId":"', worker_id)
-            texts.append(worker_id)
-        if machine_id:
-            parts += (b'","machineId":"', machine_id)
-            texts.append(machine_id)
-        if user_id:
-            parts += (b'","userId":"', user_id)
-            texts.append(user_id)
-        event_id = get(b"eventId")
-        if event_id:
-            texts.append(event_id)
-        joined = b",".join(texts)
-        if needs_escape(joined) is not None or (timestamp[0] == 0x30 and len(timestamp) > 1):
-            # Text JSON must escape, or a number with leading zeros: orjson writes it.
-            add(_via_dict(entry_id, fields, timestamp, level, data))
-            continue
-        if not joined.isascii():
+        if data:
+            if (
+                (raw_data is not None and len(raw_data) > shallow and nests_too_deep(data))
+                or (not job_id and "jobId" in data)
+                or (not worker_id and "workerId" in data)
+                or (not machine_id and "machineId" in data)
+                or (not user_id and "userId" in data)
+            ):
+                add(None)  # nested too deep, or an ID inside data to lift: the full decode
+                continue
             try:
-                joined.decode()
-            except UnicodeDecodeError:
+                data_json = dumps(data)
+            except TypeError:  # orjson.JSONEncodeError
                 add(None)
                 continue
-        parts += (b'","level":"', level, b'","data":', data_json, b',"v":1')
-        if event_id:
-            parts += (b',"eventId":"', event_id, b'"')
-        parts.append(b"}\n")
-        add(b"".join(parts))
+        else:
+            data_json = b"{}"
+        if not level:
+            level = b"error" if event_type.endswith((b"failed", b".error")) else b"info"
+        add(
+            join(
+                (
+                    b'{"id":"', entry_id,
+                    b'","timestamp":', timestamp,
+                    b',"service":"', service,
+                    b'","eventType":"', event_type,
+                    b'","traceId":"', trace_id,
+                    span_id and _K_SPAN, span_id,
+                    job_id and _K_JOB, job_id,
+                    worker_id and _K_WORKER, worker_id,
+                    machine_id and _K_MACHINE, machine_id,
+                    user_id and _K_USER, user_id,
+                    b'","level":"', level,
+                    b'","data":', data_json,
+                    b',"v":1',
+                    event_id and _K_EVENT, event_id,
+                    b'"}\n' if event_id else b"}\n",
+                )
+            )
+        )  # fmt: skip
     return out
+
+
+def _checked_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
+    """:func:`json_line` of an entry that is not of the common shape, field by field."""
+    trace_ok = _TRACE.fullmatch
+    span_ok = _SPAN.fullmatch
+    levels = _LEVELS
+    get = fields.get
+    timestamp = get(b"timestamp")
+    service = get(b"service")
+    event_type = get(b"eventType")
+    trace_id = get(b"traceId")
+    if (
+        not timestamp
+        or not timestamp.isdigit()  # bytes: ASCII digits only
+        or len(timestamp) > _MAX_TS_DIGITS
+        or int(timestamp) > MAX_TIMESTAMP_MS  # past year 9999: flagged by the decoder
+        or not service
+        or not event_type
+        or trace_id is None
+        or trace_ok(trace_id) is None
+        or trace_id == _ZERO_TRACE
+    ):
+        return None
+    span_id = get(b"spanId")
+    if span_id and (span_ok(span_id) is None or span_id == _ZERO_SPAN):
+        return None
+    v = get(b"v")
+    level = get(b"level")
+    if (v and v != b"1") or (level and level not in levels):
+        return None
+    if not level:
+        level = b"error" if event_type.endswith((b"failed", b".error")) else b"info"
+    raw_data = get(b"data")
+    try:
+        data: Any = orjson.loads(raw_data) if raw_data else {}
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or (
+        raw_data is not None and len(raw_data) > SHALLOW_LEN and nests_too_deep(data)
+    ):
+        return None  # not an object, or nested deeper than the decoder keeps as it is
+    job_id = get(b"jobId")
+    worker_id = get(b"workerId")
+    machine_id = get(b"machineId")
+    user_id = get(b"userId")
+    if data and (
+        (not job_id and "jobId" in data)
+        or (not worker_id and "workerId" in data)
+        or (not machine_id and "machineId" in data)
+        or (not user_id and "userId" in data)
+    ):
+        return None  # an ID inside data to lift to the top: the full decode does it
+    try:
+        data_json = orjson.dumps(data) if data else b"{}"
+    except TypeError:  # orjson.JSONEncodeError: nested too deep, say
+        return None
+    parts = [
+        b'{"id":"',
+        entry_id,
+        b'","timestamp":',
+        timestamp,
+        b',"service":"',
+        service,
+        b'","eventType":"',
+        event_type,
+        b'","traceId":"',
+        trace_id,
+    ]
+    texts = [service, event_type]
+    if span_id:
+        parts += (b'","spanId":"', span_id)
+    if job_id:
+        parts += (b'","jobId":"', job_id)
+        texts.append(job_id)
+    if worker_id:
+        parts += (b'","workerId":"', worker_id)
+        texts.append(worker_id)
+    if machine_id:
+        parts += (b'","machineId":"', machine_id)
+        texts.append(machine_id)
+    if user_id:
+        parts += (b'","userId":"', user_id)
+        texts.append(user_id)
+    event_id = get(b"eventId")
+    if event_id:
+        texts.append(event_id)
+    joined = b",".join(texts)
+    if _NEEDS_ESCAPE.search(joined) is not None or (timestamp[0] == 0x30 and len(timestamp) > 1):
+        # Text JSON must escape, or a number with leading zeros: orjson writes it.
+        return _via_dict(entry_id, fields, timestamp, level, data)
+    if not joined.isascii():
+        try:
+            joined.decode()
+        except UnicodeDecodeError:
+            return None
+    parts += (b'","level":"', level, b'","data":', data_json, b',"v":1')
+    if event_id:
+        parts += (b',"eventId":"', event_id, b'"')
+    parts.append(b"}\n")
+    return b"".join(parts)
 
 
 def _via_dict(

@@ -56,6 +56,7 @@ log = logging.getLogger("collector")
 
 SHUTDOWN_BUDGET_S: Final = 6.0  # the exporters' share of the 10 s a stop may take
 STOP_LIMIT_S: Final = 9.5  # after this, a stopping process exits at once
+_MIN_LANE_READ: Final = 250  # entries per read of a shard's lane, at least (or the count)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -110,7 +111,13 @@ class Lane:
         self.index = index
         self.key = key
         self.client = _client(settings)
-        self.reader = StreamReader(self.client, settings, collector.health, stream=key)
+        # The lanes share the read count, so that what is held between read and ack (two
+        # reads' worth per lane on a backlog) stays that of one stream however many shards.
+        count = settings.read_count
+        read_count = max(min(_MIN_LANE_READ, count), count // settings.shards)
+        self.reader = StreamReader(
+            self.client, settings, collector.health, stream=key, read_count=read_count
+        )
         self.acks = Acks(self.reader)
         self.reader.held = self.acks.holds
         self.health = ShardHealth(key)
@@ -257,6 +264,8 @@ class Collector:
                 lane.acks.check()
                 read = await lane.reader.next_batch(block=not self._stop.is_set())
                 await self._deliver(lane, read)
+                # Not held while the next batch is read: the exporters took what they need.
+                del read
                 if failures:
                     log.info("Redis is back%s; reading again", where)
                     failures = 0
@@ -321,11 +330,13 @@ class Collector:
         a batch after a timeout that left it unsure whether Redis had taken it wrote those
         events twice, under other stream IDs but with the same ``eventId``. The copies are
         acked without being delivered, and counted."""
+        event_ids = [fields.get(b"eventId") for _, fields in entries]
+        if not any(event_ids):
+            return entries  # no eventIds (an emitter that sets none): nothing to collapse
         first_key = self._seen.first_key
         kept: list[Entry] = []
         copies: list[str] = []
-        for entry in entries:
-            event_id = entry[1].get(b"eventId")
+        for entry, event_id in zip(entries, event_ids, strict=True):
             if event_id and not first_key(event_id.decode("utf-8", "backslashreplace")):
                 copies.append(entry[0].decode())
             else:

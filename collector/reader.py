@@ -41,6 +41,27 @@ from emp_tui.topology import AsyncClient, is_cluster_url
 log = logging.getLogger("collector.reader")
 
 GROUP_KEY_PREFIX: Final = "emp:collector-group:"
+_SEND_TURNS: Final = 2
+
+# XACK of many IDs in one argument: redis-py packs each argument of a command in Python
+# (about 1 us each), so a plain XACK of a backlog's IDs costs the collector as much as
+# building their lines. The server splits them and acks in chunks (Lua's unpack is
+# limited to a few thousand values).
+_ACK_SCRIPT: Final = """
+local acked = 0
+local ids = {}
+for id in string.gmatch(ARGV[2], '%S+') do
+  ids[#ids + 1] = id
+  if #ids == 1000 then
+    acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+    ids = {}
+  end
+end
+if #ids > 0 then
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+end
+return acked
+"""
 
 
 @dataclass(slots=True)
@@ -80,8 +101,10 @@ class StreamReader:
         held: Callable[[str], bool] = _never,
         *,
         stream: str | None = None,
+        read_count: int | None = None,
     ) -> None:
-        """Reads ``stream`` (one shard of the stream; the stream itself by default)."""
+        """Reads ``stream`` (one shard of the stream; the stream itself by default),
+        ``read_count`` entries at a time (the setting's by default)."""
         self.client = client
         self.stream = settings.stream if stream is None else stream
         self.group = settings.group
@@ -91,7 +114,7 @@ class StreamReader:
         self.held = held
         self.cluster = is_cluster_url(settings.redis_url)
         self.group_key = group_key(self.stream, settings.group, self.cluster)
-        self.read_count = settings.read_count
+        self.read_count = settings.read_count if read_count is None else read_count
         self.block_ms = settings.block_ms
         self.claim_idle_ms = settings.claim_idle_ms
         self.claim_interval = settings.claim_interval
@@ -99,6 +122,7 @@ class StreamReader:
         self._claim_start = "0-0"
         self._next_claim = 0.0
         self._prefetch: asyncio.Task[list[Entry]] | None = None
+        self._ack_script = client.register_script(_ACK_SCRIPT)
 
     # -- the order of reading ------------------------------------------------------------
 
@@ -179,6 +203,12 @@ class StreamReader:
         if len(entries) == self.read_count and block:
             # Busy: let Redis prepare the next batch while this one is delivered.
             self._prefetch = asyncio.create_task(self.read_new(self.read_count, 0))
+            # Let it put its command on the wire now: delivering this batch may never yield
+            # to the loop, and Redis would then start on the next batch only once this one
+            # is delivered (no overlap at all). redis-py writes a pipeline on its second
+            # turn of the loop (after the connection's check) when the connection is idle.
+            for _ in range(_SEND_TURNS):
+                await asyncio.sleep(0)
         return ReadBatch("new", entries)
 
     async def take_prefetched(self, timeout: float) -> list[Entry]:
@@ -321,7 +351,9 @@ class StreamReader:
         return next_start, entries, deleted
 
     async def ack(self, ids: list[str]) -> int:
-        return int(await self.client.xack(self.stream, self.group, *ids))
+        if not ids:
+            return 0
+        return int(await self._ack_script(keys=[self.stream], args=[self.group, " ".join(ids)]))
 
     async def group_stats(self) -> tuple[int, int | None]:
         """(this consumer's pending entries, the group's lag less what was trimmed away)."""

@@ -15,6 +15,7 @@ port; the URL printed names it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import ipaddress
 import logging
@@ -136,6 +137,16 @@ def _check_public_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _reachable(host: str) -> str:
+    """The address this machine reaches a server bound to ``host`` on (a wildcard address is
+    reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
 def _server(command: list[str], host: str, port: int, url: str) -> Any:
     """textual-serve's Server, printing our one line instead of its banner (which would show
     the app's command line, Redis password included) and logging only warnings."""
@@ -146,6 +157,19 @@ def _server(command: list[str], host: str, port: int, url: str) -> Any:
             logging.basicConfig(level=logging.WARNING, format="emp-tui serve: %(message)s")
 
         async def on_startup(self, app: Any) -> None:
+            # The startup hooks run before the port is listened on: the line that tells a
+            # browser (or a script) where to go waits until it is.
+            self.announcing = asyncio.get_running_loop().create_task(self._announce())
+
+        async def _announce(self) -> None:
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(_reachable(host), port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
             print(
                 f"emp-tui: serving the app at {url} (each browser tab runs its own app; "
                 "Ctrl+C stops)",

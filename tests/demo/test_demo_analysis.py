@@ -74,10 +74,11 @@ def test_the_slow_machines_jobs_wait_for_a_worker(redis_url: str) -> None:
     assert timeline.status == "completed"
 
 
-def test_the_never_claimed_job_shows_as_stalled_at_job_queued(redis_url: str) -> None:
+def test_the_never_claimed_job_shows_as_queued_and_waiting_at_job_queued(redis_url: str) -> None:
     sim, events, now = scenario(redis_url, "never-claimed", 360, rate=15.0)
     job_id = sim.story_jobs["never-claimed"]
     timeline = analysis.job_timeline(events, job_id, now_ms=now)
-    assert timeline.status == "stalled"
+    assert timeline.status == "queued"
+    assert timeline.silent_ms is not None and timeline.silent_ms > 60_000
     assert timeline.services == ["api-server"]
     assert timeline.steps[-1].event.event_type == "job.queued"
