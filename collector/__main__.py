@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)
-    from collector.pipeline import Collector
+    from collector.pipeline import Collector, settle_shards
 
     # Events are freed by reference counting (they hold no cycles), so the cycle collector
     # only burns time at tens of thousands of events a second: keep what start-up loaded out
@@ -171,9 +172,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(20_000, 20, 20)
 
     try:
+        with _sigterm_stops():
+            settings = settle_shards(settings)
+    except _Stopped:
+        return 0  # asked to stop before reading anything: nothing to hand over
+    except KeyboardInterrupt:
+        return 130
+    try:
         return asyncio.run(Collector(settings).run())
     except KeyboardInterrupt:
         return 130
+
+
+class _Stopped(Exception):
+    """SIGTERM while the collector was still waiting for Redis to start reading."""
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> NoReturn:
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "int",
         "1",
         "the stream's shards, as the emitters are told: emp:events:{0} ... {N-1}, one "
-        "consumer group and one blocking read each",
+        "consumer group and one blocking read each (not given: the count the emitters "
+        "recorded, else 1)",
     ),
     Setting("group", ("EMP_COLLECTOR_GROUP",), "str", DEFAULT_GROUP, "consumer group"),
     Setting(
@@ -341,6 +342,9 @@ class Settings:
     otlp_url: str = ""  # the resolved .../v1/logs URL; "" when OTLP is off
     headers: dict[str, str] = field(default_factory=dict)
     resource: dict[str, str] = field(default_factory=dict)
+    shards_given: bool = True
+    """Whether --shards or EMP_EVENTS_SHARDS said the shard count; else the collector reads
+    the count the emitters recorded (:func:`emp_tui.topology.find_shards`)."""
 
     @property
     def otlp(self) -> bool:
@@ -577,7 +581,13 @@ def load_settings(
         elif part.strip():
             raise ConfigError(f"OTEL_RESOURCE_ATTRIBUTES: {part.strip()!r} is not key=value")
 
-    return Settings(**values, otlp_url=url, headers=headers, resource=resource)
+    return Settings(
+        **values,
+        otlp_url=url,
+        headers=headers,
+        resource=resource,
+        shards_given="shards" in given,
+    )
 
 
 def require_sink(settings: Settings) -> None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import signal
 import sys
 import threading
+import time
 from typing import Final
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -42,7 +44,13 @@ from collector.health import Health, ShardHealth
 from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
-from emp_tui.topology import AsyncClient, async_client_for_url, shard_keys, transient_errors
+from emp_tui.topology import (
+    AsyncClient,
+    async_client_for_url,
+    shard_keys,
+    transient_errors,
+    trim_policy_key,
+)
 
 log = logging.getLogger("collector")
 
@@ -56,6 +64,43 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     *transient_errors(),  # a cluster's node failed over: CLUSTERDOWN, TRYAGAIN, READONLY...
 )
+
+
+SHARDS_RETRY_MAX_S = 10.0
+
+
+def settle_shards(settings: Settings) -> Settings:
+    """The settings with the shard count to read: the given one, else the one the emitters
+    recorded (else found from the shard keys; else 1). Says when the given count differs
+    from the recorded one. Without a given count it waits for a Redis that does not answer
+    yet; with one it starts at once (its health loop compares the counts later)."""
+    from emp_tui.sources import SourceError, find_shards_at
+
+    delay = 0.5
+    while True:
+        try:
+            found = find_shards_at(
+                settings.redis_url,
+                settings.stream,
+                settings.shards if settings.shards_given else None,
+            )
+            break
+        except SourceError as exc:
+            if settings.shards_given:
+                return settings
+            log.warning(
+                "waiting for Redis at %s to read how many shards %s has: %s",
+                redact_url(settings.redis_url),
+                settings.stream,
+                exc,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, SHARDS_RETRY_MAX_S)
+    if found.warning:
+        log.warning("%s", found.warning)
+    elif found.source == "recorded" and found.count > 1:
+        log.info("reading %d shards, as the emitters of %s record", found.count, settings.stream)
+    return dataclasses.replace(settings, shards=found.count)
 
 
 class Lane:
@@ -104,6 +149,7 @@ class Collector:
             for index, key in enumerate(shard_keys(settings.stream, settings.shards))
         ]
         self.health.shards = [lane.health for lane in self.lanes]
+        self._shards_said: int | None = None  # the recorded shard count last warned about
         self._seen = SeenEvents()  # the eventIds delivered lately, to collapse resends
         self.decoder = Decoder(self.health)
         self._stop = asyncio.Event()
@@ -314,7 +360,29 @@ class Collector:
                 await self._publish(ttl)
             except (RedisError, OSError) as exc:
                 log.debug("health not published: %s", _one_line(exc))
+            try:
+                await self._check_recorded_shards()
+            except (RedisError, OSError) as exc:
+                log.debug("shard count not checked: %s", _one_line(exc))
             await self._pause(self.settings.health_interval)
+
+    async def _check_recorded_shards(self) -> None:
+        """Say (once per count) when the emitters record another shard count than the lanes
+        read: emitters started or reconfigured after this collector. It carries on with its
+        lanes: a restart reads the new count."""
+        value = await self.client.hget(trim_policy_key(self.settings.stream), "shards")
+        text = value.decode() if isinstance(value, bytes) else str(value or "")
+        if not text.isdigit() or int(text) in (len(self.lanes), self._shards_said):
+            return
+        self._shards_said = int(text)
+        log.error(
+            "the emitters of %s now record %s shards but this collector reads %d: "
+            "events on the others are not collected; restart it%s",
+            self.settings.stream,
+            text,
+            len(self.lanes),
+            f" with EMP_EVENTS_SHARDS={text}" if self.settings.shards_given else "",
+        )
 
     async def _publish(self, ttl: int) -> None:
         for lane in self.lanes:

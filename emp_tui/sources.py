@@ -58,9 +58,11 @@ from emp_tui.query import Query
 from emp_tui.stream_ids import next_id, order_key, parse_id, previous_id, stream_id_ms
 from emp_tui.topology import (
     AsyncClient,
+    ShardCount,
     SyncClient,
     async_client_for_url,
     client_for_url,
+    find_shards,
     shard_keys,
     transient_errors,
 )
@@ -123,6 +125,33 @@ def connect(url: str, *, timeout: float = 3.0) -> SyncClient:
     except _redis_errors() as exc:
         raise SourceError(f"cannot reach Redis at {redacted_url(url)}: {exc}") from None
     return client
+
+
+def find_shards_sync(client: SyncClient, stream: str, configured: int | None) -> ShardCount:
+    """:func:`emp_tui.topology.find_shards`, with a server that refuses a command it needs
+    (a managed Redis without SCAN) answered by ``configured`` (else 1) and a warning.
+    Raises SourceError when Redis cannot be read."""
+    import redis
+
+    try:
+        return find_shards(client, stream, configured)
+    except redis.ResponseError as exc:
+        return ShardCount(
+            configured or 1,
+            "configured" if configured else "default",
+            f"cannot tell how many shards the emitters of {stream} use ({exc})",
+        )
+    except _redis_errors() as exc:
+        raise SourceError(f"cannot read {stream}: {_one_line(exc)}") from None
+
+
+def find_shards_at(url: str, stream: str, configured: int | None) -> ShardCount:
+    """:func:`find_shards_sync` on a client of its own for ``url``. Raises SourceError."""
+    client = connect(url)
+    try:
+        return find_shards_sync(client, stream, configured)
+    finally:
+        client.close()
 
 
 def _text(value: bytes | str) -> str:

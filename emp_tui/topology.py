@@ -18,14 +18,20 @@ keys here, so that they agree:
 - **The trim policy.** Emitters record how they trim each stream in the hash
   :func:`trim_policy_key` (``maxlen``, ``retention_ms``, ``shards``, ``service``,
   ``updated_ms``; a field that does not apply is absent), which ``emp-tui health`` reads.
+- **Readers find the shard count.** A reader not told ``EMP_EVENTS_SHARDS`` reads the count
+  the emitters recorded in that hash (:func:`find_shards`); when none is recorded and the
+  stream itself does not exist, a SCAN for its shard keys says how many there are. A reader
+  told a count that differs from the recorded one reads what it was told, and says so.
 
 No Textual here; redis-py is imported when a client is made.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,12 +48,15 @@ __all__ = [
     "SHARDS_ENV",
     "TRIM_POLICY_PREFIX",
     "AsyncClient",
+    "ShardCount",
     "SyncClient",
     "async_client_for_url",
     "client_for_url",
+    "find_shards",
     "is_cluster_url",
     "shard_key",
     "shard_keys",
+    "shards_configured",
     "shards_from_env",
     "transient_errors",
     "trim_policy_key",
@@ -159,6 +168,12 @@ def shards_from_env(env: Mapping[str, str]) -> int:
     return int(text)
 
 
+def shards_configured(env: Mapping[str, str]) -> int | None:
+    """``EMP_EVENTS_SHARDS`` when it is set (None when not: a reader then finds the count,
+    :func:`find_shards`). Raises ValueError naming a bad value."""
+    return shards_from_env(env) if env.get(SHARDS_ENV, "").strip() else None
+
+
 def shard_keys(stream: str = DEFAULT_STREAM, shards: int = 1) -> list[str]:
     """Every key the stream is made of: ``[stream]`` for one shard, else
     ``stream:{0}`` ... ``stream:{shards-1}``."""
@@ -179,3 +194,105 @@ def shard_key(stream: str, shards: int, job_id: str | None, service: str) -> str
 def trim_policy_key(stream: str = DEFAULT_STREAM) -> str:
     """The hash in which emitters record how they trim ``stream`` (see the module's doc)."""
     return TRIM_POLICY_PREFIX + stream
+
+
+@dataclass(frozen=True, slots=True)
+class ShardCount:
+    """How many shards a reader reads, where the number came from, and what it should tell
+    its user (None when all agree)."""
+
+    count: int
+    source: str
+    """``configured`` (EMP_EVENTS_SHARDS), ``recorded`` (by the emitters), ``found`` (by a
+    SCAN for the shard keys) or ``default`` (one stream)."""
+    warning: str | None = None
+
+
+_SHARD_INDEX = re.compile(r":\{(\d+)\}$")
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a SCAN MATCH pattern."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+
+
+def _recorded_shards(client: SyncClient, stream: str) -> int | None:
+    value = client.hget(trim_policy_key(stream), "shards")
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_SHARDS else None
+
+
+def _found_shards(client: SyncClient, stream: str) -> list[int]:
+    """The shard numbers of the keys ``stream:{n}`` that exist (a SCAN of every node):
+    only when nothing says how many there are."""
+    pattern = _glob_escape(stream) + ":{*}"
+    found = set()
+    for key in client.scan_iter(match=pattern, count=1000):
+        text = key.decode() if isinstance(key, bytes) else str(key)
+        match = _SHARD_INDEX.search(text)
+        if match and text[: match.start()] == stream and int(match.group(1)) < MAX_SHARDS:
+            found.add(int(match.group(1)))
+    return sorted(found)
+
+
+def _also_unsharded(client: SyncClient, stream: str, count: int) -> str | None:
+    """What to say when ``stream`` is read as ``count`` > 1 shards but the one key holds
+    events too (written before the emitters were sharded): they are not read."""
+    if count <= 1 or not client.exists(stream):
+        return None
+    return (
+        f"{stream} itself holds events too (written before the emitters used {count} shards): "
+        f"reading the {count} shards, not it (EMP_EVENTS_SHARDS=1 reads it)"
+    )
+
+
+def find_shards(client: SyncClient, stream: str, configured: int | None) -> ShardCount:
+    """How many shards to read ``stream`` over: ``configured`` (EMP_EVENTS_SHARDS) when
+    given, else the count the emitters recorded (:func:`trim_policy_key`), else, when the
+    stream does not exist but keys ``stream:{n}`` do, as many as those keys say, else 1.
+    The warning says when the configured count differs from the recorded one, when the
+    stream read as one key is missing while its shard keys exist, or when it is read as
+    shards while the one key holds events too. Raises redis errors."""
+    recorded = _recorded_shards(client, stream)
+    if configured is not None:
+        if recorded is not None and recorded != configured:
+            what = (
+                "events on the others are missed"
+                if configured < recorded
+                else f"{configured - recorded} of them are empty or stale"
+            )
+            return ShardCount(
+                configured,
+                "configured",
+                f"{SHARDS_ENV}={configured}, but the emitters of {stream} record {recorded} "
+                f"shards: reading {configured}, so {what} "
+                f"(set {SHARDS_ENV}={recorded}, or unset it)",
+            )
+        if configured == 1 and recorded is None and not client.exists(stream):
+            found = _found_shards(client, stream)
+            if found:
+                return ShardCount(
+                    1,
+                    "configured",
+                    f"{stream} does not exist but {len(found)} of its shard keys do "
+                    f"({stream}:{{{found[0]}}} ...): {SHARDS_ENV}=1 reads none of them "
+                    f"(set {SHARDS_ENV}={found[-1] + 1}, or unset it)",
+                )
+        return ShardCount(configured, "configured", _also_unsharded(client, stream, configured))
+    if recorded is not None:
+        return ShardCount(recorded, "recorded", _also_unsharded(client, stream, recorded))
+    if client.exists(stream):
+        return ShardCount(1, "default")
+    found = _found_shards(client, stream)
+    if not found:
+        return ShardCount(1, "default")
+    count = found[-1] + 1
+    return ShardCount(
+        count,
+        "found",
+        f"{stream} does not exist but {len(found)} of its shard keys do and no emitter "
+        f"recorded how many there are: reading {count} shards "
+        f"({stream}:{{0}} ... {{{count - 1}}}); set {SHARDS_ENV}={count} to say so",
+    )

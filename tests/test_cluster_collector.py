@@ -14,6 +14,7 @@ from collector_helpers import read_lines, running, settings_for, until
 from rediscluster import RedisClusterProcess
 
 from collector.health import format_table
+from collector.pipeline import settle_shards
 from emp_tui.telemetry import EventClient
 from emp_tui.topology import client_for_url, shard_key, shard_keys
 
@@ -145,3 +146,44 @@ def test_collector_survives_a_master_killed_and_started_again(
             assert admin.xpending(shard, GROUP)["pending"] == 0
     finally:
         admin.close()
+
+
+def test_a_collector_not_told_the_shard_count_reads_the_emitters_record(
+    cluster_url: str, tmp_path: Path, caplog: Any
+) -> None:
+    """Emitters with EMP_EVENTS_SHARDS=4 record it; a collector started without it reads the
+    four shards, and one told another count says so."""
+    jobs, steps = 20, 5
+    expected = jobs * steps + steps
+    log = tmp_path / "logs" / "events.log"
+    client = EventClient("worker", redis_url=cluster_url, shards=SHARDS, maxlen=100_000)
+    try:
+        emit(client, range(jobs), steps, "recorded")
+        assert client.flush(30.0)
+    finally:
+        client.close()
+
+    other = tmp_path / "other"
+    told = settle_shards(
+        settings_for(cluster_url, other, EMP_EVENTS_SHARDS="2", EMP_COLLECTOR_GROUP="other")
+    )
+    assert told.shards == 2
+    assert "EMP_EVENTS_SHARDS=2, but the emitters of emp:events record 4 shards" in caplog.text
+
+    async def told_two() -> None:  # and while it runs, its health loop says it again
+        async with running(told) as collector:
+            assert len(collector.lanes) == 2
+            await until(lambda: "now record 4 shards but this collector reads 2" in caplog.text)
+
+    asyncio.run(told_two())
+
+    settings = settle_shards(settings_for(cluster_url, tmp_path))
+    assert (settings.shards, settings.shards_given) == (SHARDS, False)
+
+    async def scenario() -> None:
+        async with running(settings) as collector:
+            assert [lane.key for lane in collector.lanes] == shard_keys(STREAM, SHARDS)
+            await until(lambda: len(delivered(log)) >= expected, 60, "every event in the file")
+
+    asyncio.run(scenario())
+    assert len(delivered(log)) == expected

@@ -47,10 +47,12 @@ def make_app(
     the collector's logs in config.toml's ``log_dir`` beside it when that directory exists.
     ``live=False`` keeps it off Redis altogether (events come from ``add_events``, or
     ``files``). ``since``/``until`` choose the time range (else the last ``window``).
-    ``shards``: the stream's shards, else ``EMP_EVENTS_SHARDS`` (ValueError when bad)."""
+    ``shards``: the stream's shards, else ``EMP_EVENTS_SHARDS`` (ValueError when bad), else
+    the count the emitters recorded (found once connected)."""
     from emp_tui.app.app import EmpTuiApp
-    from emp_tui.topology import shards_from_env
+    from emp_tui.topology import shards_configured
 
+    configured = shards_configured(os.environ) if shards is None else shards
     config = load_app_config() if config is None else config
     file_list = [Path(path) for path in files]
     url: str | None = None
@@ -63,7 +65,8 @@ def make_app(
         config=config,
         redis_url=url,
         stream=resolve_stream(stream, config),
-        shards=shards_from_env(os.environ) if shards is None else shards,
+        shards=configured or 1,
+        shards_configured=configured is not None,
         files=file_list,
         job_id=job_id,
         query=query,

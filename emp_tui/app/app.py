@@ -104,7 +104,7 @@ from emp_tui.lint import Linter
 from emp_tui.logindex import read_indexed
 from emp_tui.problems import StreamState
 from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
-from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect
+from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
 from emp_tui.text import inert
 
@@ -223,6 +223,7 @@ class EmpTuiApp(App[int]):
         redis_url: str | None = None,
         stream: str = "emp:events",
         shards: int = 1,
+        shards_configured: bool = True,
         files: Iterable[Path] = (),
         job_id: str | None = None,
         query: str | None = None,
@@ -243,6 +244,12 @@ class EmpTuiApp(App[int]):
         self.stream_key = stream
         self.shards = shards
         """The stream's shards (``emp:events:{0}``...): each read, merged."""
+        self.shards_settled = shards_configured and redis_url is None
+        """Whether :attr:`shards` is final; else the live reader asks the stream first (the
+        count the emitters recorded, or ``shards`` checked against it)."""
+        self._shards_configured = shards_configured
+        self.shards_warning: str | None = None
+        """What finding the shard count had to say (shown as a notification)."""
         self.files = list(files)
         self.start_job = job_id
         self.start_query = query or ""
@@ -1177,6 +1184,15 @@ class EmpTuiApp(App[int]):
         report("connecting", None)
         while last_id is None:
             try:
+                if not self.shards_settled:
+                    configured = self.shards if self._shards_configured else None
+                    found = await asyncio.to_thread(find_shards_at, url, stream, configured)
+                    self.shards, self.shards_settled = found.count, True
+                    self.shards_warning = found.warning
+                    if found.warning:
+                        self.notify(
+                            inert(found.warning, 300), severity="warning", markup=False, timeout=20
+                        )
                 span = await asyncio.to_thread(probe_stream, url, stream, self.shards)
             except SourceError as error:
                 report("reconnecting", str(error))

@@ -90,7 +90,11 @@ class Settings:
     files: list[Path]
     json: bool
     shards: int = 1
-    """The stream's shards (``EMP_EVENTS_SHARDS``, as the emitters are told): each read."""
+    """The stream's shards (``EMP_EVENTS_SHARDS``, as the emitters are told): each read.
+    Unless it was configured, the count the emitters recorded replaces it once connected
+    (:func:`redis_client`)."""
+    shards_configured: bool = False
+    shards_found: bool = False
 
     @property
     def use_redis(self) -> bool:
@@ -101,11 +105,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     import os
 
     from emp_tui.config import redis_url_from_env, stream_from_env
-    from emp_tui.topology import shards_from_env
+    from emp_tui.topology import shards_configured
 
     url = getattr(args, "redis_url", None)
     try:
-        shards = shards_from_env(os.environ)
+        configured = shards_configured(os.environ)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     return Settings(
@@ -114,7 +118,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         stream=getattr(args, "stream", None) or stream_from_env(),
         files=list(getattr(args, "file", None) or []),
         json=bool(getattr(args, "json", False)),
-        shards=shards,
+        shards=configured or 1,
+        shards_configured=configured is not None,
     )
 
 
@@ -191,11 +196,21 @@ def source_error(exc: SourceError) -> CliError:
 
 
 def redis_client(settings: Settings) -> Any:
-    """A connected client for the configured Redis; a CliError when there is none."""
-    from emp_tui.sources import SourceError, connect
+    """A connected client for the configured Redis; a CliError when there is none. The
+    first time, it settles how many shards to read (:func:`emp_tui.topology.find_shards`)
+    and says on stderr when the configuration and the stream disagree."""
+    from emp_tui.sources import SourceError, connect, find_shards_sync
 
     try:
-        return connect(settings.redis_url)
+        client = connect(settings.redis_url)
+        if not settings.shards_found:
+            found = find_shards_sync(
+                client, settings.stream, settings.shards if settings.shards_configured else None
+            )
+            settings.shards, settings.shards_found = found.count, True
+            if found.warning:
+                say(found.warning)
+        return client
     except SourceError as exc:
         raise source_error(exc) from None
 

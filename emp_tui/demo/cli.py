@@ -83,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(--redis-url, REDIS_URL, REDIS_HOST; default localhost:6379).",
     )
     for sub, scenario_default in ((demo, "mixed"), (sim, None)):
-        sub.add_argument("--redis-url", help="the Redis to use (redis://, rediss://, unix://)")
+        sub.add_argument(
+            "--redis-url",
+            help="the Redis to use (redis://, rediss://, unix://, or redis+cluster://host:port "
+            "for a Redis Cluster)",
+        )
         sub.add_argument(
             "--stream", help="the stream key (default: EMP_EVENTS_STREAM or emp:events)"
         )

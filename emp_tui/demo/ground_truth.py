@@ -47,11 +47,13 @@ import time
 from dataclasses import dataclass, replace
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from emp_tui.config import redacted_url
 from emp_tui.demo.model import FaultRates, Incident, SimConfig
 from emp_tui.demo.scenarios import SCENARIOS, apply_scenario
 from emp_tui.demo.sim import Simulation
+from emp_tui.topology import client_for_url
 
 __all__ = ["GroundTruth", "SimulationError", "run_scenario"]
 
@@ -121,9 +123,9 @@ def run_scenario(
     if scenario is not None and scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(SCENARIOS)})")
     try:
-        with redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5) as client:
+        with client_for_url(redis_url, socket_connect_timeout=5, socket_timeout=5) as client:
             client.ping()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except (redis.RedisError, OSError, ValueError, RedisClusterException) as exc:
         raise SimulationError(
             f"Redis at {redacted_url(redis_url)} does not answer: {exc}"
         ) from None

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-import redis
-
 from emp_tui.demo.model import Job
 from emp_tui.demo.queue import ClaimedJob, JobQueue, QueueStats, StoredJob
+from emp_tui.topology import transient_errors
 
-# What a Redis that went away raises (BusyLoadingError, "still loading", is a ConnectionError).
-REDIS_GONE: Final = (redis.ConnectionError, redis.TimeoutError, OSError)
+# What a Redis that went away raises (BusyLoadingError, "still loading", is a ConnectionError),
+# and a cluster whose replica is taking over a failed master.
+REDIS_GONE: Final = transient_errors()
 _FIRST_WAIT_S: Final = 0.05
 _MAX_WAIT_S: Final = 2.0
 

@@ -1,6 +1,9 @@
 """The simulated platform's job queue, kept in Redis so the claim path is real.
 
-Keys, under a namespace (the simulation gives each run its own, ``emp:demo:<run ID>``)::
+Keys, under a namespace (the simulation gives each run its own, ``emp:demo:<run ID>``), which
+the queue wraps in braces (``{emp:demo:<run ID>}``, its :attr:`JobQueue.ns`): a hash tag, so
+that every key of one queue is in one hash slot and each script's keys are on one node of a
+Redis Cluster::
 
     {ns}:queue:{connector}  sorted set of the job IDs waiting for that connector, scored by
                             priority then creation time
@@ -13,8 +16,9 @@ The API side creates a job with one script (``createJob``: validate, store, enqu
 queue position); a worker takes one with another (``findMatchingJob``: of the jobs at the
 heads of the queues of the connectors it has, the one of highest priority and then the
 oldest, removed from the queue and marked claimed in one atomic step, so two workers can never
-take the same job; its cost does not grow with the backlog). The scripts compute their keys
-from the namespace they are given, which is fine for one Redis and not for a cluster.
+take the same job; its cost does not grow with the backlog). The scripts are given the keys
+they touch (a cluster routes a script by them); the claimed job's hash, known only inside the
+script, shares their slot through the hash tag.
 
 :meth:`JobQueue.restore` writes a queue back from what its owner knows (waiting and claimed
 jobs), for a Redis that restarted empty or from an older snapshot.
@@ -26,8 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-import redis
 from redis.typing import EncodableT, FieldT
+
+from emp_tui.topology import SyncClient
 
 PRIORITIES: Final = ("high", "normal", "low")
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
@@ -35,30 +40,30 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 _PRIORITY_STEP: Final = 10**13
 
 _CREATE = """
-local ns, id, connector, priority, user, created, payload, max_payload, score =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]),
-    tonumber(ARGV[8]), ARGV[9]
+local key, queue, waiting = KEYS[1], KEYS[2], KEYS[3]
+local id, connector, priority, user, created, payload, max_payload, score =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]),
+    tonumber(ARGV[7]), ARGV[8]
 if payload > max_payload then
     return redis.error_reply('payload of ' .. payload .. ' bytes exceeds the limit of '
         .. max_payload)
 end
-local key = ns .. ':job:' .. id
 if redis.call('EXISTS', key) == 1 then
     return redis.error_reply('job ' .. id .. ' exists')
 end
 redis.call('HSET', key, 'id', id, 'connector', connector, 'priority', priority,
     'userId', user, 'createdAt', created, 'status', 'queued', 'attempts', 0)
-local queue = ns .. ':queue:' .. connector
 redis.call('ZADD', queue, score, id)
-redis.call('ZADD', ns .. ':waiting', created, id)
+redis.call('ZADD', waiting, created, id)
 return redis.call('ZRANK', queue, id)
 """
 
 _CLAIM = """
+local waiting, active = KEYS[1], KEYS[2]
 local ns, worker, now = ARGV[1], ARGV[2], ARGV[3]
 local best, best_score, best_queue
-for i = 4, #ARGV do
-    local queue = ns .. ':queue:' .. ARGV[i]
+for i = 3, #KEYS do
+    local queue = KEYS[i]
     local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
     if head[1] and (best_score == nil or tonumber(head[2]) < best_score) then
         best, best_score, best_queue = head[1], tonumber(head[2]), queue
@@ -68,11 +73,11 @@ if not best then
     return false
 end
 redis.call('ZREM', best_queue, best)
-redis.call('ZREM', ns .. ':waiting', best)
+redis.call('ZREM', waiting, best)
 local key = ns .. ':job:' .. best
 redis.call('HSET', key, 'status', 'claimed', 'workerId', worker, 'claimedAt', now)
 redis.call('HINCRBY', key, 'attempts', 1)
-redis.call('SADD', ns .. ':active', best)
+redis.call('SADD', active, best)
 local job = redis.call('HMGET', key, 'connector', 'priority', 'userId', 'createdAt', 'attempts')
 return {best, job[1], job[2], job[3], job[4], job[5]}
 """
@@ -116,11 +121,12 @@ def _score(priority: str, created_ms: int) -> int:
 
 
 class JobQueue:
-    """A job queue in one Redis. ``client`` must not decode responses."""
+    """A job queue in one Redis or a Redis Cluster. ``client`` must not decode responses."""
 
-    def __init__(self, client: redis.Redis, namespace: str = "emp:demo") -> None:
+    def __init__(self, client: SyncClient, namespace: str = "emp:demo") -> None:
         self.client = client
-        self.ns = namespace
+        self.ns = namespace if namespace.startswith("{") else "{" + namespace + "}"
+        """The keys' prefix: the namespace as a hash tag (every key in one slot)."""
         self._create = client.register_script(_CREATE)
         self._claim = client.register_script(_CLAIM)
 
@@ -140,8 +146,8 @@ class JobQueue:
         """Store and enqueue a job; its position in the queue (0 = next). Raises
         redis.ResponseError when the script refuses the job (payload too large, duplicate)."""
         position = self._create(
+            keys=[self.job_key(job_id), f"{self.ns}:queue:{connector}", f"{self.ns}:waiting"],
             args=[
-                self.ns,
                 job_id,
                 connector,
                 PRIORITIES.index(priority),
@@ -150,7 +156,7 @@ class JobQueue:
                 payload_bytes,
                 MAX_PAYLOAD_BYTES,
                 _score(priority, created_ms),
-            ]
+            ],
         )
         return int(position)
 
@@ -158,7 +164,11 @@ class JobQueue:
         """Atomically take the first waiting job this worker can run, or None."""
         if not connectors:
             return None
-        found = self._claim(args=[self.ns, worker_id, now_ms, *connectors])
+        queues = [f"{self.ns}:queue:{connector}" for connector in connectors]
+        found = self._claim(
+            keys=[f"{self.ns}:waiting", f"{self.ns}:active", *queues],
+            args=[self.ns, worker_id, now_ms],
+        )
         if not found:
             return None
         job_id, connector, priority, user_id, created, attempts = (_text(v) for v in found)

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from emp_tui.config import redacted_url
@@ -59,6 +60,7 @@ from emp_tui.demo.queue import JobQueue
 from emp_tui.demo.scheduler import Pacer, Scheduler
 from emp_tui.demo.world import World
 from emp_tui.telemetry import EventClient
+from emp_tui.topology import client_for_url
 
 __all__ = ["FaultRates", "SimConfig", "Simulation"]
 
@@ -88,7 +90,7 @@ class Simulation:
         self.start_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
         # No retries inside redis-py: the keeper retries a whole call, after restoring the
         # queue, so that a call Redis half-applied before it went away is not applied twice.
-        self.redis = redis.Redis.from_url(
+        self.redis = client_for_url(
             redis_url, socket_timeout=10, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
         )
         # Each run's queue has keys of its own, so that several simulations can share a Redis.
@@ -311,7 +313,7 @@ class Simulation:
             )
         except SimulationStopped:
             return "stopped"
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, RedisClusterException) as exc:
             self.error = f"Redis at {redacted_url(self.redis_url)}: {exc}"
             return "error"
         return "jobs" if why == "done" else why
@@ -326,7 +328,7 @@ class Simulation:
         try:
             if clear_queue:
                 self.queue.clear()
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, RedisClusterException) as exc:
             self.error = self.error or f"Redis at {redacted_url(self.redis_url)}: {exc}"
         finally:
             self.redis.close()

@@ -154,7 +154,7 @@ def test_demo_uses_a_configured_redis_that_answers(running, redis_url: str) -> N
     assert len(events) > 100
     # Its queue keys are removed on the way out; the events stay.
     with redis.Redis.from_url(redis_url) as client:
-        assert client.keys("emp:demo:*") == []
+        assert client.keys("{emp:demo:*") == []
 
 
 def test_demo_falls_back_to_its_own_redis_when_the_configured_is_down(running, tmp_path) -> None:

@@ -257,7 +257,7 @@ def test_by_default_the_run_ends_now_and_leaves_no_queue_keys(redis_url: str) ->
     assert truth.scenario is None and not truth.stories and truth.story_lines == ()
     assert truth.end_ms - truth.start_ms == 30_000
     with redis.Redis.from_url(redis_url) as client:
-        assert client.keys("emp:demo:*") == []
+        assert client.keys("{emp:demo:*") == []
         newest = client.xrevrange(STREAM, count=1)[0]
     # Event times are simulated, entry IDs are the server's clock: the run ends at the call.
     assert called_ms <= truth.end_ms <= int(newest[0].split(b"-")[0])

@@ -129,7 +129,7 @@ def snapshot(queue: JobQueue) -> dict[bytes, object]:
     """Every key of the queue's namespace with its value, finished jobs' records aside."""
     client = queue.client
     found: dict[bytes, object] = {}
-    for key in client.scan_iter(match=f"{NS}:*"):
+    for key in client.scan_iter(match=f"{queue.ns}:*"):
         kind = client.type(key)
         if kind == b"zset":
             found[key] = client.zrange(key, 0, -1, withscores=True)

@@ -299,11 +299,11 @@ def test_two_simulations_can_share_one_redis(redis_url: str) -> None:
             sim.run(until_ms=START_MS + seconds * 1000)
     for sim in (first, second):
         sim.close(timeout=10)
-        assert sim.error is None and sim.queue.ns.startswith("emp:demo:")
+        assert sim.error is None and sim.queue.ns.startswith("{emp:demo:")
         created = {job for _, kind, job, _ in sim.record or [] if kind == "job.created"}
         claimed = [job for _, kind, job, _ in sim.record or [] if kind == "job.claimed"]
         assert claimed and set(claimed) <= created
         assert len(claimed) == len(set(claimed))
     assert first.queue.ns != second.queue.ns
     with redis.Redis.from_url(redis_url) as client:
-        assert client.keys("emp:demo:*") == []  # each removed its own keys
+        assert client.keys("{emp:demo:*") == []  # each removed its own keys
