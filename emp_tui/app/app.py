@@ -262,6 +262,7 @@ class EmpTuiApp(App[int]):
             live=redis_url is not None,
             sources=tuple(sources),
             window_ms=parse_duration_ms(self.config.window) or 15 * 60_000,
+            first_load=self.config.first_load,
         )
         """What the app shows: ask it, show its answers."""
         self._stream_loaded = False
