@@ -405,6 +405,43 @@ def test_a_range_past_the_cap_keeps_its_newest_and_counts_the_rest() -> None:
     assert state.plan_for(TimeRange(None, None)) is None
 
 
+def test_a_range_opens_on_its_newest_first_load_and_older_pages_come_up_to_the_cap() -> None:
+    events = sample_events()
+    state = _ranged(events, capacity=100, first_load=30)
+    state.base_range = TimeRange(None, None)
+    plan = state.plan_for(state.base_range)
+    assert plan is not None and plan.kind == "fresh" and plan.limit == 30
+    _load(state, plan, events)
+    assert state.shown_events() == events[-30:]
+    assert state.left_out == len(events) - 30
+    view = state.range_view()
+    assert not view.full and view.capacity == 100
+    # A page from the top: older events join (none of the newest go, there is room), and
+    # fewer are left out.
+    before = state.plan_before()
+    assert before is not None and before.kind == "before"
+    _load(state, before, events)
+    state.drain()
+    assert not state.newest_gone
+    assert state.shown_events() == events[-(30 + before.limit) + 1 :]
+    assert state.left_out is not None and 0 < state.left_out < len(events) - 30
+    # A filter asks for the range: its older part is read, up to the cap.
+    state.apply(state.parse("level:error"))
+    rest = state.plan_for(state.effective_range())  # type: ignore[arg-type]
+    assert rest is not None and rest.kind == "add"
+    assert rest.limit == 100 - len(state.store)
+    _load(state, rest, events)
+    state.drain()
+    held = len(state.store)  # the add stops a millisecond short of the oldest held
+    assert 95 <= held <= 100 and list(state.store) == events[-held:]
+    assert state.shown_events() == [e for e in events[-held:] if e.level == "error"]
+
+
+def test_the_first_load_is_the_capacity_at_most() -> None:
+    assert make_state(capacity=10, first_load=500).first_load == 10
+    assert make_state(capacity=10).first_load == 10
+
+
 def test_a_wider_range_adds_only_its_older_part_and_stale_pages_are_ignored() -> None:
     events = sample_events()
     state = _ranged(events)

@@ -12,6 +12,7 @@ frame rate, so ten thousand events a second cost a few dozen screen updates.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
@@ -109,6 +110,8 @@ from emp_tui.store import EventStore
 from emp_tui.text import inert
 
 FRAME_SECONDS = 1 / 20
+FIRST_PAINT_WAIT_S = 0.5
+"""How long a reader waits for its first page to be drawn before it reads on anyway."""
 """How often queued events are drained into the store and the screen."""
 PANES = ("stream", "detail", "timeline", "graph")
 SLOTS: tuple[Slot, ...] = ("timeline", "problems", "compare")
@@ -269,6 +272,7 @@ class EmpTuiApp(App[int]):
             live=redis_url is not None,
             sources=tuple(sources),
             window_ms=parse_duration_ms(self.config.window) or 15 * 60_000,
+            first_load=self.config.first_load,
         )
         """What the app shows: ask it, show its answers."""
         self._stream_loaded = False
@@ -1320,9 +1324,7 @@ class EmpTuiApp(App[int]):
                     if worker.is_cancelled:
                         stats.cut = True
                         break
-                    self.post_message(
-                        HistoryPage(plan.generation, "stream", page, stats.read, stats.reached_ms)
-                    )
+                    self._post_page(plan, "stream", page, stats)
             finally:
                 client.close()
         except SourceError as exc:
@@ -1345,9 +1347,7 @@ class EmpTuiApp(App[int]):
                 if worker.is_cancelled:
                     stats.cut = True
                     break
-                self.post_message(
-                    HistoryPage(plan.generation, "logs", page, stats.read, stats.reached_ms)
-                )
+                self._post_page(plan, "logs", page, stats)
         except SourceError as exc:
             error = str(exc)
         self.post_message(
@@ -1362,6 +1362,20 @@ class EmpTuiApp(App[int]):
                 stats.files.corrupt,
             )
         )
+
+    def _post_page(
+        self, plan: LoadPlan, source: str, page: list[TelemetryEvent], stats: ReadStats
+    ) -> None:
+        """A reader's page to the app (from the reader's thread). After a fresh load's first
+        page it waits until that page is on screen (a moment at most): decoding the rest
+        would hold the GIL while the first screen is drawn."""
+        first = plan.kind == "fresh" and stats.read == len(page)
+        painted = threading.Event() if first else None
+        self.post_message(
+            HistoryPage(plan.generation, source, page, stats.read, stats.reached_ms, painted)
+        )
+        if painted is not None:
+            painted.wait(FIRST_PAINT_WAIT_S)
 
     @work(thread=True, exclusive=True, group="job", exit_on_error=False, name="job fetch")
     def fetch_job(self, job_id: str, holdings: Holdings) -> None:
@@ -1511,9 +1525,16 @@ class EmpTuiApp(App[int]):
     @on(HistoryPage)
     def _on_history_page(self, message: HistoryPage) -> None:
         source: Source = "stream" if message.source == "stream" else "logs"
-        self.state.loaded_page(
+        belongs = self.state.loaded_page(
             message.generation, source, message.events, message.read, message.reached_ms
         )
+        painted = message.painted
+        if painted is not None:
+            if belongs:
+                self.drain_now()  # not at the next frame: the reader waits for it
+                self.call_after_refresh(painted.set)
+            else:
+                painted.set()
 
     @on(HistoryDone)
     def _on_history_done(self, message: HistoryDone) -> None:

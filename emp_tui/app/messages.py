@@ -4,6 +4,7 @@ High-rate ones say so with ``can_replace`` so that a newer one replaces one stil
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,6 +185,10 @@ class HistoryPage(Message):
     events: list[TelemetryEvent]
     read: int
     reached_ms: int | None
+    painted: threading.Event | None = None
+    """Set once the page is on screen (the first page of a load): its reader waits for it
+    before it decodes the rest, which would otherwise hold the GIL while the first screen
+    is drawn."""
 
 
 @dataclass

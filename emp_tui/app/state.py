@@ -190,6 +190,9 @@ class RangeView:
     """The app looks at the past: live events are not taken (this many so far); None when
     following."""
     closed_by_filter: bool
+    full: bool = True
+    """The store holds its capacity (else the events left out are older ones the range's
+    first read did not take, ``first_load``: they come a page at a time from the top)."""
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,12 @@ class AppState:
         live: bool = False,
         sources: tuple[Source, ...] = (),
         window_ms: int = 15 * 60_000,
+        first_load: int | None = None,
     ) -> None:
         self.store = EventStore(capacity)
+        self.first_load = capacity if first_load is None else max(1, min(first_load, capacity))
+        """How many events a range's first read takes (its newest); older ones come a page
+        at a time from the top of the stream (plan_before), up to the capacity."""
         self.clock = clock
         self.live = live
         self.sources: tuple[Source, ...] = sources
@@ -539,7 +546,7 @@ class AppState:
         held = self.covered
         if held is None or not self.store:
             return self._plan(
-                "fresh", target.since_ms, target.until_ms, capacity, "newest", sources
+                "fresh", target.since_ms, target.until_ms, self.first_load, "newest", sources
             )
         if held.covers(target):
             return None
@@ -560,7 +567,9 @@ class AppState:
         if overlaps and low_ok and held.until_ms is not None:
             self.newest_gone = False
             return self._plan("add", held.until_ms, target.until_ms, capacity, "newest", sources)
-        return self._plan("fresh", target.since_ms, target.until_ms, capacity, "newest", sources)
+        return self._plan(
+            "fresh", target.since_ms, target.until_ms, self.first_load, "newest", sources
+        )
 
     def plan_source(self, source: Source, target: TimeRange) -> LoadPlan:
         """Read ``target`` from one source that the range's load went without (the stream,
@@ -569,7 +578,7 @@ class AppState:
             "add" if self.store else "fresh",
             target.since_ms,
             target.until_ms,
-            self.store.capacity,
+            self.store.capacity if self.store else self.first_load,
             "newest",
             (source,),
         )
@@ -698,6 +707,9 @@ class AppState:
         if plan.kind == "before":
             if not stopped and read < plan.limit:
                 low = None  # the page came up short: the sources hold nothing older
+                self.left_out = None
+            elif self.left_out is not None and self.left_out > 0:
+                self.left_out = max(1, self.left_out - read)  # still an estimate
         else:
             self.left_out = self._left_out(plan, low) if stopped and low is not None else None
         held = self.covered
@@ -960,6 +972,7 @@ class AppState:
             loading_percent=percent,
             left_out=self.left_out,
             capacity=store.capacity,
+            full=len(store) >= store.capacity,
             partial=partial and self.query.since_ms is None,
             held_back=self.held_back if self.detached else None,
             closed_by_filter=self.query.until_ms is not None and self.detached,

@@ -33,12 +33,13 @@ def test_values_are_read(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
         'redis_url = "redis://cfg:6379/1"\nwindow = "2h"\nbuffer_size = 500\n'
-        'gap_threshold_ms = 2500\ntheme = "nord"\nlog_dir = "/var/log/emp"\n'
+        'first_load = 200\ngap_threshold_ms = 2500\ntheme = "nord"\nlog_dir = "/var/log/emp"\n'
         '[keymap]\nexport = "ctrl+e"\n'
     )
     config = load_app_config(path)
     assert config.redis_url == "redis://cfg:6379/1"
     assert (config.window, config.buffer_size, config.gap_threshold_ms) == ("2h", 500, 2500)
+    assert config.first_load == 200
     assert config.log_dir == "/var/log/emp"
     assert config.theme == "nord" and config.keymap == {"export": "ctrl+e"}
     assert config.path == path
@@ -52,6 +53,7 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("window = 15", "window must be a duration"),
         ("backfill = 1000", 'backfill is gone: the app opens on a time range, window = "15m"'),
         ("buffer_size = 0", "buffer_size must be at least 1"),
+        ("first_load = 0", "first_load must be at least 1"),
         ("colour = 'red'", "unknown setting 'colour'"),
         ("[keymap]\nexport = 3", "[keymap]"),
         ("this is = not toml =", "config.toml"),

@@ -14,11 +14,13 @@ import pytest
 import redis
 from samples import START_MS
 from samples import fleet_job as job_events
+from textual.message import Message
 from textual.pilot import Pilot
 
 from emp_tui.analysis import handoffs, job_timeline
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
+from emp_tui.app.messages import HistoryPage
 from emp_tui.config import AppConfig
 from emp_tui.demo import run_scenario
 from emp_tui.events import TelemetryEvent
@@ -288,3 +290,27 @@ async def test_a_job_filter_finds_a_job_of_the_logs_beyond_the_loaded_range(
         await _loaded(pilot, app)
         assert app.state.found_span is None
         assert "job-0007" not in {e.job_id for e in app.store}  # the window again
+
+
+async def test_files_open_on_their_newest_first_load_and_its_first_page_is_drawn_first(
+    tmp_path: Path,
+) -> None:
+    jobs = [job_events(n, START_MS + n * 1000) for n in range(100)]
+    events = [e for job in jobs for e in job]
+    write_events(events, tmp_path / "events.log", "jsonl")
+    config = AppConfig(first_load=len(events) - 120)
+    app = make_app(files=[tmp_path], config=config, clock=lambda: FIXED_NOW + 86_400)
+    pages: list[HistoryPage] = []
+
+    def hook(message: Message) -> None:
+        if isinstance(message, HistoryPage):
+            pages.append(message)
+
+    async with app.run_test(size=(160, 48), message_hook=hook) as pilot:
+        await _loaded(pilot, app)
+        assert len(app.store) == len(events) - 120
+        assert {e.id for e in app.store} == {e.id for e in events[120:]}  # the file's last
+        assert "older not read yet" in _status(app)
+        # The first page waited for the screen (its reader was let go), the others did not.
+        assert len(pages) > 1 and pages[0].painted is not None and pages[0].painted.is_set()
+        assert all(page.painted is None for page in pages[1:])

@@ -156,10 +156,11 @@ def _range_parts(text: Text, r: RangeView, shown: int, compact: bool) -> None:
         )
     if r.left_out:
         count = "some" if r.left_out < 0 else f"~{r.left_out:,}"
-        text.append(
-            f"  │ cap {r.capacity:,}: {count} older left out · narrow with since:/until: or ]",
-            f"bold {NOTICE_COLOR}",
-        )
+        if r.full:
+            said = f"cap {r.capacity:,}: {count} older left out · narrow with since:/until: or ]"
+        else:
+            said = f"{count} older not read yet · ↑ at the top reads more, or since:/until:"
+        text.append(f"  │ {said}", f"bold {NOTICE_COLOR}")
 
 
 def _holdings(text: Text, r: RangeView, compact: bool) -> None:
