@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from search import ENV, generate  # noqa: E402 - the same generated logs as bench/search.py
 
-SESSION = "emp-bench-files"
+SESSION = f"emp-bench-files-{os.getpid()}"  # its own: another run's tmux session is left alone
 WIDTH, HEIGHT = 160, 48
 QUIET_S = 2.0
 TIMEOUT_S = 120.0
