@@ -465,11 +465,14 @@ async def open_history(
     EventList.add_rows = first_rows  # type: ignore[method-assign]
     AppState._finish = finished  # type: ignore[method-assign]
     EmpTuiApp._show_timeline = shown  # type: ignore[method-assign]
+    # EMP_BENCH_FIRST_LOAD=100000: the first read takes the whole range up to the cap, as
+    # before first_load existed (the "100k events loaded" figure).
+    first_load = int(os.environ.get("EMP_BENCH_FIRST_LOAD", AppConfig().first_load))
     app = make_app(
         redis_url=url,
         stream=HISTORY_STREAM,
         files=files or (),
-        config=AppConfig(log_dir="", buffer_size=100_000),
+        config=AppConfig(log_dir="", buffer_size=100_000, first_load=first_load),
     )
     result: dict[str, Any] = {}
     async with app.run_test(size=SIZE) as pilot:
