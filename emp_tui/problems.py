@@ -63,7 +63,7 @@ from emp_tui.analysis import job_type as type_of_job
 from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.events import DEFAULT_MAXLEN, TelemetryEvent
 from emp_tui.query import quote_value
-from emp_tui.stream_ids import order_key, stream_id_ms
+from emp_tui.stream_ids import order_key, parse_id, stream_id_ms
 
 __all__ = [
     "KINDS",
@@ -1890,9 +1890,10 @@ def collector_problems(
     first_ms = stream_id_ms(stream.first_id)
     for group in stream.groups:
         delivered = group.last_delivered_id
-        if not delivered or not stream.first_id or _id_key(delivered) >= _id_key(stream.first_id):
+        read_to, oldest = parse_id(delivered), parse_id(stream.first_id)
+        if read_to is None or oldest is None or read_to >= oldest:
             continue
-        if _id_key(delivered) == (0, 0):
+        if read_to == (0, 0):
             continue  # created at 0: it has not started reading
         finding(
             "trim-loss",
@@ -1913,11 +1914,6 @@ def collector_problems(
             data={"length": stream.length, "maxlen": maxlen, "holdsMs": last_ms - first_ms},
         )
     return found
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms) if ms.isdigit() else 0, int(seq) if seq.isdigit() else 0)
 
 
 # -- all of them ----------------------------------------------------------------------------
