@@ -59,8 +59,11 @@ def test_the_app_in_a_browser_shows_the_stream_and_follows_it(
         assert served.url.startswith(f"http://{DEFAULT_HOST}:")
         with Browser(CHROMIUM, width=1600, height=1000) as browser:
             tab = browser.open(served.url)
-            # The events from Redis, the job given with --job on its timeline, connected.
-            shown = tab.wait_for_text("job_bad", "connector.processing_fail", "job job_gap")
+            # The events from Redis, the job given with --job on its timeline, connected (the
+            # rows may come from the history read before the live reader has connected).
+            shown = tab.wait_for_text(
+                "job_bad", "connector.processing_fail", "job job_gap", "connected"
+            )
             assert "connected" in shown
             screen = tab.terminal_text()
             assert screen is not None and screen["cols"] >= 120  # the four-pane layout
