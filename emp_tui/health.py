@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import redis
-
 from emp_tui.events import CIRCUIT_EVENT_TYPE, DROPPED_EVENT_TYPE
 from emp_tui.stream_ids import order_key, parse_id, stream_id_ms
 from emp_tui.topology import AsyncClient, SyncClient, shard_keys, trim_policy_key
 
 if TYPE_CHECKING:
+    import redis
+
     from emp_tui.events import TelemetryEvent
 
 KEY_PREFIX: Final = "emp:collector:"
@@ -274,6 +274,8 @@ def read_stream_state(
     server does not offer (Redis 6.2: ``entries-added``, a group's ``lag``; a managed Redis
     refusing XINFO, MEMORY USAGE or SCAN) is left out and named in ``unavailable``. Raises
     redis errors."""
+    import redis  # here: an offline app never imports redis
+
     unavailable: dict[str, str] = {}
     by_service: dict[str, int] = {}
     parts = [
@@ -353,6 +355,8 @@ def _read_shard(
 ) -> ShardState | None:
     """One key's state (None when it does not exist); its recent events counted into
     ``by_service``; what the server does not offer named in ``unavailable``."""
+    import redis
+
     from emp_tui.events import decode
 
     if not client.exists(key):

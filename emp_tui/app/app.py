@@ -22,7 +22,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import ClassVar, Final
 
-from redis.exceptions import RedisError
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -1084,6 +1083,8 @@ class EmpTuiApp(App[int]):
         stream = error = None
         url = self.redis_url if self.live else None
         if url is not None:
+            from redis.exceptions import RedisError  # here: an offline app never imports redis
+
             try:
                 client = connect(url)
                 try:
@@ -1250,6 +1251,8 @@ class EmpTuiApp(App[int]):
     async def watch_collectors(self, url: str, stream: str) -> None:
         """Every few seconds, what the collectors say about themselves (their lag), and the
         stream's state (its length, ends and consumer groups)."""
+        from redis.exceptions import RedisError  # here: an offline app never imports redis
+
         while True:
             await asyncio.sleep(HEALTH_SECONDS)
             try:

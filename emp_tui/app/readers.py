@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from emp_tui.health import read_collectors
 from emp_tui.problems import StreamState
 from emp_tui.topology import async_client_for_url, shard_keys
@@ -19,6 +17,8 @@ async def read_pipeline_health(
 ) -> tuple[list[dict[str, str]], StreamState | None]:
     """Every live collector's health hash (see :mod:`emp_tui.health`), and the stream's
     state, its shards combined (None when it does not exist yet)."""
+    from redis.exceptions import ResponseError  # here: an offline app never imports redis
+
     client = async_client_for_url(url, socket_connect_timeout=3)
     try:
         collectors = await read_collectors(client)
