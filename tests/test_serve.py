@@ -17,9 +17,9 @@ from browser import Browser, BrowserError, chromium_binary
 from samples import incident_sample
 from serving import Served
 
-from emp_tui.cli.common import settings_from
+from emp_tui.cli.common import SERVE_HOST, settings_from
 from emp_tui.cli.parser import build_parser
-from emp_tui.cli.serve import DEFAULT_HOST, app_command, exposure_warning, is_loopback, public_url
+from emp_tui.cli.serve import app_command, exposure_warning, is_loopback, public_url
 from emp_tui.events import TelemetryEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_the_app_in_a_browser_shows_the_stream_and_follows_it(
     screenshot = SCREENSHOT if os.environ.get("EMP_TUI_SCREENSHOTS") else tmp_path / "browser.png"
     served = Served(EMP_TUI, "--port", "0", "--redis-url", loaded_redis, "--job", "job_gap")
     try:
-        assert served.url.startswith(f"http://{DEFAULT_HOST}:")
+        assert served.url.startswith(f"http://{SERVE_HOST}:")
         with Browser(CHROMIUM, width=1600, height=1000) as browser:
             tab = browser.open(served.url)
             # The events from Redis, the job given with --job on its timeline, connected (the

@@ -7,6 +7,10 @@ routes the messages and shows what the state answers. It does no I/O itself: eac
 named worker that posts :mod:`emp_tui.app.messages`, and one handler deals with any worker
 that fails. Arriving events are queued and drained into the store and the stream at a fixed
 frame rate, so ten thousand events a second cost a few dozen screen updates.
+
+The first screen waits for nothing it does not show: the dialogs and screens (jump, export,
+help, health) are imported when first opened, and the Redis client only when Redis is read,
+so `emp-tui --file` starts without them (tests/test_import_hygiene.py).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from rich.text import Text
 from textual import on, work
@@ -62,10 +66,6 @@ from emp_tui.app.messages import (
     SourceHeld,
 )
 from emp_tui.app.readers import read_pipeline_health
-from emp_tui.app.screens.export import ExportRequest, ExportScreen
-from emp_tui.app.screens.health import HealthScreen
-from emp_tui.app.screens.help import HelpScreen, KeyRow, Section
-from emp_tui.app.screens.jump import JumpToJobScreen
 from emp_tui.app.state import AppState, EmptyHint, GraphScope, Ingested, LoadPlan, Source
 from emp_tui.app.triage import (
     Handoff,
@@ -89,7 +89,6 @@ from emp_tui.app.widgets.status_bar import Status, StatusBar
 from emp_tui.app.widgets.timeline import TimelineView
 from emp_tui.config import AppConfig, config_path, redacted_url
 from emp_tui.events import TelemetryEvent
-from emp_tui.export import write_events
 from emp_tui.health import ServiceRate, emitter_figures, rates_by_service, read_stream_state
 from emp_tui.history import (
     Holdings,
@@ -110,6 +109,10 @@ from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
 from emp_tui.text import inert
+
+if TYPE_CHECKING:
+    from emp_tui.app.screens.export import ExportRequest
+    from emp_tui.app.screens.help import KeyRow, Section
 
 FRAME_SECONDS = 1 / 20
 """How often queued events are drained into the store and the screen."""
@@ -914,6 +917,8 @@ class EmpTuiApp(App[int]):
                 )
 
     def action_jump_to_job(self) -> None:
+        from emp_tui.app.screens.jump import JumpToJobScreen  # a dialog: loaded when opened
+
         selected = self.stream_list.selected_event
         initial = selected.job_id if selected is not None and selected.job_id else ""
         problems = [row.job for row in self.problems.rows if row.job]
@@ -955,6 +960,8 @@ class EmpTuiApp(App[int]):
         return Path(self.config.export_dir or ".").expanduser().absolute()
 
     def action_export(self) -> None:
+        from emp_tui.app.screens.export import ExportScreen  # a dialog: loaded when opened
+
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
         default = self.export_dir / f"emp-events-{stamp}.jsonl"
         events = self.state.export_events()
@@ -968,6 +975,8 @@ class EmpTuiApp(App[int]):
     @work(thread=True, exclusive=True, group="export", exit_on_error=False, name="export")
     def export_events(self, events: list[TelemetryEvent], request: ExportRequest) -> None:
         """Write the filtered events (as they were when the dialog was confirmed)."""
+        from emp_tui.export import write_events  # with the dialog, not at start-up
+
         try:
             if request.path.parent == self.export_dir:
                 request.path.parent.mkdir(parents=True, exist_ok=True)
@@ -1057,6 +1066,8 @@ class EmpTuiApp(App[int]):
 
     def action_show_health(self) -> None:
         """The pipeline's health (``h`` or Esc: back)."""
+        from emp_tui.app.screens.health import HealthScreen  # a screen: loaded when opened
+
         self.push_screen(HealthScreen())
 
     @on(HealthWanted)
@@ -1064,6 +1075,8 @@ class EmpTuiApp(App[int]):
         """Read the pipeline's health for the health pane, off the UI thread: the events at
         hand are handed over as a list (of references), the stream is read and the figures
         are counted in the worker."""
+        from emp_tui.app.screens.health import HealthScreen  # loaded already: the screen asked
+
         if not isinstance(self.screen, HealthScreen):
             return
         view = self.state.range_view()
@@ -1121,11 +1134,15 @@ class EmpTuiApp(App[int]):
 
     @on(HealthRead)
     def _on_health_read(self, message: HealthRead) -> None:
+        from emp_tui.app.screens.health import HealthScreen  # loaded already: the screen asked
+
         screen = self.screen
         if isinstance(screen, HealthScreen):
             screen.show(message)
 
     def action_help(self) -> None:
+        from emp_tui.app.screens.help import HelpScreen  # a screen: loaded when opened
+
         where = str(self.config.path or config_path())
         home = str(Path.home())
         if where.startswith(home + "/"):
@@ -1160,6 +1177,8 @@ class EmpTuiApp(App[int]):
 
     def key_sections(self) -> list[Section]:
         """Every key of the app, by where it works (for the help screen)."""
+        from emp_tui.app.screens.health import HealthScreen  # its keys; loaded when asked
+
         sections: list[Section] = [
             ("Anywhere", self._rows(self.BINDINGS)),
             ("Focus", FOCUS_ROWS),

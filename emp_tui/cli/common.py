@@ -30,6 +30,10 @@ APP_REQUIRES: Final = ("textual", "rich", "platformdirs")
 """What the app needs beyond requirements-core.txt (import names)."""
 SERVE_REQUIRES: Final = ("textual_serve",)
 """What `emp-tui serve` needs beyond the app."""
+SERVE_HOST: Final = "127.0.0.1"
+SERVE_PORT: Final = 8000
+"""Where `emp-tui serve` listens unless told otherwise (here, not in the serve module: the
+parser needs them, and every command and the app start without that module)."""
 
 NEGATED_MARK: Final = "\0"
 """Put before a query word that starts with ``-`` so that argparse takes it for a word, not an

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
 
 from emp_tui.cli.common import (
     APP_REQUIRES,
@@ -22,32 +21,50 @@ from emp_tui.cli.common import (
     say,
     settings_from,
 )
-from emp_tui.cli.export import run_export
-from emp_tui.cli.health import run_health
-from emp_tui.cli.lint import run_lint
 from emp_tui.cli.output import Output
 from emp_tui.cli.parser import DELEGATED, build_parser
-from emp_tui.cli.perf import run_perf
-from emp_tui.cli.problems import run_problems
-from emp_tui.cli.search import run_search, run_stream
-from emp_tui.cli.serve import run_serve
-from emp_tui.cli.timeline import run_correlate, run_timeline
 from emp_tui.text import inert
 
 Runner = Callable[[argparse.Namespace, Settings, Output], int]
 
-RUNNERS: Final[dict[str, Runner]] = {
-    "search": run_search,
-    "stream": run_stream,
-    "timeline": run_timeline,
-    "correlate": run_correlate,
-    "perf": run_perf,
-    "health": run_health,
-    "export": run_export,
-    "problems": run_problems,
-    "lint": run_lint,
-    "serve": run_serve,
-}
+
+def runner(command: str) -> Runner:
+    """The function that runs ``command`` (one of parser.COMMANDS). Its module is imported
+    only now: the app, and each command, start without the code of the others."""
+    match command:
+        case "search" | "stream":
+            from emp_tui.cli import search
+
+            return search.run_search if command == "search" else search.run_stream
+        case "timeline" | "correlate":
+            from emp_tui.cli import timeline
+
+            return timeline.run_timeline if command == "timeline" else timeline.run_correlate
+        case "perf":
+            from emp_tui.cli.perf import run_perf
+
+            return run_perf
+        case "health":
+            from emp_tui.cli.health import run_health
+
+            return run_health
+        case "export":
+            from emp_tui.cli.export import run_export
+
+            return run_export
+        case "problems":
+            from emp_tui.cli.problems import run_problems
+
+            return run_problems
+        case "lint":
+            from emp_tui.cli.lint import run_lint
+
+            return run_lint
+        case "serve":
+            from emp_tui.cli.serve import run_serve
+
+            return run_serve
+    raise ValueError(f"no command {command!r}")
 
 
 def _run_app(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 return _run_app(args, settings)
             out = Output(settings.json)
-            code = RUNNERS[args.command](args, settings, out)
+            code = runner(args.command)(args, settings, out)
             out.flush()
             return code
     except CliError as exc:

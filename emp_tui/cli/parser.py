@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from emp_tui import __version__
-from emp_tui.cli.common import EXIT_USAGE, NEGATED_MARK, CliError
-from emp_tui.cli.serve import DEFAULT_HOST, DEFAULT_PORT
+from emp_tui.cli.common import EXIT_USAGE, NEGATED_MARK, SERVE_HOST, SERVE_PORT, CliError
 from emp_tui.config import DEFAULT_GAP_MS, DEFAULT_STALL_THRESHOLD_MS
 from emp_tui.export import FORMATS
 from emp_tui.text import duration
@@ -316,17 +315,17 @@ def build_parser() -> CliParser:
     cli.option(
         p,
         "--host",
-        default=DEFAULT_HOST,
+        default=SERVE_HOST,
         metavar="HOST",
-        help=f"address to listen on (default {DEFAULT_HOST}; anything else is reachable by others)",
+        help=f"address to listen on (default {SERVE_HOST}; anything else is reachable by others)",
     )
     cli.option(
         p,
         "--port",
         type=_port,
-        default=DEFAULT_PORT,
+        default=SERVE_PORT,
         metavar="PORT",
-        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
+        help=f"port to listen on (default {SERVE_PORT}; 0 picks a free one)",
     )
     cli.option(
         p,

@@ -29,6 +29,7 @@ from emp_tui.cli.common import (
     EXIT_FOUND,
     EXIT_SOURCE,
     EXIT_USAGE,
+    SERVE_HOST,
     SERVE_REQUIRES,
     CliError,
     Settings,
@@ -40,8 +41,6 @@ from emp_tui.cli.common import (
 if TYPE_CHECKING:
     from emp_tui.cli.output import Output
 
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 8000
 TITLE: Final = "emp-tui"
 
 
@@ -113,7 +112,7 @@ def exposure_warning(host: str, port: int) -> str | None:
     return (
         f"warning: serving on {host or '*'}:{port}, which other machines can reach. There is "
         "no authentication: anyone who can open the page uses the app and reads the stream. "
-        f"Keep the default {DEFAULT_HOST} and use an SSH tunnel, or put an authenticating "
+        f"Keep the default {SERVE_HOST} and use an SSH tunnel, or put an authenticating "
         "proxy in front"
     )
 
