@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,18 +93,32 @@ def run_app(
     """Run the app in this terminal; the exit code. A bad config.toml, or a bad
     ``--since``/``--until``/window, is one line on stderr."""
     try:
-        app = make_app(
-            redis_url=redis_url,
-            stream=stream,
-            files=files,
-            job_id=job_id,
-            query=query,
-            since=since,
-            until=until,
-        )
-        app.check_range()
+        with _left_out_of_collections():
+            app = make_app(
+                redis_url=redis_url,
+                stream=stream,
+                files=files,
+                job_id=job_id,
+                query=query,
+                since=since,
+                until=until,
+            )
+            app.check_range()
     except (ConfigError, ValueError) as error:
         print(f"emp-tui: {error}", file=sys.stderr)
         return 2
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)
+
+
+@contextmanager
+def _left_out_of_collections() -> Iterator[None]:
+    """What is made inside, the app's imports and the app (some 56,000 objects, all but a few
+    hundred kept for the life of the process), is not walked by the cyclic collector while it
+    is made (~10-15 ms of the start) nor at any full collection after (gc.freeze)."""
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        gc.enable()
