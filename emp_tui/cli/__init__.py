@@ -35,7 +35,8 @@ service meets the target share of actionable events and 1 when one does not (or 
 event to score).
 
 Imports stay lazy: start-up time is part of every command's cost, so Redis is imported only
-when Redis is read, Rich only when printing for a human, and Textual only by the app.
+when Redis is read, Rich only when printing for a human, Textual only by the app, and each
+command's module only when that command runs (``main.runner``).
 """
 
 from __future__ import annotations
