@@ -121,3 +121,25 @@ def test_the_app_on_files_starts_without_redis_or_its_dialogs(tmp_path: Path) ->
     shown, _, loaded = done.stdout.strip().partition(" ")
     assert int(shown) == len(events)  # the rows came from the file: the path was taken
     assert loaded == "", f"the app on files loaded {loaded}"
+
+
+COMMAND_MODULES = ("search", "timeline", "perf", "health", "export", "problems", "lint", "serve")
+
+
+def test_each_command_s_module_loads_only_when_it_runs() -> None:
+    """`emp-tui` (the app, or any command) starts without the command modules; each command
+    of the parser has its runner."""
+    code = (
+        "import sys\n"
+        "from emp_tui.cli.main import runner\n"
+        "from emp_tui.cli.parser import COMMANDS\n"
+        f"modules = ['emp_tui.cli.' + name for name in {COMMAND_MODULES!r}]\n"
+        "print(','.join(m for m in modules if m in sys.modules))\n"
+        "print(','.join(c for c in COMMANDS if not callable(runner(c))))\n"
+        "print(','.join(m for m in modules if m not in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    at_start, without_runner, never_loaded = done.stdout.split("\n")[:3]
+    assert at_start == "", f"loaded at start: {at_start}"
+    assert without_runner == ""
+    assert never_loaded == ""  # every command module is reached through runner()
