@@ -13,7 +13,9 @@ Afterwards:
   found by a byte search over the file (:meth:`LogIndex.find`), at the speed of ``memmem``,
   then only the lines that hold them are decoded (:func:`read_indexed`). Recording every ID
   per line would cost a Python step per line on the pass (a second or more per million
-  lines), where the search costs about 0.1 s over a million lines and none until asked;
+  lines), where the search costs about 0.1 s over a million lines and none until asked. The
+  search needs no index: a plain file not indexed yet is searched as it is, not indexed
+  first (which would cost a pass over it too);
 * a **gzip'd** rotated file is decompressed once, into a copy kept with the index, and read
   like a plain one from then on.
 
@@ -513,6 +515,28 @@ def open_index(path: Path, *, keep: bool = True) -> LogIndex:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def _open_search(path: Path, keep: bool) -> LogIndex:
+    """``path`` ready for :meth:`LogIndex.find` alone: a plain file as it is, its lines not
+    indexed (a byte search needs no index, and building one would cost a pass over the file
+    that a search spares), so that the index is empty; a gzip'd file through its index (the
+    decompressed copy is what is searched). Raises SourceError."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 64, 0)
+    except OSError as exc:
+        os.close(fd)
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head[:2] == b"\x1f\x8b":
+        os.close(fd)
+        return open_index(path, keep=keep)
+    none: array[int] = array("q")
+    return LogIndex(path, size, none, array("q"), array("q"), True, _is_array_head(head), _fd=fd)
+
+
 def _is_array_head(head: bytes) -> bool:
     return head.lstrip()[:1] == b"["
 
@@ -745,7 +769,7 @@ def read_indexed(
     unreadable = 0
     for path in files:
         try:
-            index = open_index(path, keep=keep)
+            index = _open_search(path, keep) if literal_sets else open_index(path, keep=keep)
         except SourceError as exc:
             stats.skip(str(exc))
             unreadable += 1
