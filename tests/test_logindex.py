@@ -112,6 +112,26 @@ def test_the_index_is_kept_beside_the_logs_and_read_again(tmp_path: Path) -> Non
             index.close()
 
 
+def test_a_search_for_ids_reads_plain_files_unindexed_and_indexes_nothing(
+    tmp_path: Path,
+) -> None:
+    _write_logs(tmp_path)
+    query = parse_query("job:job-3")
+    found = list(read_indexed([tmp_path], query))
+    assert _ids(found) == _ids(list(read_files([tmp_path], query)))
+    assert {e.job_id for e in found} == {"job-3"} and len(found) > 20  # in every file
+    # The plain files were searched as they are; the gzip'd ones through their copies.
+    kept = sorted(p.name for p in (tmp_path / INDEX_DIR).iterdir())
+    assert kept == [
+        "events.log.2.gz.idx",
+        "events.log.2.gz.raw",
+        "events.log.3.gz.idx",
+        "events.log.3.gz.raw",
+    ]
+    with open_index(tmp_path / "events.log.1") as index:  # indexed when a range needs it
+        assert not index.reused and index.lines == 51
+
+
 def test_a_file_changed_since_its_index_is_indexed_again(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     path.write_bytes(b"".join(_lines(_events(30))))

@@ -1494,16 +1494,18 @@ class EmpTuiApp(App[int]):
             self._load_filter_range()
             self._push_status()
             return
-        self.notify(
-            inert(
-                f"{message.count:,} events of the filter in the logs, outside the loaded range: "
-                "loading their time",
-                200,
-            ),
-            timeout=4,
-            markup=False,
-        )
-        self._load(state.plan_for(target))
+        plan = state.plan_for(target)
+        if plan is not None:
+            self.notify(
+                inert(
+                    f"{message.count:,} events of the filter in the logs, outside the loaded "
+                    "range: loading their time",
+                    200,
+                ),
+                timeout=4,
+                markup=False,
+            )
+            self._load(plan)
         if message.events:
             # Every event of the logs that the filter matches (decoded, matched): on screen
             # now, the rest of their time read behind them (the store takes each once).
