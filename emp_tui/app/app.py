@@ -1457,8 +1457,9 @@ class EmpTuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="ids", exit_on_error=False, name="ids search")
     def find_ids(self, query: Query, files: list[Path]) -> None:
-        """Where the events of a filter naming IDs lie in the logs (their index finds the
-        lines that hold the IDs; only those are decoded)."""
+        """Where the events of a filter naming IDs lie in the logs, and the events (a byte
+        search finds the lines that hold the IDs; only those are decoded): up to a first
+        load's worth of them, shown as they are while their time is loaded."""
         worker = get_current_worker()
         low = high = None
         count = 0
