@@ -33,6 +33,7 @@ export) has no lines to index: :attr:`LogIndex.is_array`, read whole by
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -45,7 +46,7 @@ import threading
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -256,24 +257,81 @@ class LogIndex:
         if self._memory is not None or self._fd < 0 or self.size == 0:
             return None
         try:
-            return mmap.mmap(self._fd, self.size, access=mmap.ACCESS_READ)
+            # Copy-on-write, never written: the C library's memmem needs a writable view of
+            # it (ctypes), and reading such a mapping copies nothing.
+            return mmap.mmap(self._fd, self.size, access=mmap.ACCESS_COPY)
         except (OSError, ValueError):  # cannot be mapped: read in pieces instead
             return None
 
 
+Finder = Callable[[bytes, int, int], int]
+"""``find(needle, start, end)``: where ``needle`` first is in ``[start, end)``, else -1."""
+
+
+@functools.cache
+def _libc_memmem() -> Callable[..., int | None] | None:
+    """The C library's ``memmem`` (glibc's, musl's, macOS's), None where there is none (it
+    is then Python's search). Called through ctypes, it searches without holding the GIL:
+    the app's screen is drawn meanwhile, and the search is about twice as fast as
+    ``bytes.find``'s over these lines."""
+    try:
+        import ctypes
+
+        memmem = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError, TypeError):
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    found: Callable[..., int | None] = memmem
+    return found
+
+
+def _native_finder(data: mmap.mmap) -> tuple[Finder, object] | None:
+    """A finder over ``data`` through ``memmem``, and the view it holds (to be let go before
+    ``data`` is closed); None without ``memmem`` or a writable view."""
+    memmem = _libc_memmem()
+    if memmem is None:
+        return None
+    import ctypes
+
+    try:
+        view = (ctypes.c_char * len(data)).from_buffer(data)
+    except (TypeError, ValueError, BufferError):
+        return None
+    base = ctypes.addressof(view)
+
+    def find(needle: bytes, start: int, end: int) -> int:
+        if end - start < len(needle):
+            return -1
+        at = memmem(base + start, end - start, needle, len(needle))
+        return -1 if not at else at - base
+
+    return find, view
+
+
 def _find_mapped(data: mmap.mmap, needles: list[bytes]) -> Iterator[bytes]:
+    native = _native_finder(data)
+    find: Finder = data.find if native is None else native[0]
+    try:
+        yield from _lines_found(data, needles, find)
+    finally:
+        del native  # the view goes before the mapping is closed
+
+
+def _lines_found(data: mmap.mmap, needles: list[bytes], find: Finder) -> Iterator[bytes]:
     size = len(data)
     longest = max(len(needle) for needle in needles)
     last = -1  # the start of the last line yielded
     step = max(1, SEARCH // mmap.PAGESIZE) * mmap.PAGESIZE  # pieces let go page by page
     for low in range(0, size, step):
         high = min(size, low + step)
+        reach = min(size, high + longest - 1)
         starts: set[int] = set()
         for needle in needles:
-            at = data.find(needle, low, min(size, high + longest - 1))
+            at = find(needle, low, reach)
             while 0 <= at < high:
                 starts.add(data.rfind(b"\n", 0, at) + 1)
-                at = data.find(needle, at + 1, min(size, high + longest - 1))
+                at = find(needle, at + 1, reach)
         for begin in sorted(starts):
             if begin <= last:
                 continue
