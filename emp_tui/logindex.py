@@ -10,12 +10,14 @@ Afterwards:
 * a **time range** is a slice of lines found by bisection (:meth:`LogIndex.time_range`), and
   only those lines are read (:meth:`LogIndex.blocks_back`);
 * **IDs** (``job:``, ``worker:``, ``machine:``, ``user:``: the query's required literals) are
-  found by a byte search over the file (:meth:`LogIndex.find`), at the speed of ``memmem``,
-  then only the lines that hold them are decoded (:func:`read_indexed`). Recording every ID
-  per line would cost a Python step per line on the pass (a second or more per million
-  lines), where the search costs about 0.1 s over a million lines and none until asked. The
-  search needs no index: a plain file not indexed yet is searched as it is, not indexed
-  first (which would cost a pass over it too);
+  found by a byte search over the file (:meth:`LogIndex.find`), with the C library's
+  ``memmem`` (through ctypes, which leaves the GIL to the app's screen meanwhile; Python's
+  ``bytes.find``, at half its speed, where there is none), then only the lines that hold
+  them are decoded (:func:`read_indexed`). Recording every ID per line would cost a Python
+  step per line on the pass (a second or more per million lines), where the search costs
+  about 0.04 s over a million lines and none until asked. The search needs no index: a plain
+  file not indexed yet is searched as it is, not indexed first (which would cost a pass over
+  it too);
 * a **gzip'd** rotated file is decompressed once, into a copy kept with the index, and read
   like a plain one from then on.
 
