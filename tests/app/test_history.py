@@ -355,6 +355,18 @@ async def test_a_job_filter_shows_a_job_of_older_rotated_files_before_its_time_i
         held_back.set()
 
 
+async def test_j_opens_a_job_of_older_rotated_files_whole(tmp_path: Path) -> None:
+    job, _ = _rotated_logs(tmp_path)
+    app = make_app(files=[tmp_path], config=AppConfig(), clock=lambda: FIXED_NOW + 86_400)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert "job-0007" not in {e.job_id for e in app.store}
+        await _jump(pilot, app, "job-0007")
+        timeline = app.timeline
+        # Both files' events, not the event of job 50 that names it in its data.
+        assert timeline is not None and [s.event.id for s in timeline.steps] == [e.id for e in job]
+
+
 async def test_a_job_filter_waits_for_the_logs_search_to_load_the_rest_of_the_range(
     tmp_path: Path,
 ) -> None:
