@@ -335,7 +335,7 @@ async def test_a_job_filter_shows_a_job_of_older_rotated_files_before_its_time_i
         async with app.run_test(size=(160, 48)) as pilot:
             await _loaded(pilot, app)
             assert not {e.job_id for e in app.store} & {"job-0007", "job-0050"}
-            assert app.apply_filter("job:job-0007")
+            await pilot.press("slash", *"job:job-0007", "enter")
             await _until(pilot, lambda: len(app.shown_events()) == len(job))
             # All of them, from both files, while the load of their time has not read a line:
             # they came from the logs' search; the event that only names the job is not one.
