@@ -185,19 +185,21 @@ def test_lean_install_emits_and_reads_back(lean_env: Path, redis_url: str, tmp_p
     assert search.returncode == 0, search.stderr
     assert '"jobId":"job_lean"' in search.stdout
     # Log files too: their index kept in the XDG cache when it cannot be kept beside them
-    # (platformdirs is the app's).
+    # (platformdirs is the app's). A search naming no ID reads through the index (one for a
+    # job ID searches the bytes, and builds none).
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "events.log").write_bytes(event.to_json_line())
     (logs / ".emp-index").write_text("a file where the index directory would go")
     cache = tmp_path / "cache"
-    found = _run(
-        [str(lean_env / "emp-tui"), "--file", str(logs), "search", "job:job_lean", "--json"],
-        {"XDG_CACHE_HOME": str(cache)},
-        cwd=tmp_path,
-    )
-    assert found.returncode == 0, found.stderr
-    assert '"jobId":"job_lean"' in found.stdout
+    for query in ("job:job_lean", "service:lean-svc"):
+        found = _run(
+            [str(lean_env / "emp-tui"), "--file", str(logs), "search", query, "--json"],
+            {"XDG_CACHE_HOME": str(cache)},
+            cwd=tmp_path,
+        )
+        assert found.returncode == 0, found.stderr
+        assert '"jobId":"job_lean"' in found.stdout
     assert list((cache / "emp-tui" / "log-index").rglob("events.log.idx"))
     app = _run([str(lean_env / "emp-tui"), "--redis-url", redis_url], cwd=tmp_path)
     assert app.returncode == 2 and "Traceback" not in app.stderr

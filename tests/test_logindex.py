@@ -4,6 +4,7 @@ and gzip'd files, with malformed lines, and from an index kept beside a file tha
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 from pathlib import Path
 
@@ -110,6 +111,51 @@ def test_the_index_is_kept_beside_the_logs_and_read_again(tmp_path: Path) -> Non
     finally:
         for index in first + again:
             index.close()
+
+
+def test_a_search_for_ids_reads_plain_files_unindexed_and_indexes_nothing(
+    tmp_path: Path,
+) -> None:
+    _write_logs(tmp_path)
+    query = parse_query("job:job-3")
+    found = list(read_indexed([tmp_path], query))
+    assert _ids(found) == _ids(list(read_files([tmp_path], query)))
+    assert {e.job_id for e in found} == {"job-3"} and len(found) > 20  # in every file
+    # The plain files were searched as they are; the gzip'd ones through their copies.
+    kept = sorted(p.name for p in (tmp_path / INDEX_DIR).iterdir())
+    assert kept == [
+        "events.log.2.gz.idx",
+        "events.log.2.gz.raw",
+        "events.log.3.gz.idx",
+        "events.log.3.gz.raw",
+    ]
+    with open_index(tmp_path / "events.log.1") as index:  # indexed when a range needs it
+        assert not index.reused and index.lines == 51
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["memmem", "bytes.find"])
+def test_the_byte_search_finds_every_line_across_its_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    if not native:
+        monkeypatch.setattr(logindex, "_libc_memmem", lambda: None)
+    elif logindex._libc_memmem() is None:
+        pytest.skip("no C library memmem here: Python's search is the only one")
+    page = mmap.PAGESIZE  # a piece of the search is a page here (SEARCH is 1500)
+    filler = b'{"id":"1-0","jobId":"other","data":"' + b"x" * 60 + b'"}\n'
+    head = filler * (page // len(filler))
+    before = b'{"id":"2-0","data":"'
+    pad = page - 3 - len(head) - len(before) - len(b'","jobId":"')
+    straddling = before + b"y" * pad + b'","jobId":"job-77"}\n'
+    at = len(head) + straddling.index(b"job-77")
+    assert at < page < at + len(b"job-77")  # the piece's edge cuts the ID
+    tail = b'{"id":"3-0","note":"job-77 and job-77 again","jobId":"job-8"}'  # no newline
+    path = tmp_path / "events.log"
+    path.write_bytes(head + straddling + filler * 3 + tail)
+    with logindex._open_search(path, keep=False) as index:
+        found = list(index.find([b"job-77", b"job-8"]))
+    assert found == [straddling.rstrip(b"\n"), tail]
+    assert not (tmp_path / INDEX_DIR).exists()
 
 
 def test_a_file_changed_since_its_index_is_indexed_again(tmp_path: Path) -> None:

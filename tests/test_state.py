@@ -523,6 +523,33 @@ def test_the_page_before_stops_at_the_oldest_event_the_sources_hold() -> None:
     assert state.plan_before() is None
 
 
+def test_events_found_ahead_of_their_load_leave_the_page_before_where_the_load_stopped() -> None:
+    events = sample_events()
+    state = _ranged(events, capacity=100, first_load=30)
+    state.apply(state.parse("job:job-0001"))
+    job = [e for e in events if e.job_id == "job-0001"]
+    plan = state.plan_for(TimeRange(None, None))
+    assert plan is not None and plan.kind == "fresh" and plan.limit == 30
+    state.queue(job)  # found by the logs' search: shown before the load has read a page
+    state.drain()
+    assert state.shown_events() == job
+    _load(state, plan, events)
+    assert state.shown_events() == job  # each once
+    covered = state.covered
+    assert covered is not None and covered.since_ms == event_ms(events[-30]) + 1
+    assert event_ms(job[-1]) < covered.since_ms  # the job lies before what is held whole
+    # The page before starts where the load stopped, not before the job's first event: the
+    # events between are not held yet.
+    before = state.plan_before()
+    assert before is not None and before.until_ms == covered.since_ms
+    _load(state, before, events)
+    state.drain()
+    whole = state.covered
+    assert whole is not None and whole.since_ms is not None and whole.since_ms < covered.since_ms
+    held = {e.id for e in state.store}
+    assert all(e.id in held for e in events if event_ms(e) >= whole.since_ms)
+
+
 def test_esc_stops_a_load_and_keeps_what_came() -> None:
     events = sample_events()
     state = _ranged(events)

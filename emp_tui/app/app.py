@@ -591,16 +591,24 @@ class EmpTuiApp(App[int]):
         self.stream_list.set_rows(self.state.rows)
         bar.accept(text)
         if self.files and self.state.seeks_ids(query):
-            self.find_ids(query, self.files)  # its events may lie outside what is loaded
-        target = self.state.effective_range()
-        if target is not None and self.state.base_range is not None:
-            self._load(self.state.plan_for(target))
+            # Its events may lie outside what is loaded. The range waits for the search
+            # (_on_ids_found): a load beside it would slow it down, and be replaced when
+            # the events lie elsewhere.
+            self.find_ids(query, self.files)
+        else:
+            self._load_filter_range()
         self._push_status()
         self._update_hint()
         if self.state.graph_scope == "all":
             self._refresh_graph()
         self._refresh_strip()
         return True
+
+    def _load_filter_range(self) -> None:
+        """Load what the filter's range lacks (once the range is decided)."""
+        target = self.state.effective_range()
+        if target is not None and self.state.base_range is not None:
+            self._load(self.state.plan_for(target))
 
     # -- selection, detail, jump ------------------------------------------------------------
 
@@ -1471,11 +1479,14 @@ class EmpTuiApp(App[int]):
 
     @work(thread=True, exclusive=True, group="ids", exit_on_error=False, name="ids search")
     def find_ids(self, query: Query, files: list[Path]) -> None:
-        """Where the events of a filter naming IDs lie in the logs (their index finds the
-        lines that hold the IDs; only those are decoded)."""
+        """Where the events of a filter naming IDs lie in the logs, and the events (a byte
+        search finds the lines that hold the IDs; only those are decoded): up to a first
+        load's worth of them, shown as they are while their time is loaded."""
         worker = get_current_worker()
         low = high = None
         count = 0
+        found: list[TelemetryEvent] | None = []
+        most = self.state.first_load  # more are not held at once: their time's load shows them
         try:
             for event in read_indexed(files, query):
                 if worker.is_cancelled:
@@ -1484,30 +1495,45 @@ class EmpTuiApp(App[int]):
                 low = ms if low is None else min(low, ms)
                 high = ms if high is None else max(high, ms)
                 count += 1
+                if found is not None:
+                    found.append(event)
+                    if len(found) > most:
+                        found = None
         except SourceError as exc:
             self.post_message(IdsFound(query.text, None, 0, str(exc)))
             return
         span = None if low is None else TimeRange(low, high)
-        self.post_message(IdsFound(query.text, span, count))
+        self.post_message(IdsFound(query.text, span, count, events=found))
 
     @on(IdsFound)
     def _on_ids_found(self, message: IdsFound) -> None:
+        state = self.state
+        if message.text != state.query.text:
+            return  # another filter since, which loads what it needs
         if message.error is not None:
             self._report(f"cannot search the logs: {message.error}")
+        target = None if message.error else state.ids_found(message.text, message.span)
+        if target is None:  # its events lie in the range (or nowhere): the range's load
+            self._load_filter_range()
+            self._push_status()
             return
-        target = self.state.ids_found(message.text, message.span)
-        if target is None:
-            return
-        self.notify(
-            inert(
-                f"{message.count:,} events of the filter in the logs, outside the loaded range: "
-                "loading their time",
-                200,
-            ),
-            timeout=4,
-            markup=False,
-        )
-        self._load(self.state.plan_for(target))
+        plan = state.plan_for(target)
+        if plan is not None:
+            self.notify(
+                inert(
+                    f"{message.count:,} events of the filter in the logs, outside the loaded "
+                    "range: loading their time",
+                    200,
+                ),
+                timeout=4,
+                markup=False,
+            )
+            self._load(plan)
+        if message.events:
+            # Every event of the logs that the filter matches (decoded, matched): on screen
+            # now, the rest of their time read behind them (the store takes each once).
+            state.queue(message.events)
+            self.drain_now()
         self._push_status()
 
     def _load(self, plan: LoadPlan | None) -> None:

@@ -218,12 +218,14 @@ class JobFetched(Message):
 @dataclass
 class IdsFound(Message):
     """Where the events of a filter naming IDs (``job:``, ``worker:``, ...) lie in the logs:
-    ``span`` from the first to the last (None: the logs hold none), ``count`` of them."""
+    ``span`` from the first to the last (None: the logs hold none), ``count`` of them, and
+    the events themselves when there are few enough to show at once (None: too many)."""
 
     text: str
     span: TimeRange | None
     count: int
     error: str | None = None
+    events: list[TelemetryEvent] | None = None
 
 
 @dataclass

@@ -585,13 +585,17 @@ class AppState:
 
     def plan_before(self) -> LoadPlan | None:
         """The page before the oldest event held (a step above the top of the stream); None
-        when the sources hold nothing older, or a load is under way."""
+        when the sources hold nothing older, or a load is under way. Events held from before
+        what the store holds completely (a filter's events found in the logs, shown ahead of
+        their time's load) do not count: the page is the one before that."""
         if not self.sources or self.loading or not self.store:
             return None
         oldest = event_ms(self.store[0])
         start = self.holdings.first_ms
-        if self.covered is not None and self.covered.since_ms is None:
-            return None
+        if self.covered is not None:
+            if self.covered.since_ms is None:
+                return None
+            oldest = max(oldest, self.covered.since_ms)
         if start is not None and oldest <= start:
             return None
         limit = min(PAGE_BEFORE, max(1, self.store.capacity // 2))  # half the store at most

@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from samples import START_MS
+from samples import START_MS, with_stream_ids
 from samples import fleet_job as job_events
 from textual.message import Message
 from textual.pilot import Pilot
 
 from emp_tui.analysis import handoffs, job_timeline
+from emp_tui.app import app as app_module
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
 from emp_tui.app.messages import HistoryPage
@@ -290,6 +292,126 @@ async def test_a_job_filter_finds_a_job_of_the_logs_beyond_the_loaded_range(
         await _loaded(pilot, app)
         assert app.state.found_span is None
         assert "job-0007" not in {e.job_id for e in app.store}  # the window again
+
+
+def _rotated_logs(directory: Path) -> tuple[list[TelemetryEvent], list[TelemetryEvent]]:
+    """Collector logs in three files: two hours ago, job 7 among jobs 40-45 and an event of
+    job 50 whose data names job 7, cut between events.log.2 and events.log.1 in the middle of
+    job 7; recent jobs in events.log. Job 7's events, and every old event."""
+    old_start = START_MS - 2 * 3_600_000
+    mention = _at(old_start + 500, 0, "job.progress_updated", job_id="job-0050")
+    mention = replace(mention, data={"note": "waits for job-0007"})
+    old = with_stream_ids(
+        [
+            *job_events(7, old_start),
+            *(e for n in range(40, 46) for e in job_events(n, old_start + (n - 40) * 150)),
+            mention,
+        ]
+    )
+    job = [e for e in old if e.job_id == "job-0007"]
+    cut = old.index(job[len(job) // 2])
+    recent = with_stream_ids([e for n in range(20, 40) for e in job_events(n, START_MS + n * 1000)])
+    write_events(old[:cut], directory / "events.log.2", "jsonl")
+    write_events(old[cut:], directory / "events.log.1", "jsonl")
+    write_events(recent, directory / "events.log", "jsonl")
+    return job, old
+
+
+async def test_a_job_filter_shows_a_job_of_older_rotated_files_before_its_time_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job, old = _rotated_logs(tmp_path)
+    held_back = threading.Event()  # the load of the job's time waits for it
+    read_back = app_module.read_logs_back
+
+    def gated(files: list[Path], since_ms: int | None = None, *a: Any, **kw: Any) -> Any:
+        if since_ms is not None and since_ms <= event_ms(old[-1]):
+            held_back.wait(20)
+        return read_back(files, since_ms, *a, **kw)
+
+    monkeypatch.setattr(app_module, "read_logs_back", gated)
+    app = make_app(files=[tmp_path], config=AppConfig(), clock=lambda: FIXED_NOW + 86_400)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await _loaded(pilot, app)
+            assert not {e.job_id for e in app.store} & {"job-0007", "job-0050"}
+            await pilot.press("slash", *"job:job-0007", "enter")
+            await _until(pilot, lambda: len(app.shown_events()) == len(job))
+            # All of them, from both files, while the load of their time has not read a line:
+            # they came from the logs' search; the event that only names the job is not one.
+            assert app.state.loading
+            assert [e.id for e in app.shown_events()] == [e.id for e in job]
+            held_back.set()
+            await _loaded(pilot, app)
+            assert [e.id for e in app.shown_events()] == [e.id for e in job]  # each once
+            # Their time is held whole behind them: the other jobs' events of it too.
+            span = [e for e in old if event_ms(job[0]) <= event_ms(e) <= event_ms(job[-1])]
+            assert {e.id for e in span} <= {e.id for e in app.store}
+            assert len(span) > len(job)
+            assert app.apply_filter("")
+            await _loaded(pilot, app)
+            assert "job-0007" not in {e.job_id for e in app.store}  # the window again
+    finally:
+        held_back.set()
+
+
+async def test_j_opens_a_job_of_older_rotated_files_whole(tmp_path: Path) -> None:
+    job, _ = _rotated_logs(tmp_path)
+    app = make_app(files=[tmp_path], config=AppConfig(), clock=lambda: FIXED_NOW + 86_400)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert "job-0007" not in {e.job_id for e in app.store}
+        await _jump(pilot, app, "job-0007")
+        timeline = app.timeline
+        # Both files' events, not the event of job 50 that names it in its data.
+        assert timeline is not None and [s.event.id for s in timeline.steps] == [e.id for e in job]
+
+
+async def test_a_job_filter_waits_for_the_logs_search_to_load_the_rest_of_the_range(
+    tmp_path: Path,
+) -> None:
+    events = with_stream_ids([e for n in range(100) for e in job_events(n, START_MS + n * 1000)])
+    write_events(events, tmp_path / "events.log", "jsonl")
+    config = AppConfig(first_load=len(events) - 120)  # the window's oldest 120 left for later
+    app = make_app(files=[tmp_path], config=config, clock=lambda: FIXED_NOW + 86_400)
+    job = [e.id for e in events if e.job_id == "job-0090"]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert len(app.store) == len(events) - 120
+        assert app.apply_filter("job:job-0090")
+        assert [e.id for e in app.shown_events()] == job  # held: at once
+        # The search finds it where it is held: nothing to read for it.
+        await _until(pilot, lambda: app.state.found_span is not None)
+        assert not app.state.loading and len(app.store) == len(events) - 120
+        assert [e.id for e in app.shown_events()] == job
+        # A job the logs lack: once the search has said so, the rest of the range is read.
+        assert app.apply_filter("job:job-0999")
+        await _until(pilot, lambda: len(app.store) == len(events) and not app.state.loading)
+        assert app.state.found_span is None and not app.shown_events()
+
+
+async def test_a_filter_matching_more_than_a_first_load_shows_those_of_its_time_loaded(
+    tmp_path: Path,
+) -> None:
+    _rotated_logs(tmp_path)
+    app = make_app(
+        files=[tmp_path], config=AppConfig(first_load=20), clock=lambda: FIXED_NOW + 86_400
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        jobs = ("job-0040", "job-0041", "job-0042", "job-0043")
+        assert app.apply_filter("job:" + ",".join(jobs))  # 36 events
+        await _until(pilot, lambda: app.state.found_span is not None)
+        await _loaded(pilot, app)
+        covered = app.state.covered
+        assert covered is not None and covered.since_ms is not None
+        # Too many to show ahead of their time: those the first load of it read, the newest
+        # 20 events of it (down to the millisecond before what it holds whole).
+        shown = app.shown_events()
+        assert 0 < len(shown) < 36 and {e.job_id for e in shown} <= set(jobs)
+        assert [e.id for e in shown] == [e.id for e in app.store if e.job_id in jobs]
+        assert len(app.store) == 20
+        assert all(event_ms(e) >= covered.since_ms - 1 for e in app.store)
 
 
 async def test_files_open_on_their_newest_first_load_and_its_first_page_is_drawn_first(
