@@ -41,6 +41,7 @@ from collector.config import Settings
 from collector.exporters import Exporter
 from collector.exporters.file import FileExporter, FileWriter
 from collector.health import Health, ShardHealth
+from collector.lines import field
 from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
@@ -330,7 +331,7 @@ class Collector:
         a batch after a timeout that left it unsure whether Redis had taken it wrote those
         events twice, under other stream IDs but with the same ``eventId``. The copies are
         acked without being delivered, and counted."""
-        event_ids = [fields.get(b"eventId") for _, fields in entries]
+        event_ids = [field(fields, b"eventId") for _, fields in entries]
         if not any(event_ids):
             return entries  # no eventIds (an emitter that sets none): nothing to collapse
         first_key = self._seen.first_key
