@@ -23,13 +23,13 @@ from typing import Any, Final, cast
 import orjson
 
 from collector.health import Health
-from collector.lines import json_lines
+from collector.lines import Fields, as_mapping, json_lines
 from emp_tui.events import TelemetryEvent, decode, stream_id_ms
 from emp_tui.text import escape_json
 
 log = logging.getLogger("collector")
 
-Entry = tuple[bytes, dict[bytes, bytes]]
+Entry = tuple[bytes, Fields]  # a stream entry as Redis sends it: ID, then name, value, ...
 
 _MALFORMED_LOGGED: Final = 10
 _FLAGGED_REMEMBERED: Final = 4096
@@ -195,14 +195,14 @@ class Content:
         decode_one = self._decoder.decode
         if events is None:
             decoded = [
-                decode_one(entry_id, fields)
+                decode_one(entry_id, as_mapping(fields))
                 for entry_id, (_, fields) in zip(self.ids, self.entries, strict=True)
             ]
             self._events = list(decoded)
             return decoded
         for index, event in enumerate(events):
             if event is None:
-                events[index] = decode_one(self.ids[index], self.entries[index][1])
+                events[index] = decode_one(self.ids[index], as_mapping(self.entries[index][1]))
         return events  # type: ignore[return-value]  # no None left
 
     def _event(self, index: int) -> TelemetryEvent:
@@ -211,7 +211,8 @@ class Content:
             events = self._events = [None] * len(self.ids)
         event = events[index]
         if event is None:
-            event = events[index] = self._decoder.decode(self.ids[index], self.entries[index][1])
+            fields = as_mapping(self.entries[index][1])
+            event = events[index] = self._decoder.decode(self.ids[index], fields)
         return event
 
     def json_lines(self) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from collector.files import DEFAULT_FILE_MODE
-from emp_tui.config import env_flag, redis_url_from_env, stream_from_env
+from emp_tui.env import env_flag, redis_url_from_env, stream_from_env
 from emp_tui.redact import MASK, redact_headers, redact_url
 from emp_tui.topology import MAX_SHARDS
 

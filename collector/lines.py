@@ -17,8 +17,9 @@ line from a dict.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
+from typing import Any, Final, cast
 
 import orjson
 
@@ -58,11 +59,66 @@ _IDS_ALL: Final = (
 _NEEDS_ESCAPE: Final = re.compile(rb'[\x00-\x1f"\\]')
 _NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 
+Fields = list[bytes]  # an entry's fields as Redis sends them: name, value, name, ...
+
 
 def json_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
     """The JSON line of a well-formed entry, as the full decode would write it; None when
     the entry needs the full decode."""
-    return json_lines([(entry_id, fields)])[0]
+    return json_lines([(entry_id, flat(fields))])[0]
+
+
+def flat(fields: Mapping[bytes, bytes]) -> list[bytes]:
+    """``fields`` as Redis sends them: name, value, name, value, ..."""
+    return [item for pair in fields.items() for item in pair]
+
+
+def as_mapping(fields: Fields) -> dict[bytes, bytes]:
+    """An entry's fields by name (a repeated name keeps its last value, as Redis clients
+    read it)."""
+    pairs = iter(fields)
+    return dict(zip(pairs, pairs, strict=False))
+
+
+def field(fields: Fields, name: bytes) -> bytes | None:
+    """The value of one of an entry's fields (of a repeated name, the last), or None."""
+    names = fields[::2]
+    if name not in names:
+        return None
+    return fields[2 * (len(names) - 1 - names[::-1].index(name)) + 1]
+
+
+# The values the fast path reads, in the order a layout's getter gives them.
+_READ: Final = (
+    b"timestamp",
+    b"service",
+    b"eventType",
+    b"traceId",
+    b"spanId",
+    b"jobId",
+    b"workerId",
+    b"machineId",
+    b"userId",
+    b"level",
+    b"data",
+    b"v",
+    b"eventId",
+)
+_Layout = Callable[[list[bytes]], tuple[bytes, ...]]
+# An entry's field names, as a tuple, to the getter of its values in the order of _READ (a
+# name it lacks reads the b"" appended after its values), or to None when a name is unknown
+# or repeated. Emitters write few such shapes, in a fixed order: looking the shape up once
+# per entry is cheaper than a dict of each entry's fields.
+_LAYOUTS: dict[tuple[bytes, ...], _Layout | None] = {}
+_LAYOUTS_MAX: Final = 256
+
+
+def _layout(names: tuple[bytes, ...]) -> _Layout | None:
+    if len(set(names)) != len(names) or not _FIELDS.issuperset(names):
+        return None
+    position = {name: index for index, name in enumerate(names)}
+    absent = len(names)
+    return cast("_Layout", itemgetter(*(position.get(name, absent) for name in _READ)))
 
 
 # The common entry passes a few checks in C: a timestamp of at most 14 digits without a
@@ -83,12 +139,14 @@ _K_USER: Final = b'","userId":"'
 _K_EVENT: Final = b',"eventId":"'
 
 
-def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[bytes | None]:
-    """:func:`json_line` of each entry (one loop with its names bound locally: this runs for
-    every entry the collector writes)."""
+def json_lines(entries: Iterable[tuple[bytes, Fields]]) -> list[bytes | None]:
+    """:func:`json_line` of each entry, its fields as Redis sends them (one loop with its
+    names bound locally: this runs for every entry the collector writes)."""
     out: list[bytes | None] = []
     add = out.append
-    known = _FIELDS.issuperset
+    layouts = _LAYOUTS
+    if len(layouts) > _LAYOUTS_MAX:
+        layouts.clear()
     trace_ok = _TRACE.fullmatch
     span_ok = _SPAN.fullmatch
     common_levels, common_v = _COMMON_LEVELS, _COMMON_V
@@ -101,21 +159,31 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
     if len(good_traces) > _GOOD_TRACES_MAX:
         good_traces.clear()
     for entry_id, fields in entries:
-        if not known(fields):
-            add(None)
+        names = tuple(fields[::2])
+        try:
+            values_of = layouts[names]
+        except KeyError:
+            values_of = layouts[names] = _layout(names)
+        if values_of is None:
+            add(_mapped_line(entry_id, as_mapping(fields)))
             continue
-        get = fields.get
-        timestamp = get(b"timestamp", b"")
-        trace_id = get(b"traceId", b"")
-        span_id = get(b"spanId", b"")
-        level = get(b"level", b"")
-        service = get(b"service", b"")
-        event_type = get(b"eventType", b"")
-        job_id = get(b"jobId", b"")
-        worker_id = get(b"workerId", b"")
-        machine_id = get(b"machineId", b"")
-        user_id = get(b"userId", b"")
-        event_id = get(b"eventId", b"")
+        values = fields[1::2]
+        values.append(b"")
+        (
+            timestamp,
+            service,
+            event_type,
+            trace_id,
+            span_id,
+            job_id,
+            worker_id,
+            machine_id,
+            user_id,
+            level,
+            raw_data,
+            v,
+            event_id,
+        ) = values_of(values)
         texts = join((service, event_type, job_id, worker_id, machine_id, user_id, event_id))
         if (
             not timestamp.isdigit()
@@ -129,16 +197,15 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
             )
             or (span_id and (span_ok(span_id) is None or span_id == zero_span))
             or level not in common_levels
-            or get(b"v", b"") not in common_v
+            or v not in common_v
             or not texts.isascii()
             or b'"' in texts
             or b"\\" in texts
             or not texts.decode().isprintable()
         ):
-            add(_checked_line(entry_id, fields))
+            add(_checked_line(entry_id, as_mapping(fields)))
             continue
         good_traces[trace_id] = None
-        raw_data = get(b"data")
         try:
             data: Any = loads(raw_data) if raw_data else {}
         except decode_error:
@@ -149,7 +216,7 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
             continue
         if data:
             if (
-                (raw_data is not None and len(raw_data) > shallow and nests_too_deep(data))
+                (len(raw_data) > shallow and nests_too_deep(data))
                 or (not job_id and "jobId" in data)
                 or (not worker_id and "workerId" in data)
                 or (not machine_id and "machineId" in data)
@@ -188,6 +255,14 @@ def json_lines(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]]) -> list[b
             )
         )  # fmt: skip
     return out
+
+
+def _mapped_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:
+    """:func:`json_line` of an entry whose names are unknown (None: the full decode) or
+    repeated (read by name, as the decoder reads them)."""
+    if not _FIELDS.issuperset(fields):
+        return None
+    return _checked_line(entry_id, fields)
 
 
 def _checked_line(entry_id: bytes, fields: Mapping[bytes, bytes]) -> bytes | None:

@@ -41,6 +41,7 @@ from collector.config import Settings
 from collector.exporters import Exporter
 from collector.exporters.file import FileExporter, FileWriter
 from collector.health import Health, ShardHealth
+from collector.lines import field
 from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
@@ -74,18 +75,21 @@ def settle_shards(settings: Settings) -> Settings:
     recorded (else found from the shard keys; else 1). Says when the given count differs
     from the recorded one. Without a given count it waits for a Redis that does not answer
     yet; with one it starts at once (its health loop compares the counts later)."""
-    from emp_tui.sources import SourceError, find_shards_at
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from emp_tui.topology import client_for_url, find_shards
 
     delay = 0.5
     while True:
         try:
-            found = find_shards_at(
-                settings.redis_url,
-                settings.stream,
-                settings.shards if settings.shards_given else None,
-            )
+            client = client_for_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=30)
+            try:
+                configured = settings.shards if settings.shards_given else None
+                found = find_shards(client, settings.stream, configured)
+            finally:
+                client.close()
             break
-        except SourceError as exc:
+        except (RedisError, OSError, RedisClusterException) as exc:
             if settings.shards_given:
                 return settings
             log.warning(
@@ -330,7 +334,7 @@ class Collector:
         a batch after a timeout that left it unsure whether Redis had taken it wrote those
         events twice, under other stream IDs but with the same ``eventId``. The copies are
         acked without being delivered, and counted."""
-        event_ids = [fields.get(b"eventId") for _, fields in entries]
+        event_ids = [field(fields, b"eventId") for _, fields in entries]
         if not any(event_ids):
             return entries  # no eventIds (an emitter that sets none): nothing to collapse
         first_key = self._seen.first_key

@@ -7,14 +7,24 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Final
 
+from emp_tui.env import DEFAULT_REDIS_URL, redis_url_from_env
 from emp_tui.events import DEFAULT_STREAM
-from emp_tui.lint import LintConfig, LintConfigError
 from emp_tui.redact import redact_url
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+if TYPE_CHECKING:
+    from emp_tui.lint import LintConfig
+
+
+def _lint_config() -> LintConfig:
+    # Imported when an app's settings are made: the collector and the emitter read their
+    # environment settings here without the lint rules (and the query language they use).
+    from emp_tui.lint import LintConfig
+
+    return LintConfig()
+
+
 DEFAULT_GAP_MS: Final = 5_000
 """A pause between two steps of a job longer than this is a gap: the default of the app's
 gap_threshold_ms, the CLI's --gap and emp_tui.analysis."""
@@ -22,61 +32,6 @@ DEFAULT_STALL_THRESHOLD_MS: Final = 20_000
 """An open job quiet this long is stalled (emp_tui.problems); and how long after a job's last
 event `emp-tui correlate` (emp_tui.analysis.correlate) still lists what its workers and
 machines did: a worker that restarted within it is what left the job."""
-
-_FALSE = frozenset({"0", "false", "no", "off", "disabled"})
-_TRUE = frozenset({"1", "true", "yes", "on", "enabled"})
-
-
-def env_flag(value: str | None, default: bool) -> bool:
-    """Read a boolean environment value; anything unrecognised keeps the default."""
-    if value is None:
-        return default
-    lowered = value.strip().lower()
-    if lowered in _FALSE:
-        return False
-    if lowered in _TRUE:
-        return True
-    return default
-
-
-_SIZE_SUFFIXES: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def parse_size(text: str) -> int | None:
-    """A size in bytes: ``50M``, ``512k``, ``1.5G``, ``100MB``, ``2GiB`` or a plain number
-    (powers of 1024). None when ``text`` is not a positive size."""
-    lowered = text.strip().lower().removesuffix("b").removesuffix("i")
-    scale = 1
-    if lowered and lowered[-1] in _SIZE_SUFFIXES:
-        scale = _SIZE_SUFFIXES[lowered[-1]]
-        lowered = lowered[:-1]
-    try:
-        size = int(float(lowered) * scale)
-    except (ValueError, OverflowError):
-        return None
-    return size if size > 0 else None
-
-
-def redis_url_from_env(env: Mapping[str, str] | None = None) -> str:
-    """The Redis URL from ``REDIS_URL``, else the plan's ``REDIS_HOST``/``REDIS_PORT``/
-    ``REDIS_PASSWORD`` (and ``REDIS_DB``), else localhost."""
-    env = os.environ if env is None else env
-    url = env.get("REDIS_URL", "").strip()
-    if url:
-        return url
-    host = env.get("REDIS_HOST", "").strip()
-    port = env.get("REDIS_PORT", "").strip()
-    password = env.get("REDIS_PASSWORD", "")
-    db = env.get("REDIS_DB", "").strip()
-    if not (host or port or password or db):
-        return DEFAULT_REDIS_URL
-    auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host or 'localhost'}:{port or '6379'}/{db or '0'}"
-
-
-def stream_from_env(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get("EMP_EVENTS_STREAM", "").strip() or DEFAULT_STREAM
 
 
 def redacted_url(url: str) -> str:
@@ -128,7 +83,7 @@ class AppConfig:
     theme: str = "textual-dark"
     keymap: Mapping[str, str] = field(default_factory=dict)
     """Binding id -> keys, e.g. ``export = "ctrl+e"`` (ids are listed on the help screen)."""
-    lint: LintConfig = field(default_factory=LintConfig)
+    lint: LintConfig = field(default_factory=_lint_config)
     """The ``[lint]`` table: a team's additions to the event standards (emp_tui.lint)."""
     path: Path | None = None
     """The file these settings came from, when one was found."""
@@ -199,6 +154,8 @@ def _app_config_from(table: Mapping[str, Any], path: Path) -> AppConfig:
         elif key == "lint":
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: lint must be a table: [lint]")
+            from emp_tui.lint import LintConfig, LintConfigError
+
             try:
                 values[key] = LintConfig.from_toml(value)
             except LintConfigError as exc:

@@ -128,19 +128,9 @@ def connect(url: str, *, timeout: float = 3.0) -> SyncClient:
 
 
 def find_shards_sync(client: SyncClient, stream: str, configured: int | None) -> ShardCount:
-    """:func:`emp_tui.topology.find_shards`, with a server that refuses a command it needs
-    (a managed Redis without SCAN) answered by ``configured`` (else 1) and a warning.
-    Raises SourceError when Redis cannot be read."""
-    import redis
-
+    """:func:`emp_tui.topology.find_shards`. Raises SourceError when Redis cannot be read."""
     try:
         return find_shards(client, stream, configured)
-    except redis.ResponseError as exc:
-        return ShardCount(
-            configured or 1,
-            "configured" if configured else "default",
-            f"cannot tell how many shards the emitters of {stream} use ({exc})",
-        )
     except _redis_errors() as exc:
         raise SourceError(f"cannot read {stream}: {_one_line(exc)}") from None
 

@@ -61,13 +61,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoPermissionError, NoScriptError
 from redis.retry import Retry
 
-from emp_tui.config import (
-    env_flag,
-    parse_size,
-    redacted_url,
-    redis_url_from_env,
-    stream_from_env,
-)
+from emp_tui.env import env_flag, parse_size, redis_url_from_env, stream_from_env
 from emp_tui.events import (
     CIRCUIT_EVENT_TYPE,
     DEFAULT_MAXLEN,
@@ -84,6 +78,7 @@ from emp_tui.events import (
     trace_id_for_job,
 )
 from emp_tui.query import parse_duration_ms
+from emp_tui.redact import redact_url
 from emp_tui.spill import Spill, SpillRead, spill_group_name
 from emp_tui.topology import (
     SyncClient,
@@ -1036,7 +1031,7 @@ class EventClient:
         with self._lock:
             self._circuit = state
             spilled = self._spilled
-        where = redacted_url(self.redis_url)
+        where = redact_url(self.redis_url)
         if state == OPEN:
             outcome = (
                 f"spilling to {self.spill_dir}"

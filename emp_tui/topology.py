@@ -254,7 +254,22 @@ def find_shards(client: SyncClient, stream: str, configured: int | None) -> Shar
     stream does not exist but keys ``stream:{n}`` do, as many as those keys say, else 1.
     The warning says when the configured count differs from the recorded one, when the
     stream read as one key is missing while its shard keys exist, or when it is read as
-    shards while the one key holds events too. Raises redis errors."""
+    shards while the one key holds events too. A server that refuses a command this needs
+    (a managed Redis without SCAN) is answered by ``configured`` (else 1) and a warning.
+    Raises redis errors when Redis cannot be read."""
+    import redis
+
+    try:
+        return _find_shards(client, stream, configured)
+    except redis.ResponseError as exc:
+        return ShardCount(
+            configured or 1,
+            "configured" if configured else "default",
+            f"cannot tell how many shards the emitters of {stream} use ({exc})",
+        )
+
+
+def _find_shards(client: SyncClient, stream: str, configured: int | None) -> ShardCount:
     recorded = _recorded_shards(client, stream)
     if configured is not None:
         if recorded is not None and recorded != configured:

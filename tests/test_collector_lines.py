@@ -11,7 +11,7 @@ from collector_helpers import STREAM, emit, line_ids, pending_count, running, se
 
 from collector.batch import Content, Decoder
 from collector.health import Health
-from collector.lines import json_line, json_lines
+from collector.lines import as_mapping, field, flat, json_line, json_lines
 from emp_tui.events import TelemetryEvent, decode
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -101,7 +101,27 @@ def test_the_fast_path_writes_the_bytes_the_full_decode_writes() -> None:
     assert taken == sum(well_formed for _, well_formed in CORPUS)
     # The whole batch at once gives the same as one at a time.
     entries = [(f"1-{i}".encode(), fields) for i, (fields, _) in enumerate(CORPUS)]
-    assert json_lines(entries) == [json_line(i, f) for i, f in entries]
+    assert json_lines([(i, flat(f)) for i, f in entries]) == [json_line(i, f) for i, f in entries]
+
+
+def test_fields_read_as_redis_sends_them() -> None:
+    """An entry's fields come as a flat list; a repeated name keeps its last value, as in a
+    dict of them, on the fast path as on the full decode."""
+    fields = flat(wire(jobId="job_1"))
+    assert field(fields, b"jobId") == b"job_1" and field(fields, b"userId") is None
+    repeated = [*fields, b"jobId", b"job_2", b"level", b"warn"]
+    assert field(repeated, b"jobId") == b"job_2"
+    assert as_mapping(repeated)[b"jobId"] == b"job_2"
+    (line,) = json_lines([(b"1-0", repeated)])
+    assert line is not None and line == full_line(b"1-0", as_mapping(repeated))
+    assert b'"jobId":"job_2"' in line and b'"level":"warn"' in line
+    # The same names in another order give the same line as the dict of them.
+    backwards = flat(dict(reversed(wire(jobId="job_1", level="debug").items())))
+    assert json_lines([(b"1-0", backwards)]) == [
+        json_line(b"1-0", wire(jobId="job_1", level="debug"))
+    ]
+    # An unknown name anywhere sends the entry to the full decode.
+    assert json_lines([(b"1-0", [*fields, b"extra", b"x"])]) == [None]
 
 
 def test_events_from_the_emitter_take_the_fast_path() -> None:
@@ -126,7 +146,7 @@ async def test_the_collector_writes_a_mixed_corpus_as_the_full_path_would(
     client = redis.Redis.from_url(redis_url)
     ids = [client.xadd(STREAM, fields) for fields, _ in CORPUS if fields]  # type: ignore[arg-type]
     ids += [i.encode() for i in emit(client, 50)]
-    entries = client.xrange(STREAM)
+    entries = [(entry_id, flat(fields)) for entry_id, fields in client.xrange(STREAM)]
     client.close()
     settings = settings_for(redis_url, tmp_path, EMP_COLLECTOR_READ_COUNT="16")
     async with running(settings) as collector:

@@ -14,6 +14,7 @@ CORE = [
     "events",
     "text",
     "redact",
+    "env",
     "query",
     "lint",
     "config",

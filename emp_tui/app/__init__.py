@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from emp_tui.config import (
     AppConfig,
     ConfigError,
-    env_flag,
     load_app_config,
     resolve_redis_url,
     resolve_stream,
 )
+from emp_tui.env import env_flag
 
 if TYPE_CHECKING:
     from emp_tui.app.app import EmpTuiApp

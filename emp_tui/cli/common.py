@@ -108,7 +108,7 @@ class Settings:
 def settings_from(args: argparse.Namespace) -> Settings:
     import os
 
-    from emp_tui.config import redis_url_from_env, stream_from_env
+    from emp_tui.env import redis_url_from_env, stream_from_env
     from emp_tui.topology import shards_configured
 
     url = getattr(args, "redis_url", None)

@@ -31,11 +31,12 @@ from typing import Any, TextIO
 import redis
 from redis.exceptions import RedisClusterException
 
-from emp_tui.config import redacted_url, redis_url_from_env, stream_from_env
+from emp_tui.config import redacted_url
 from emp_tui.demo.embedded import EmbeddedRedis, EmbeddedRedisError
 from emp_tui.demo.model import FaultRates, SimConfig
 from emp_tui.demo.scenarios import SCENARIOS, apply_scenario
 from emp_tui.demo.sim import Simulation
+from emp_tui.env import redis_url_from_env, stream_from_env
 from emp_tui.topology import client_for_url
 
 _REDIS_ENV = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB")
