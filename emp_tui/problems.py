@@ -109,6 +109,10 @@ KINDS: Final = (
     "collector-absent",
 )
 
+STANDING_KINDS: Final = frozenset({"collector-absent"})
+"""Kinds that describe how the pipeline is set up rather than something that happened: they
+follow the incidents of their severity."""
+
 DEFAULT_STALL_MS: Final = DEFAULT_STALL_THRESHOLD_MS
 DEFAULT_SILENT_MS: Final = 60_000
 DEFAULT_SKEW_MS: Final = 60_000
@@ -232,10 +236,13 @@ class Finding:
         return ":".join([self.kind, *(s for s in subjects if s), str(self.first_ms)])
 
     @property
-    def rank(self) -> tuple[int, int, int]:
-        """Sort key: the most severe first, then the newest; of two as new (two jobs silent
-        until now), the one that has lasted longer."""
-        return -SEVERITY_RANK[self.severity], -self.last_ms, self.first_ms
+    def rank(self) -> tuple[int, int, int, int]:
+        """Sort key: the most severe first; of one severity, what happened before a standing
+        state of the setup (no collector, which is "new" at every look and would otherwise
+        head the list over the story); then the newest; of two as new (two jobs silent until
+        now), the one that has lasted longer."""
+        standing = 1 if self.kind in STANDING_KINDS else 0
+        return -SEVERITY_RANK[self.severity], standing, -self.last_ms, self.first_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -637,6 +637,24 @@ def test_collectors_absent_lagging_or_losing_events() -> None:
     assert found[3].title == "collector c3 is stopping"
 
 
+def test_no_collector_follows_what_happened_of_its_severity() -> None:
+    """Without a collector the warning is "new" at every look: it must not head the list over
+    the story (here a job far slower than usual, a warning that ended a while ago)."""
+    events = [
+        *fleet("gpu-01-w0"),
+        *usual_jobs(20),
+        *job("slow", 20_000, steps=(1000, 35_000, 1000)),
+    ]
+    now = max(event.timestamp for event in events) + 60_000
+    found = find_problems(
+        events, now_ms=now, collectors=[], stream=StreamState("emp:events", 10_000)
+    )
+    assert [(f.kind, f.job_id) for f in found] == [("slow-job", "slow"), ("collector-absent", None)]
+    slow, absent = found
+    assert slow.severity == absent.severity == "warn"
+    assert absent.last_ms > slow.last_ms  # newer, and still after it
+
+
 def test_a_trimmed_stream_and_a_group_behind_its_oldest_entry() -> None:
     facts = Facts(heartbeats("api-server", 0, 10_000, 10))
     stream = StreamState(
