@@ -25,24 +25,6 @@ import orjson
 
 from emp_tui.events import LEVELS, MAX_TIMESTAMP_MS, SHALLOW_LEN, nests_too_deep
 
-# Wire fields the fast path knows; any other field sends the entry to the full decode.
-_FIELDS: Final = frozenset(
-    {
-        b"timestamp",
-        b"service",
-        b"eventType",
-        b"traceId",
-        b"spanId",
-        b"jobId",
-        b"workerId",
-        b"machineId",
-        b"userId",
-        b"level",
-        b"data",
-        b"v",
-        b"eventId",
-    }
-)
 _TRACE: Final = re.compile(rb"[0-9a-f]{32}")
 _SPAN: Final = re.compile(rb"[0-9a-f]{16}")
 _ZERO_TRACE: Final = b"0" * 32
@@ -104,6 +86,8 @@ _READ: Final = (
     b"v",
     b"eventId",
 )
+# Wire fields the fast path knows; any other field sends the entry to the full decode.
+_FIELDS: Final = frozenset(_READ)
 _Layout = Callable[[list[bytes]], tuple[bytes, ...]]
 # An entry's field names, as a tuple, to the getter of its values in the order of _READ (a
 # name it lacks reads the b"" appended after its values), or to None when a name is unknown
