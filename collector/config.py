@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from collector.files import DEFAULT_FILE_MODE
-from emp_tui.env import env_flag, redis_url_from_env, stream_from_env
+from emp_tui.env import env_flag, parse_size, redis_url_from_env, stream_from_env
 from emp_tui.redact import MASK, redact_headers, redact_url
 from emp_tui.topology import MAX_SHARDS
 
@@ -389,9 +389,6 @@ def _header_text(headers: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in headers.items())
 
 
-_SIZE_SUFFIXES: Final = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
 def _convert(setting: Setting, raw: str) -> Any:
     text = raw.strip()
     where = f"{setting.flag} / {setting.env[0]}"
@@ -433,17 +430,9 @@ def _convert(setting: Setting, raw: str) -> Any:
             )
         return mode
     if setting.kind == "size":
-        lowered = text.lower().removesuffix("b").removesuffix("i")
-        scale = 1
-        if lowered and lowered[-1] in _SIZE_SUFFIXES:
-            scale = _SIZE_SUFFIXES[lowered[-1]]
-            lowered = lowered[:-1]
-        try:
-            size = int(float(lowered) * scale)
-        except ValueError:
-            raise ConfigError(f"{where}: {raw!r} is not a size like 50M") from None
-        if size <= 0:
-            raise ConfigError(f"{where}: {raw!r} must be positive")
+        size = parse_size(text)
+        if size is None:
+            raise ConfigError(f"{where}: {raw!r} is not a positive size like 50M")
         return size
     raise AssertionError(setting.kind)
 
