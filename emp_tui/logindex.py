@@ -552,20 +552,34 @@ def _temporary(path: Path) -> Path:
 # -- opening --------------------------------------------------------------------------------
 
 
-def open_index(path: Path, *, keep: bool = True) -> LogIndex:
+def open_index(path: Path, *, keep: bool = True, lines: bool = True) -> LogIndex:
     """``path`` indexed: from the index kept beside it when the file has not changed since
     (extended when it only grew), else by a pass over its bytes (and kept, when ``keep``).
-    A gzip'd file is decompressed once into a copy kept with its index. Raises SourceError
-    when the file cannot be read (or is not valid gzip)."""
+    A gzip'd file is decompressed once into a copy kept with its index. With ``lines``
+    false, a plain file is opened for :meth:`LogIndex.find` alone, its lines not indexed (a
+    byte search needs no index, and building one would cost a pass that the search spares);
+    a gzip'd one still goes through its index, whose copy is what is searched. Raises
+    SourceError when the file cannot be read (or is not valid gzip)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         stat = os.fstat(fd)
-        magic = os.pread(fd, 2, 0)
-        if magic == b"\x1f\x8b":
+        head = os.pread(fd, 64, 0)
+        if head[:2] == b"\x1f\x8b":
             return _open_gzip(path, fd, stat, keep)
+        if not lines:
+            return LogIndex(
+                path,
+                stat.st_size,
+                ms=array("q"),
+                block_offsets=array("q"),
+                block_lines=array("q"),
+                ordered=True,
+                is_array=_is_array_head(head),
+                _fd=fd,
+            )
         return _open_plain(path, fd, stat, keep)
     except SourceError:
         os.close(fd)
@@ -573,28 +587,6 @@ def open_index(path: Path, *, keep: bool = True) -> LogIndex:
     except OSError as exc:
         os.close(fd)
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _open_search(path: Path, keep: bool) -> LogIndex:
-    """``path`` ready for :meth:`LogIndex.find` alone: a plain file as it is, its lines not
-    indexed (a byte search needs no index, and building one would cost a pass over the file
-    that a search spares), so that the index is empty; a gzip'd file through its index (the
-    decompressed copy is what is searched). Raises SourceError."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, 64, 0)
-    except OSError as exc:
-        os.close(fd)
-        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if head[:2] == b"\x1f\x8b":
-        os.close(fd)
-        return open_index(path, keep=keep)
-    none: array[int] = array("q")
-    return LogIndex(path, size, none, array("q"), array("q"), True, _is_array_head(head), _fd=fd)
 
 
 def _is_array_head(head: bytes) -> bool:
@@ -829,7 +821,7 @@ def read_indexed(
     unreadable = 0
     for path in files:
         try:
-            index = _open_search(path, keep) if literal_sets else open_index(path, keep=keep)
+            index = open_index(path, keep=keep, lines=not literal_sets)
         except SourceError as exc:
             stats.skip(str(exc))
             unreadable += 1

@@ -152,7 +152,7 @@ def test_the_byte_search_finds_every_line_across_its_pieces(
     tail = b'{"id":"3-0","note":"job-77 and job-77 again","jobId":"job-8"}'  # no newline
     path = tmp_path / "events.log"
     path.write_bytes(head + straddling + filler * 3 + tail)
-    with logindex._open_search(path, keep=False) as index:
+    with open_index(path, keep=False, lines=False) as index:
         found = list(index.find([b"job-77", b"job-8"]))
     assert found == [straddling.rstrip(b"\n"), tail]
     assert not (tmp_path / INDEX_DIR).exists()
