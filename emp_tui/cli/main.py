@@ -4,10 +4,12 @@ failure into one line and its exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Final
 
 from emp_tui.cli.common import (
     APP_REQUIRES,
@@ -28,43 +30,28 @@ from emp_tui.text import inert
 Runner = Callable[[argparse.Namespace, Settings, Output], int]
 
 
+RUNNERS: Final[dict[str, tuple[str, str]]] = {
+    "search": ("search", "run_search"),
+    "stream": ("search", "run_stream"),
+    "timeline": ("timeline", "run_timeline"),
+    "correlate": ("timeline", "run_correlate"),
+    "perf": ("perf", "run_perf"),
+    "health": ("health", "run_health"),
+    "export": ("export", "run_export"),
+    "problems": ("problems", "run_problems"),
+    "lint": ("lint", "run_lint"),
+    "serve": ("serve", "run_serve"),
+}
+"""Each command's module (in emp_tui.cli) and the function that runs it."""
+
+
 def runner(command: str) -> Runner:
     """The function that runs ``command`` (one of parser.COMMANDS). Its module is imported
-    only now: the app, and each command, start without the code of the others."""
-    match command:
-        case "search" | "stream":
-            from emp_tui.cli import search
-
-            return search.run_search if command == "search" else search.run_stream
-        case "timeline" | "correlate":
-            from emp_tui.cli import timeline
-
-            return timeline.run_timeline if command == "timeline" else timeline.run_correlate
-        case "perf":
-            from emp_tui.cli.perf import run_perf
-
-            return run_perf
-        case "health":
-            from emp_tui.cli.health import run_health
-
-            return run_health
-        case "export":
-            from emp_tui.cli.export import run_export
-
-            return run_export
-        case "problems":
-            from emp_tui.cli.problems import run_problems
-
-            return run_problems
-        case "lint":
-            from emp_tui.cli.lint import run_lint
-
-            return run_lint
-        case "serve":
-            from emp_tui.cli.serve import run_serve
-
-            return run_serve
-    raise ValueError(f"no command {command!r}")
+    only now: the app, and each command, start without the code of the others. Raises
+    KeyError for a command there is none of."""
+    module, name = RUNNERS[command]
+    run: Runner = getattr(importlib.import_module(f"emp_tui.cli.{module}"), name)
+    return run
 
 
 def _run_app(args: argparse.Namespace, settings: Settings) -> int:
