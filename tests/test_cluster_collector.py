@@ -2,7 +2,7 @@
 test session by the ``redis_cluster`` fixture) and a stream of four shards: every event the
 emitter sent reaches the files, once, with one consumer group per shard; and a master that
 is killed (its replica takes over) and started again (it comes back as a replica) costs the
-collector a reconnect, not an event."""
+collector no event."""
 
 from __future__ import annotations
 
@@ -131,7 +131,12 @@ def test_collector_survives_a_master_killed_and_started_again(
             await until(lambda: len({line["eventId"] for line in delivered(log)}) >= sent, 90)
             await until(lambda: collector.health.state == "running", 30, "running again")
             (lane,) = [lane for lane in collector.lanes if lane.key == key]
-            assert lane.health.reconnects >= 1  # it did lose its node, and came back
+            # The lane is reading again, and it read shard 0's events of every round, those
+            # after the failover from the promoted replica. It counts a reconnect only when
+            # the cluster client's own retries did not ride through the failover, which
+            # depends on how soon the replica is promoted, so the count is not asserted.
+            assert lane.health.state == "running"
+            assert lane.health.read >= 4 * len(on_key)
             return sent
 
     sent = asyncio.run(scenario())
