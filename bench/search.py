@@ -126,6 +126,42 @@ def timed(cmd: list[str], runs: int, *, shell: bool = False) -> tuple[float, byt
     return statistics.median(times), output
 
 
+MANY_IDS = 150
+
+
+def many_ids_in_process(directory: Path, ids: list[str], runs: int) -> tuple[float, float]:
+    """The median seconds of the logs' byte search for ``ids`` (what the app's job filter
+    runs in a thread) as it is, one pass of an alternation, and as it was, one pass of
+    ``memmem`` per ID (the same lines found, or it says so)."""
+    sys.path.insert(0, str(ROOT))
+    from emp_tui import logindex
+
+    needles = [i.encode() for i in ids]
+    paths = sorted(directory.glob("events.log*"))
+
+    def search() -> tuple[float, int]:
+        start = time.perf_counter()
+        found = 0
+        for path in paths:
+            with logindex.open_index(path, keep=False, lines=False) as index:
+                found += sum(1 for _ in index.find(needles))
+        return time.perf_counter() - start, found
+
+    search()  # warm the page cache
+    timings: dict[int, list[float]] = {logindex.MANY_NEEDLES: [], len(needles) + 1: []}
+    counts = set()
+    for _ in range(runs):
+        for threshold, times in timings.items():
+            logindex.MANY_NEEDLES = threshold  # type: ignore[misc]
+            took, found = search()
+            times.append(took)
+            counts.add(found)
+    if len(counts) != 1:
+        print(f"WRONG: the two searches found different lines: {sorted(counts)}")
+    one, each = (statistics.median(times) for times in timings.values())
+    return one, each
+
+
 def ensure_jq() -> str | None:
     found = shutil.which("jq")
     if found:
@@ -179,6 +215,20 @@ def main() -> int:
                             target], args.runs)  # fmt: skip
             rows.append((f"emp-tui --file ... {command} <id>", t, len(out.splitlines())))
             analysis_s = max(analysis_s, t)
+        # Many IDs at once: Enter on a Problems finding about 150 jobs filters job:a,b,...
+        jobs = args.events // len(FLOW)
+        many = [job_id(n) for n in range(jobs // 3, jobs, max(1, jobs // 450))][:MANY_IDS]
+        ids_file = directory / "ids.txt"
+        ids_file.write_text("\n".join(many) + "\n")
+        t, out = timed(["grep", "-F", "-h", "-f", str(ids_file), *files], args.runs)
+        rows.append((f"grep -F -f <{len(many)} ids>", t, len(out.splitlines())))
+        grep_many_s = t
+        t, out = timed([*emp_tui, "--file", str(directory / "events.log"), "search",
+                        "job:" + ",".join(many), "--json"], args.runs)  # fmt: skip
+        rows.append((f"emp-tui ... search job:<{len(many)} ids> --json", t, len(out.splitlines())))
+        ours_many_s = t
+        one_pass, per_id = many_ids_in_process(directory, many, args.runs)
+
         print(f"\n{'command':<46}{'median s':>10}{'lines':>8}")
         for name, seconds, lines in rows:
             print(f"{name:<46}{seconds:>10.3f}{lines:>8}")
@@ -192,6 +242,11 @@ def main() -> int:
         )
         if jq_s is not None:
             print(f"emp-tui / jq   = {ours / jq_s:.2f}x (target < 1x)")
+        print(
+            f"{len(many)} IDs: emp-tui {ours_many_s:.3f} s, grep -F -f {grep_many_s:.3f} s; "
+            f"the byte search alone (in process, the files' index kept): one pass "
+            f"{one_pass:.3f} s, a pass per ID (before) {per_id:.3f} s = {per_id / one_pass:.1f}x"
+        )
 
         from redisproc import RedisProcess
 

@@ -51,7 +51,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 from emp_tui.events import SeenEvents, TelemetryEvent
 from emp_tui.query import Query
@@ -312,7 +312,7 @@ def _native_finder(data: mmap.mmap) -> tuple[Finder, object] | None:
 
 
 def _find_mapped(data: mmap.mmap, needles: list[bytes]) -> Iterator[bytes]:
-    native = _native_finder(data)
+    native = _native_finder(data) if len(needles) < MANY_NEEDLES else None
     find: Finder = data.find if native is None else native[0]
     try:
         yield from _lines_found(data, needles, find)
@@ -320,21 +320,20 @@ def _find_mapped(data: mmap.mmap, needles: list[bytes]) -> Iterator[bytes]:
         del native  # the view goes before the mapping is closed
 
 
+Haystack: TypeAlias = bytes | mmap.mmap
+
+
 def _lines_found(data: mmap.mmap, needles: list[bytes], find: Finder) -> Iterator[bytes]:
     size = len(data)
     longest = max(len(needle) for needle in needles)
+    pattern = _alternation(needles)
     last = -1  # the start of the last line yielded
     step = max(1, SEARCH // mmap.PAGESIZE) * mmap.PAGESIZE  # pieces let go page by page
     for low in range(0, size, step):
         high = min(size, low + step)
         reach = min(size, high + longest - 1)
-        starts: set[int] = set()
-        for needle in needles:
-            at = find(needle, low, reach)
-            while 0 <= at < high:
-                starts.add(data.rfind(b"\n", 0, at) + 1)
-                at = find(needle, at + 1, reach)
-        for begin in sorted(starts):
+        starts = _line_starts(data, needles, find, pattern, low, high, reach)
+        for begin in starts:
             if begin <= last:
                 continue
             end = data.find(b"\n", begin)
@@ -346,19 +345,60 @@ def _lines_found(data: mmap.mmap, needles: list[bytes], find: Finder) -> Iterato
 
 def _lines_holding(chunk: bytes, size: int, needles: list[bytes]) -> Iterator[bytes]:
     """The lines of ``chunk[:size]`` that hold one of ``needles``, in order, each once."""
-    starts: set[int] = set()
-    for needle in needles:
-        at = chunk.find(needle, 0, size)
-        while at >= 0:
-            begin = chunk.rfind(b"\n", 0, at) + 1
-            starts.add(begin)
-            end = chunk.find(b"\n", at, size)
-            if end < 0:
-                break
-            at = chunk.find(needle, end, size)
-    for begin in sorted(starts):
+    pattern = _alternation(needles)
+    for begin in _line_starts(chunk, needles, chunk.find, pattern, 0, size, size):
         end = chunk.find(b"\n", begin, size)
         yield chunk[begin : end if end >= 0 else size]
+
+
+MANY_NEEDLES: Final = 3
+"""From this many needles on, one pass of a regular expression (an alternation of them)
+finds the lines, instead of a pass of ``memmem`` per needle: 150 job IDs over 67 MB take
+0.13 s that way against 1.3 s (a Problems finding's "filter its 150 jobs"), one takes
+0.008 s by ``memmem`` against 0.021 s."""
+
+
+def _alternation(needles: list[bytes]) -> re.Pattern[bytes] | None:
+    """The needles as one expression (the parser factors out their common prefix, which
+    the search then seeks first), from :data:`MANY_NEEDLES` of them on; else None."""
+    if len(needles) < MANY_NEEDLES:
+        return None
+    return re.compile(b"|".join(re.escape(needle) for needle in sorted(set(needles))))
+
+
+def _line_starts(
+    data: Haystack,
+    needles: list[bytes],
+    find: Finder,
+    pattern: re.Pattern[bytes] | None,
+    low: int,
+    high: int,
+    reach: int,
+) -> list[int]:
+    """Where the lines begin that hold one of ``needles`` at an offset in ``[low, high)``
+    (a needle may run on up to ``reach``), in order: through ``pattern`` when there is
+    one, one search from the end of each line found (the GIL is let go between lines);
+    else each needle through ``find``."""
+    starts: set[int] = set()
+    if pattern is not None:
+        at = low
+        while at < high:
+            match = pattern.search(data, at, reach)
+            if match is None or match.start() >= high:
+                break
+            begin = data.rfind(b"\n", 0, match.start()) + 1
+            starts.add(begin)
+            end = data.find(b"\n", match.end())
+            if end < 0:
+                break
+            at = end + 1
+        return sorted(starts)
+    for needle in needles:
+        at = find(needle, low, reach)
+        while 0 <= at < high:
+            starts.add(data.rfind(b"\n", 0, at) + 1)
+            at = find(needle, at + 1, reach)
+    return sorted(starts)
 
 
 # -- building -----------------------------------------------------------------------------

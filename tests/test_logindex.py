@@ -77,7 +77,15 @@ def _ids(events: list[TelemetryEvent]) -> list[tuple[str | None, str | None]]:
 
 @pytest.mark.parametrize(
     "text",
-    ["job:job-3", "worker:w-1", "job:job-3 worker:w-1", "job:job-2,job-5", "service:worker", ""],
+    [
+        "job:job-3",
+        "worker:w-1",
+        "job:job-3 worker:w-1",
+        "job:job-2,job-5",
+        "job:job-1,job-4,job-6 worker:w-2",
+        "service:worker",
+        "",
+    ],
 )
 def test_the_index_finds_what_a_full_decode_finds(tmp_path: Path, text: str) -> None:
     _write_logs(tmp_path)
@@ -133,9 +141,14 @@ def test_a_search_for_ids_reads_plain_files_unindexed_and_indexes_nothing(
         assert not index.reused and index.lines == 51
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [[], [b"job-404", b"job-77 a"]],
+    ids=["a search per ID", "one alternation"],  # from MANY_NEEDLES on
+)
 @pytest.mark.parametrize("native", [True, False], ids=["memmem", "bytes.find"])
 def test_the_byte_search_finds_every_line_across_its_pieces(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool, extra: list[bytes]
 ) -> None:
     if not native:
         monkeypatch.setattr(logindex, "_libc_memmem", lambda: None)
@@ -153,8 +166,9 @@ def test_the_byte_search_finds_every_line_across_its_pieces(
     path = tmp_path / "events.log"
     path.write_bytes(head + straddling + filler * 3 + tail)
     with open_index(path, keep=False, lines=False) as index:
-        found = list(index.find([b"job-77", b"job-8"]))
+        found = list(index.find([b"job-77", b"job-8", *extra]))
     assert found == [straddling.rstrip(b"\n"), tail]
+    assert (len(extra) + 2 >= logindex.MANY_NEEDLES) == bool(extra)
     assert not (tmp_path / INDEX_DIR).exists()
 
 
