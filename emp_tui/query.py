@@ -8,8 +8,10 @@ A query is a list of terms separated by spaces; every term must match (AND)::
     trace:4bf9*  span:00f0*   trace and span IDs (exact or prefix*)
     level:error  level:>=warn level:<info             a level, or a comparison with one
     since:10m  until:2026-11-27T10:00                 relative (ms s m h d w, combinable: 1h30m),
-                                                      ISO-8601 (UTC when no offset is given),
-                                                      epoch milliseconds, or `now`
+    since:16:42  until:16:45:30                       ISO-8601 (UTC when no offset is given),
+                                                      a time of day (UTC, as the app shows
+                                                      times: the latest one, today's up to an
+                                                      hour ahead), epoch milliseconds, or `now`
     data.<key>:<value>        a value inside data (nested keys with dots; `*` for "present")
     data.<key>:>10000         a number inside data: > >= < <= = (numbers sent as text count);
     data.waitMs:<=1m30s       units on fields named *Ms/*_ms (milliseconds) or *Seconds/*_seconds
@@ -298,7 +300,8 @@ def _duration_ms(text: str) -> float | None:
 
 
 def parse_time_ms(text: str, now_ms: int) -> int | None:
-    """A point in time: ``now``, a duration ago (``10m``), epoch ms, or ISO-8601 (UTC when
+    """A point in time: ``now``, a duration ago (``10m``), epoch ms, a time of day in UTC
+    (``16:42``, ``16:42:05.250``; see :data:`TIME_OF_DAY_AHEAD_MS`), or ISO-8601 (UTC when
     naive). None when ``text`` is none of these."""
     if text == "now":
         return now_ms
@@ -307,6 +310,9 @@ def parse_time_ms(text: str, now_ms: int) -> int | None:
         return now_ms - ago
     if text.isdigit() and len(text) >= 12:
         return int(text)
+    of_day = _TIME_OF_DAY.fullmatch(text)
+    if of_day is not None:
+        return _time_of_day_ms(of_day, now_ms)
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         moment = datetime.fromisoformat(iso)
@@ -315,6 +321,28 @@ def parse_time_ms(text: str, now_ms: int) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+_TIME_OF_DAY: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?")
+TIME_OF_DAY_AHEAD_MS: Final = 3_600_000
+"""A time of day is taken on the day of "now", or on the day before when that would put it
+more than this far after "now" (``until:16:50`` at 16:45 is today's; ``since:23:00`` at
+01:00 is last night's)."""
+
+
+def _time_of_day_ms(match: re.Match[str], now_ms: int) -> int | None:
+    """``HH:MM[:SS[.mmm]]`` in UTC, as the app shows times, by :data:`TIME_OF_DAY_AHEAD_MS`;
+    None when it is not a time of day (25:00)."""
+    hours, minutes, seconds, fraction = match.groups()
+    if int(hours) > 23 or int(minutes) > 59 or (seconds is not None and int(seconds) > 59):
+        return None
+    into_day = ((int(hours) * 60 + int(minutes)) * 60 + int(seconds or 0)) * 1000
+    into_day += int((fraction or "0").ljust(3, "0"))
+    day_ms = 86_400_000
+    moment = now_ms - now_ms % day_ms + into_day
+    if moment > now_ms + TIME_OF_DAY_AHEAD_MS:
+        moment -= day_ms
+    return moment
 
 
 def _event_time_ms(event: TelemetryEvent) -> int:
@@ -540,7 +568,7 @@ def parse_query(text: str, *, now_ms: int | None = None) -> Query:
                 moment = parse_time_ms(_unquote(value, value_start), now_ms)
                 if moment is None:
                     raise QueryError(
-                        f"bad time for {name}: (use 10m, 2h, 1d, an ISO-8601 date, or now)",
+                        f"bad time for {name}: (use 10m, 2h, 1d, 16:42, an ISO-8601 date, or now)",
                         value_start,
                         value,
                     )

@@ -398,3 +398,31 @@ def test_level_comparisons_still_rank_levels() -> None:
                          ("<=", ["debug", "info", "warn"]), ("=", ["warn"])]:  # fmt: skip
         query = parse_query(f"level:{op}warn")
         assert [lv for lv in levels if query.matches(ev(level=lv))] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("16:42", "2026-11-30T16:45:00", "2026-11-30T16:42:00"),
+        ("16:42:05.25", "2026-11-30T16:45:00", "2026-11-30T16:42:05.250"),
+        ("7:05", "2026-11-30T16:45:00", "2026-11-30T07:05:00"),
+        ("17:30", "2026-11-30T16:45:00", "2026-11-30T17:30:00"),  # under an hour ahead
+        ("18:00", "2026-11-30T16:45:00", "2026-11-29T18:00:00"),  # else the day before
+        ("23:00", "2026-12-01T01:00:00", "2026-11-30T23:00:00"),  # last night
+        ("00:00", "2026-11-30T00:00:00", "2026-11-30T00:00:00"),
+    ],
+)
+def test_a_time_of_day_is_the_latest_one_in_utc(text: str, now: str, expected: str) -> None:
+    def ms(iso: str) -> int:
+        return int(datetime.fromisoformat(iso + "+00:00").timestamp() * 1000)
+
+    assert parse_time_ms(text, ms(now)) == ms(expected)
+    query = parse_query(f"since:{text}", now_ms=ms(now))
+    assert query.since_ms == ms(expected)
+
+
+@pytest.mark.parametrize("text", ["24:00", "16:60", "16:42:61", "1642", "16:4", "16:42:05.1234"])
+def test_what_is_not_a_time_of_day_is_refused_by_name(text: str) -> None:
+    assert parse_time_ms(text, 1_796_000_000_000) is None
+    with pytest.raises(QueryError, match=r"bad time for until:.*16:42"):
+        parse_query(f"until:{text}", now_ms=1_796_000_000_000)

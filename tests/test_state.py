@@ -478,6 +478,9 @@ def test_a_filter_with_time_bounds_sets_the_range_and_one_ending_in_the_past_hol
     # until: in the past: the app looks at the past, live events are counted, not taken.
     state.apply(state.parse(f"until:{event_ms(events[50])}"))
     assert state.detached
+    # Problems are those of that range, judged at its end, not at the clock.
+    until = event_ms(events[50])
+    assert state.problems_scope() == (TimeRange(event_ms(events[last_error + 1]), until), until)
     state.queue(flood(5, start_ms=START_MS + 90_000), live=True)
     state.drain()
     assert state.held_back == 5 and len(state.store) == len(events)
@@ -485,6 +488,7 @@ def test_a_filter_with_time_bounds_sets_the_range_and_one_ending_in_the_past_hol
     # Back to an open range: the newer part it did not take is read.
     state.apply(state.parse(""))
     assert not state.detached
+    assert state.problems_scope() == (state.base_range, state.now_ms())
     newer = state.plan_for(state.effective_range())  # type: ignore[arg-type]
     assert newer is not None and newer.kind == "add"
     assert newer.since_ms == event_ms(events[-1]) and newer.until_ms is None

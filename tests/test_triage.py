@@ -30,8 +30,10 @@ from emp_tui.app.triage import (
     primary_action,
     triage,
 )
+from emp_tui.history import TimeRange, event_ms
 from emp_tui.lint import lint
 from emp_tui.problems import Finding, StreamState
+from emp_tui.text import clock
 
 NOW = triage_sample()[-1].timestamp
 
@@ -285,3 +287,33 @@ def test_the_handoff_gives_the_events_to_the_thread_once_or_gives_up_when_cancel
     assert given is events and request.now_ms == NOW
     stopping = Handoff()
     assert stopping.take(lambda: True, 0.01) is None  # the app stops: no wait for ever
+
+
+def test_a_search_held_to_a_past_range_judges_its_jobs_at_the_ranges_end() -> None:
+    """The app looking at a past range (``until:`` a while ago) gives the search that range
+    and its end as "now": a job still running at that end is not stalled for the time
+    since, and what came after the range is not looked at."""
+    events = with_stream_ids(
+        [e for n in range(30) for e in fleet_job(n, START_MS + n * 2_000, seq=n * 20)]
+    )
+    job = [e for e in events if e.job_id == "job-0015"]
+    end = job[3].timestamp  # claimed and started, not finished
+    within = TimeRange(None, end)
+
+    def about_the_job(found: Triage) -> list[str]:
+        return [f.kind for f in found.findings if "job-0015" in f"{f.title} {f.evidence}"]
+
+    at_end = triage(events, TriageRequest(now_ms=end, gap_ms=5000, within=within))
+    assert at_end.within == within and at_end.last_ms == end
+    assert at_end.events == sum(1 for e in events if event_ms(e) <= end)
+    assert about_the_job(at_end) == []
+    # The same range judged ten minutes on: what the app did before it held the judgement
+    # to the range's end (the job looked stalled).
+    later = triage(events, TriageRequest(now_ms=end + 600_000, gap_ms=5000, within=within))
+    assert about_the_job(later) != []
+    # All of them: the job finished.
+    whole = triage(events, TriageRequest(now_ms=end + 600_000, gap_ms=5000))
+    assert whole.events == len(events) and about_the_job(whole) == []
+    state = ProblemsState()
+    state.update(at_end)
+    assert f" …-{clock(end)[:8]}" in state.subtitle()

@@ -108,7 +108,7 @@ from emp_tui.problems import StreamState
 from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
-from emp_tui.text import inert
+from emp_tui.text import clock, inert
 
 if TYPE_CHECKING:
     from emp_tui.app.screens.export import ExportRequest
@@ -423,7 +423,9 @@ class EmpTuiApp(App[int]):
         now = int(self.clock() * 1000)
         for name, value in (("--since", self.since), ("--until", self.until)):
             if value and parse_time_ms(value, now) is None:
-                raise ValueError(f"bad {name} {value!r}: use 10m, 2h, an ISO-8601 date or now")
+                raise ValueError(
+                    f"bad {name} {value!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
+                )
 
     # -- the stream ---------------------------------------------------------------------------
 
@@ -587,8 +589,16 @@ class EmpTuiApp(App[int]):
             bar.reject(text, error.message, error.position, error.token)
             return False
         self.drain_now()
+        shown = self.state.effective_range()
         self.state.apply(query)
+        if self.state.effective_range() != shown:
+            self.problems_pacer.changed()  # the problems are those of the range shown
+            self._maybe_find_problems()
         self.stream_list.set_rows(self.state.rows)
+        closed = None
+        if query.until_ms is not None and self.state.detached:
+            closed = f"ends {clock(query.until_ms)[:8]} (until:) · clear it to follow"
+        self.stream_list.set_closed(closed)
         bar.accept(text)
         if self.files and self.state.seeks_ids(query):
             # Its events may lie outside what is loaded. The range waits for the search
@@ -1298,7 +1308,8 @@ class EmpTuiApp(App[int]):
         """Look for problems again when it is time (see :class:`Pacer`), in a thread."""
         pacer = self.problems_pacer
         now = time.monotonic()
-        if not self.store or not pacer.due(now, ages=self.state.live):
+        ages = self.state.live and not self.state.detached  # a silence grows with the clock
+        if not self.store or not pacer.due(now, ages=ages):
             return
         pacer.start(now)
         self.problem_finder()
@@ -1321,8 +1332,10 @@ class EmpTuiApp(App[int]):
 
     @on(EventsWanted)
     def _on_events_wanted(self, message: EventsWanted) -> None:
+        within, now = self.state.problems_scope()
         request = TriageRequest(
-            now_ms=self.state.now_ms(),
+            now_ms=now,
+            within=within,
             gap_ms=self.gap_ms,
             collectors=self._collectors,
             stream=self._stream_state,

@@ -438,11 +438,15 @@ class AppState:
         if until:
             until_ms = parse_time_ms(until, now)
             if until_ms is None:
-                raise ValueError(f"bad --until {until!r}: use 10m, 2h, an ISO-8601 date or now")
+                raise ValueError(
+                    f"bad --until {until!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
+                )
         if since:
             since_ms = parse_time_ms(since, now)
             if since_ms is None:
-                raise ValueError(f"bad --since {since!r}: use 10m, 2h, an ISO-8601 date or now")
+                raise ValueError(
+                    f"bad --since {since!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
+                )
         else:
             anchor = until_ms if until_ms is not None else self.holdings.last_ms
             since_ms = (now if anchor is None else anchor) - window_ms
@@ -781,6 +785,28 @@ class AppState:
         if not self.live and self.holdings.newest_ms is None and self.store:
             return self.store[-1].timestamp
         return history_now_ms(live=self.live, holdings=self.holdings, clock=self.clock)
+
+    def problems_scope(self) -> tuple[TimeRange | None, int]:
+        """What the problem finder is held to and when it judges: the range the app shows
+        when the events at hand reach beyond it (a filter's ``since:``/``until:``, a job
+        found in the logs), else None; and "now" (:meth:`now_ms`), or while the app looks
+        at the past, the end of what it looks at, so that a job that went on after the
+        range is not taken for stalled for the hours since."""
+        now = self.now_ms()
+        target = self.effective_range()
+        store = self.store
+        within = None
+        if target is not None and store:
+            first, last = event_ms(store[0]), event_ms(store[-1])
+            if (target.since_ms is not None and target.since_ms > first) or (
+                target.until_ms is not None and target.until_ms < last
+            ):
+                within = target
+        if not self.detached:
+            return within, now
+        if target is not None and target.until_ms is not None:
+            return within, min(now, target.until_ms)
+        return within, event_ms(store[-1]) if store else now
 
     def refresh_timeline(self) -> Timeline | None:
         """Build the open job's timeline again (the events at hand or the threshold changed);

@@ -35,6 +35,7 @@ from emp_tui.app.style import (
     severity_text_style,
 )
 from emp_tui.events import TelemetryEvent
+from emp_tui.history import TimeRange, event_ms
 from emp_tui.lint import LintConfig, LintReport, Offender, TypeChange, UnknownType, lint
 from emp_tui.problems import SEVERITIES, SEVERITY_RANK, Finding, StreamState, find_problems
 from emp_tui.query import quote_value
@@ -82,6 +83,9 @@ class TriageRequest:
     collectors: Sequence[Mapping[str, str]] | None = None
     stream: StreamState | None = None
     lint: LintConfig = field(default_factory=LintConfig)
+    within: TimeRange | None = None
+    """Only the events in this range are looked at (the range the app shows, when the
+    events at hand reach beyond it); None: all of them."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class Triage:
     stream_length: int | None = None
     """How many entries the stream holds (XINFO), when known: more than ``events`` means
     the search saw only part of it."""
+    within: TimeRange | None = None
+    """The range the search was held to (see :attr:`TriageRequest.within`)."""
 
 
 def triage(
@@ -112,6 +118,9 @@ def triage(
     The app scores events as they arrive instead (a :class:`~emp_tui.lint.Linter`), and
     adds its report to what the search found."""
     started = timer()
+    within = request.within
+    if within is not None:
+        events = [event for event in events if within.contains(event_ms(event))]
     findings = find_problems(
         events,
         now_ms=request.now_ms,
@@ -129,6 +138,7 @@ def triage(
         now_ms=request.now_ms,
         seconds=timer() - started,
         stream_length=request.stream.length if request.stream is not None else None,
+        within=within,
     )
 
 
@@ -615,7 +625,13 @@ class ProblemsState:
         if found is None:
             return ""
         text = f"over {found.events:,} events"
-        if found.stream_length is not None and found.stream_length > found.events:
+        within = found.within
+        if within is not None and (within.since_ms is not None or within.until_ms is not None):
+            # Held to the range the app shows, and judged at its end when that is past.
+            since = "…" if within.since_ms is None else clock(within.since_ms)[:8]
+            until = "now" if within.until_ms is None else clock(within.until_ms)[:8]
+            text += f" {since}-{until}"
+        elif found.stream_length is not None and found.stream_length > found.events:
             # A view built from part of the data says so.
             text = f"over the newest {found.events:,} of {found.stream_length:,} in the stream"
         if found.lint is not None and found.lint.events:

@@ -176,7 +176,7 @@ def build_parser() -> CliParser:
         "--since",
         dest="app_since",
         metavar="TIME",
-        help="open the app on history since TIME (10m, 2h, an ISO-8601 date; default: the "
+        help="open the app on history since TIME (10m, 2h, 16:42, an ISO-8601 date; default: the "
         "last 15 minutes the sources hold, config.toml's window)",
     )
     cli.option(

@@ -23,12 +23,14 @@ from emp_tui.app import app as app_module
 from emp_tui.app import make_app
 from emp_tui.app.app import EmpTuiApp
 from emp_tui.app.messages import HistoryPage
+from emp_tui.app.triage import Triage, TriageRequest, triage
 from emp_tui.config import AppConfig
 from emp_tui.demo import run_scenario
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
-from emp_tui.history import event_ms, read_job
+from emp_tui.history import TimeRange, event_ms, read_job
 from emp_tui.sources import connect
+from emp_tui.text import clock
 
 from .conftest import FIXED_NOW
 
@@ -36,6 +38,8 @@ pytestmark = pytest.mark.redis
 
 STREAM = "emp:events"
 NOW_MS = int(FIXED_NOW * 1000)
+MISSING = Triage((), None, 0, None, None, 0)
+"""Stands for a search not done yet."""
 
 
 def _xadd(client: redis.Redis, events: list[TelemetryEvent]) -> None:
@@ -436,3 +440,58 @@ async def test_files_open_on_their_newest_first_load_and_its_first_page_is_drawn
         # The first page waited for the screen (its reader was let go), the others did not.
         assert len(pages) > 1 and pages[0].painted is not None and pages[0].painted.is_set()
         assert all(page.painted is None for page in pages[1:])
+
+
+async def test_until_in_the_past_closes_the_list_and_judges_problems_at_the_ranges_end(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    """A filter ending six minutes ago: the list stops following and says why, and the
+    Problems view looks at that range as of its end, so a job that was working then (it
+    finished four minutes ago) is not taken for one stalled for six minutes."""
+    start = NOW_MS - 480_000
+    events = [
+        _at(start, 0, "job.created", service="api-server", job_id="job-long"),
+        _at(start + 5, 0, "job.queued", service="api-server", job_id="job-long"),
+        _at(start + 900, 0, "job.claimed", job_id="job-long", worker_id="worker-1"),
+    ]
+    for step in range(1, 24):  # a step every 10 s, up to four minutes ago
+        events.append(
+            _at(start + 900 + step * 10_000, 0, "job.progress_updated", job_id="job-long",
+                worker_id="worker-1", data={"progress": step * 4})
+        )  # fmt: skip
+    events.append(_at(start + 240_000, 0, "job.completed", job_id="job-long", worker_id="worker-1"))
+    for n in range(48):  # other services keep talking, up to now
+        events.append(_at(start + n * 10_000 + 7, 0, "machine.heartbeat", service="machine"))
+    events.sort(key=event_ms)
+    _xadd(rclient, events)
+    until = NOW_MS - 360_000
+
+    def about_the_job() -> list[str]:
+        found = app.problems.triage
+        assert found is not None
+        return [f.kind for f in found.findings if "job-long" in f"{f.title} {f.evidence}"]
+
+    app = _app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert app.apply_filter("until:6m")
+        await pilot.pause()
+        stream = app.stream_list
+        assert not stream.follow
+        assert (
+            stream.border_subtitle == "ends " + clock(until)[:8] + " (until:) · clear it to follow"
+        )
+        await _until(pilot, lambda: (app.problems.triage or MISSING).within is not None)
+        found = app.problems.triage
+        assert found is not None and found.now_ms == until and found.last_ms is not None
+        assert found.last_ms <= until and about_the_job() == []
+        assert clock(until)[:8] in app.problems.subtitle()
+        # Clearing it follows again, and the problems are those of now.
+        assert app.apply_filter("")
+        await pilot.pause()
+        assert stream.follow and stream.border_subtitle == "following"
+        await _until(pilot, lambda: (app.problems.triage or MISSING).within is None)
+    # The control: the same range judged at the clock flags the job.
+    request = TriageRequest(now_ms=NOW_MS, gap_ms=5000, within=TimeRange(None, until))
+    judged_now = triage(events, request)
+    assert [f for f in judged_now.findings if "job-long" in f"{f.title} {f.evidence}"]

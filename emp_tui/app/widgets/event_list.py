@@ -108,6 +108,8 @@ class EventList(ScrollView, can_focus=True):
         """How far the selected row's data is scrolled (←/→), in characters."""
         self._hint: Text | None = None
         self._hint_lines: list[Strip] = []
+        self._range_closed: str | None = None
+        """Why the list cannot follow (a filter's range ends in the past), or None."""
 
     # -- state set by the app -------------------------------------------------------------
 
@@ -330,8 +332,21 @@ class EventList(ScrollView, can_focus=True):
     def watch_new_while_paused(self) -> None:
         self._update_subtitle()
 
+    def set_closed(self, why: str | None) -> None:
+        """The shown range ends in the past (``why`` says where, and how to follow again): the
+        list stops following, and its subtitle says so; None: it may follow again (and does
+        when it did before the range was closed)."""
+        was, self._range_closed = self._range_closed, why
+        if why is not None:
+            self.follow = False
+        elif was is not None:
+            self.follow = True
+        self._update_subtitle()
+
     def _update_subtitle(self) -> None:
-        if self.follow:
+        if self._range_closed is not None and not self.follow:
+            self.border_subtitle = self._range_closed
+        elif self.follow:
             self.border_subtitle = "following"
         elif self.new_while_paused:
             self.border_subtitle = f"paused · {self.new_while_paused:,} new · f to follow"
