@@ -149,6 +149,8 @@ def test_problems_from_redis_reads_the_collectors_and_the_stream(loaded_redis: s
     trim loss. A consumer group behind the stream's oldest entry: trim loss too."""
     absent = records(run("--redis-url", loaded_redis, "problems", "--json"))
     assert "collector-absent" in {f["kind"] for f in absent}
+    text = run("--redis-url", loaded_redis, "problems", "--kind", "collector-absent").stdout
+    assert "collector-absent  no collector is reading" in text  # the longest kind, a gap
     client = redis.Redis.from_url(loaded_redis)
     client.hset(
         "emp:collector:c-1",

@@ -110,6 +110,9 @@ def run_problems(args: argparse.Namespace, settings: Settings, out: Output) -> i
 
 
 def _report(out: Output, findings: list[Finding], events: int, now: int) -> None:
+    from emp_tui.problems import KINDS
+
+    width = max(map(len, KINDS)) + 2  # the kind, and a gap before the title
     counts: dict[str, int] = {}
     for finding in findings:
         counts[finding.severity] = counts.get(finding.severity, 0) + 1
@@ -127,7 +130,7 @@ def _report(out: Output, findings: list[Finding], events: int, now: int) -> None
             (f"{finding.severity:<8}", mark_style),
             (clock(finding.last_ms)[:8], MUTED_COLOR),
             "  ",
-            (f"{finding.kind:<16}", "bold"),
+            (f"{finding.kind:<{width}}", "bold"),
             (finding.title, severity_text_style(finding.severity)),
         )
         if finding.job_id:
