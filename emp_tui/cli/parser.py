@@ -342,8 +342,11 @@ def build_parser() -> CliParser:
         p, "--filter", metavar="QUERY", default=argparse.SUPPRESS, help="open with this filter"
     )
 
+    delegated_help = {
+        "demo": "simulated EMP services over a real Redis, shown in the app (see `emp-tui "
+        "demo -h`)",
+        "sim": "the simulated services alone, into the Redis given (see `emp-tui sim -h`)",
+    }
     for name in DELEGATED:
-        sub.add_parser(
-            name, help="simulated EMP services over a real Redis (see `emp-tui demo -h`)"
-        )
+        sub.add_parser(name, help=delegated_help[name])
     return cli
