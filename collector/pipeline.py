@@ -46,6 +46,7 @@ from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
 from emp_tui.topology import (
+    MAX_SHARDS,
     AsyncClient,
     async_client_for_url,
     shard_keys,
@@ -110,17 +111,17 @@ def settle_shards(settings: Settings) -> Settings:
 class Lane:
     """The reading of one shard: its client, reader, acks and health."""
 
-    def __init__(self, collector: Collector, index: int, key: str) -> None:
+    def __init__(self, collector: Collector, index: int, key: str, lanes: int) -> None:
         settings = collector.settings
         self.index = index
         self.key = key
         self.client = _client(settings)
-        # The lanes share the read count, so that what is held between read and ack (two
-        # reads' worth per lane on a backlog) stays that of one stream however many shards.
-        count = settings.read_count
-        read_count = max(min(_MIN_LANE_READ, count), count // settings.shards)
         self.reader = StreamReader(
-            self.client, settings, collector.health, stream=key, read_count=read_count
+            self.client,
+            settings,
+            collector.health,
+            stream=key,
+            read_count=_lane_read(settings, lanes),
         )
         self.acks = Acks(self.reader)
         self.reader.held = self.acks.holds
@@ -128,6 +129,14 @@ class Lane:
 
     def on_done(self, batch: Batch) -> None:
         self.acks.done(batch.ids)
+
+
+def _lane_read(settings: Settings, lanes: int) -> int:
+    """Entries per read of each of ``lanes`` lanes: they share the read count, so that what
+    is held between read and ack (two reads' worth per lane on a backlog) stays that of one
+    stream however many shards."""
+    count = settings.read_count
+    return max(min(_MIN_LANE_READ, count), count // max(1, lanes))
 
 
 def _client(settings: Settings) -> AsyncClient:
@@ -148,12 +157,11 @@ class Collector:
             sinks=settings.sinks,
         )
         self.client = _client(settings)  # health; each lane reads on a client of its own
-        self.lanes = [
-            Lane(self, index, key)
-            for index, key in enumerate(shard_keys(settings.stream, settings.shards))
-        ]
+        keys = shard_keys(settings.stream, settings.shards)
+        self.lanes = [Lane(self, index, key, len(keys)) for index, key in enumerate(keys)]
         self.health.shards = [lane.health for lane in self.lanes]
-        self._shards_said: int | None = None  # the recorded shard count last warned about
+        self._lane_tasks: list[asyncio.Task[None]] = []
+        """The lanes' read loops, once running (a lane added later starts its own)."""
         self._seen = SeenEvents()  # the eventIds delivered lately, to collapse resends
         self.decoder = Decoder(self.health)
         self._stop = asyncio.Event()
@@ -233,7 +241,12 @@ class Collector:
                 return 1
         health_task = asyncio.create_task(self._health_loop(), name="health")
         try:
-            await asyncio.gather(*(self._read_loop(lane) for lane in self.lanes))
+            for lane in self.lanes:
+                self._start_lane(lane)
+            waited = 0
+            while waited < len(self._lane_tasks):  # lanes added meanwhile are waited for too
+                waited = len(self._lane_tasks)
+                await asyncio.gather(*self._lane_tasks)
         finally:
             code = await self._shutdown(health_task)
         return code
@@ -259,7 +272,9 @@ class Collector:
     async def _read_loop(self, lane: Lane) -> None:
         group_ready = False
         failures = 0
-        where = "" if len(self.lanes) == 1 else f" ({lane.key})"
+        def where() -> str:  # the lane's key, once there is more than one
+            return "" if len(self.lanes) == 1 else f" ({lane.key})"
+
         while not self._stop.is_set():
             try:
                 if not group_ready:
@@ -271,7 +286,7 @@ class Collector:
                 # Not held while the next batch is read: the exporters took what they need.
                 del read
                 if failures:
-                    log.info("Redis is back%s; reading again", where)
+                    log.info("Redis is back%s; reading again", where())
                     failures = 0
                     self._lane_state(lane, "running")
             except _CONNECTION_ERRORS as exc:
@@ -280,7 +295,7 @@ class Collector:
                 lane.reader.reread_pending()
                 wait = random.uniform(0.5, 1.0) * min(5.0, 0.1 * 2**failures)
                 if failures == 1:
-                    log.warning("Redis unreachable%s (%s); reconnecting", where, _one_line(exc))
+                    log.warning("Redis unreachable%s (%s); reconnecting", where(), _one_line(exc))
                 else:
                     log.debug("still unreachable (%s); next try in %.1f s", _one_line(exc), wait)
                 await self._pause(wait)
@@ -290,7 +305,7 @@ class Collector:
                     log.warning("the stream or the group is gone (%s); creating it again", exc)
                     group_ready = False
                     continue
-                log.error("Redis refused a read%s: %s", where, exc)
+                log.error("Redis refused a read%s: %s", where(), exc)
                 await self._pause(min(30.0, 0.5 * 2**failures))
 
     def _lane_state(self, lane: Lane, state: str) -> None:
@@ -371,22 +386,40 @@ class Collector:
             await self._pause(self.settings.health_interval)
 
     async def _check_recorded_shards(self) -> None:
-        """Say (once per count) when the emitters record another shard count than the lanes
-        read: emitters started or reconfigured after this collector. It carries on with its
-        lanes: a restart reads the new count."""
+        """Emitters started or reconfigured after this collector record another shard count
+        than its lanes read: it reads the keys of that count too (a lane each, its consumer
+        group from the start of the key), and keeps the lanes it has, whose keys may hold
+        events not read yet. Said once per change."""
         value = await self.client.hget(trim_policy_key(self.settings.stream), "shards")
         text = value.decode() if isinstance(value, bytes) else str(value or "")
-        if not text.isdigit() or int(text) in (len(self.lanes), self._shards_said):
+        if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS or self._stop.is_set():
             return
-        self._shards_said = int(text)
-        log.error(
-            "the emitters of %s now record %s shards but this collector reads %d: "
-            "events on the others are not collected; restart it%s",
+        held = {lane.key for lane in self.lanes}
+        added = [key for key in shard_keys(self.settings.stream, int(text)) if key not in held]
+        if not added:
+            return
+        log.warning(
+            "the emitters of %s now record %s shards: reading %s too (%d lanes)%s",
             self.settings.stream,
             text,
-            len(self.lanes),
-            f" with EMP_EVENTS_SHARDS={text}" if self.settings.shards_given else "",
+            ", ".join(added),
+            len(self.lanes) + len(added),
+            f"; EMP_EVENTS_SHARDS={self.settings.shards} is out of date"
+            if self.settings.shards_given
+            else "",
         )
+        lanes = len(self.lanes) + len(added)
+        for lane in self.lanes:
+            lane.reader.read_count = _lane_read(self.settings, lanes)
+        for key in added:
+            lane = Lane(self, len(self.lanes), key, lanes)
+            self.lanes.append(lane)
+            self.health.shards.append(lane.health)
+            self._start_lane(lane)
+
+    def _start_lane(self, lane: Lane) -> None:
+        task = asyncio.create_task(self._read_loop(lane), name=f"read {lane.key}")
+        self._lane_tasks.append(task)
 
     async def _publish(self, ttl: int) -> None:
         for lane in self.lanes:

@@ -157,7 +157,7 @@ def test_a_collector_not_told_the_shard_count_reads_the_emitters_record(
     cluster_url: str, tmp_path: Path, caplog: Any
 ) -> None:
     """Emitters with EMP_EVENTS_SHARDS=4 record it; a collector started without it reads the
-    four shards, and one told another count says so."""
+    four shards, and one told another count says so, and reads the four too."""
     jobs, steps = 20, 5
     expected = jobs * steps + steps
     log = tmp_path / "logs" / "events.log"
@@ -175,12 +175,16 @@ def test_a_collector_not_told_the_shard_count_reads_the_emitters_record(
     assert told.shards == 2
     assert "EMP_EVENTS_SHARDS=2, but the emitters of emp:events record 4 shards" in caplog.text
 
-    async def told_two() -> None:  # and while it runs, its health loop says it again
+    async def told_two() -> None:  # while it runs, it reads the other two shards too
         async with running(told) as collector:
-            assert len(collector.lanes) == 2
-            await until(lambda: "now record 4 shards but this collector reads 2" in caplog.text)
+            await until(lambda: len(collector.lanes) == 4, 20, "the two shards added")
+            assert [lane.key for lane in collector.lanes] == shard_keys(STREAM, SHARDS)
+            await until(lambda: len(delivered(other / "logs" / "events.log")) >= expected, 60)
+        said = "now record 4 shards: reading emp:events:{2}, emp:events:{3} too (4 lanes)"
+        assert said in caplog.text and "EMP_EVENTS_SHARDS=2 is out of date" in caplog.text
 
     asyncio.run(told_two())
+    assert len(delivered(other / "logs" / "events.log")) == expected
 
     settings = settle_shards(settings_for(cluster_url, tmp_path))
     assert (settings.shards, settings.shards_given) == (SHARDS, False)

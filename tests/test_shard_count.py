@@ -182,3 +182,36 @@ def test_a_collector_stopped_while_it_waits_for_redis_exits_cleanly(tmp_path: Pa
         assert "Traceback" not in proc.output()
     finally:
         proc.stop_quietly()
+
+
+def test_a_running_collector_reads_the_shards_the_emitters_move_to(
+    redis_proc: RedisProcess, tmp_path: Path
+) -> None:
+    """Services reconfigured with EMP_EVENTS_SHARDS=4 while a collector reads the one key:
+    it reads the four shard keys too, without a restart, and what the one key still held."""
+    emit(redis_proc.url, 1)
+    env = base_env(redis_proc.url, tmp_path)
+    log_path = Path(env["EMP_COLLECTOR_LOG_PATH"])
+    proc = CollectorProcess(env, tmp_path / "collector.err").start()
+
+    def jobs_written() -> list[str]:
+        lines = read_lines(log_path) if log_path.exists() else []
+        return [line["jobId"] for line in lines if line["eventType"] == "job.created"]
+
+    try:
+        wait_until(lambda: sorted(jobs_written()) == sorted(JOBS), what="the one key's events")
+        emit(redis_proc.url, 4)
+        wait_until(lambda: len(jobs_written()) == 2 * len(JOBS), what="the four shards' events")
+        said = "now record 4 shards: reading emp:events:{0}, emp:events:{1}, emp:events:{2}"
+        assert said in proc.output()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0, proc.output()
+    finally:
+        proc.stop_quietly()
+    admin = client_for_url(redis_proc.url)
+    try:
+        for key in [STREAM, *shard_keys(STREAM, 4)]:
+            assert admin.xpending(key, "emp-collector")["pending"] == 0
+    finally:
+        admin.close()
+    assert sorted(jobs_written()) == sorted(JOBS * 2)  # each event once
