@@ -46,9 +46,9 @@ from collector.reader import ReadBatch, StreamReader
 from emp_tui.events import SeenEvents
 from emp_tui.redact import redact_text, redact_url
 from emp_tui.topology import (
-    MAX_SHARDS,
     AsyncClient,
     async_client_for_url,
+    recorded_shards,
     shard_keys,
     transient_errors,
     trim_policy_key,
@@ -272,6 +272,7 @@ class Collector:
     async def _read_loop(self, lane: Lane) -> None:
         group_ready = False
         failures = 0
+
         def where() -> str:  # the lane's key, once there is more than one
             return "" if len(self.lanes) == 1 else f" ({lane.key})"
 
@@ -391,17 +392,17 @@ class Collector:
         group from the start of the key), and keeps the lanes it has, whose keys may hold
         events not read yet. Said once per change."""
         value = await self.client.hget(trim_policy_key(self.settings.stream), "shards")
-        text = value.decode() if isinstance(value, bytes) else str(value or "")
-        if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS or self._stop.is_set():
+        count = recorded_shards(value)
+        if count is None or self._stop.is_set():
             return
         held = {lane.key for lane in self.lanes}
-        added = [key for key in shard_keys(self.settings.stream, int(text)) if key not in held]
+        added = [key for key in shard_keys(self.settings.stream, count) if key not in held]
         if not added:
             return
         log.warning(
-            "the emitters of %s now record %s shards: reading %s too (%d lanes)%s",
+            "the emitters of %s now record %d shards: reading %s too (%d lanes)%s",
             self.settings.stream,
-            text,
+            count,
             ", ".join(added),
             len(self.lanes) + len(added),
             f"; EMP_EVENTS_SHARDS={self.settings.shards} is out of date"

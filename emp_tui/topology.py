@@ -217,7 +217,13 @@ def _glob_escape(text: str) -> str:
 
 
 def _recorded_shards(client: SyncClient, stream: str) -> int | None:
-    value = client.hget(trim_policy_key(stream), "shards")
+    return recorded_shards(client.hget(trim_policy_key(stream), "shards"))
+
+
+def recorded_shards(value: object) -> int | None:
+    """The shard count the emitters record (the ``shards`` field of the hash at
+    :func:`trim_policy_key`, as Redis returned it); None when there is none, or it is not a
+    count."""
     if value is None:
         return None
     text = value.decode() if isinstance(value, bytes) else str(value)

@@ -109,6 +109,7 @@ from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
 from emp_tui.text import clock, inert
+from emp_tui.topology import SHARDS_ENV
 
 if TYPE_CHECKING:
     from emp_tui.app.screens.export import ExportRequest
@@ -284,6 +285,8 @@ class EmpTuiApp(App[int]):
         count the emitters recorded, or ``shards`` checked against it)."""
         self._shards_configured = shards_configured
         self.shards_warning: str | None = None
+        self._shards_said: int | None = None
+        """The recorded shard count last said to differ from a given one."""
         """What finding the shard count had to say (shown as a notification)."""
         self.files = list(files)
         self.start_job = job_id
@@ -1263,6 +1266,7 @@ class EmpTuiApp(App[int]):
                     found = await asyncio.to_thread(find_shards_at, url, stream, configured)
                     self.shards, self.shards_settled = found.count, True
                     self.shards_warning = found.warning
+                    self._push_status(source=self._source_label())  # "(4 shards)"
                     if found.warning:
                         self.notify(
                             inert(found.warning, 300), severity="warning", markup=False, timeout=20
@@ -1293,16 +1297,45 @@ class EmpTuiApp(App[int]):
         while True:
             await asyncio.sleep(HEALTH_SECONDS)
             try:
-                collectors, state = await read_pipeline_health(url, stream, self.shards)
+                collectors, state, recorded = await read_pipeline_health(url, stream, self.shards)
             except (RedisError, OSError) as error:
                 self.post_message(CollectorHealth([], error=str(error)))
             else:
                 self.post_message(CollectorHealth(collectors, stream=state))
+                self._follow_recorded_shards(url, stream, recorded)
             try:
                 span = await asyncio.to_thread(probe_stream, url, stream, self.shards)
             except SourceError:
                 continue  # the live reader reports Redis being away
             self.post_message(SourceHeld("stream", span))
+
+    def _follow_recorded_shards(self, url: str, stream: str, recorded: int | None) -> None:
+        """The emitters record another shard count than the live tail reads (services
+        reconfigured while the app runs): the tail follows the new count's keys from the
+        last event read, unless a count was given (then the app says so, once per count)."""
+        if recorded is None or recorded == self.shards or not self.shards_settled:
+            return
+        if self._shards_configured:
+            if recorded != self._shards_said:
+                self._shards_said = recorded
+                self.notify(
+                    f"The emitters of {stream} now record {recorded} shards; this app reads "
+                    f"{self.shards} as told: restart it with {SHARDS_ENV}={recorded}.",
+                    severity="warning",
+                    markup=False,
+                    timeout=20,
+                )
+            return
+        self.notify(
+            f"The emitters of {stream} now write {recorded} shards (were {self.shards}): "
+            "following them.",
+            markup=False,
+            timeout=10,
+        )
+        self.shards = recorded
+        resume = self._last_redis_id or "$"
+        self.live_reader(url, stream, resume)  # the tail of the old count's keys is cancelled
+        self._push_status(source=self._source_label())
 
     def _maybe_find_problems(self) -> None:
         """Look for problems again when it is time (see :class:`Pacer`), in a thread."""

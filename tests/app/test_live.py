@@ -172,3 +172,37 @@ async def test_a_failing_reader_is_reported_and_restarted_where_it_stopped(
         # Restarted from the last ID it delivered: the failed batch is read again, nothing lost.
         await _until(pilot, lambda: len(app.store) == 12, timeout=30)
         assert app.status.state == "connected"
+
+
+async def test_the_tail_follows_the_shards_the_emitters_move_to(
+    rclient: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Services reconfigured with EMP_EVENTS_SHARDS=4 while the app tails the one key: their
+    record says so, and the tail follows the four shard keys from the last event it read."""
+    import emp_tui.app.app as app_module
+    from emp_tui.telemetry import EventClient
+
+    monkeypatch.setattr(app_module, "HEALTH_SECONDS", 0.2)
+    monkeypatch.delenv("EMP_EVENTS_SHARDS", raising=False)
+    events = sample_events()
+    app = _live_app(redis_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.status.state == "connected")
+        _xadd(rclient, events[:5])
+        await _until(pilot, lambda: len(app.store) == 5)
+        assert app.shards == 1
+        client = EventClient("worker", redis_url=redis_url, shards=4, enabled=True)
+        try:
+            for n in range(24):
+                client.event("job.created", job_id=f"job_{n}")
+            assert await asyncio.to_thread(client.flush, 10)
+        finally:
+            await asyncio.to_thread(client.close)
+        await _until(pilot, lambda: app.shards == 4)
+        await _until(pilot, lambda: len(app.store) >= 5 + 24)
+        jobs = {e.job_id for e in app.store if e.event_type == "job.created"}
+        assert {f"job_{n}" for n in range(24)} <= jobs
+        assert len({e.event_id for e in app.store if e.event_id}) == len(
+            [e for e in app.store if e.event_id]
+        )  # none twice
+        assert app.status.source.endswith(" emp:events (4 shards)")  # the status bar's

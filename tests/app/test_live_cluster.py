@@ -79,6 +79,7 @@ async def test_the_app_finds_the_shard_count_itself(cluster_url: str, recorded: 
     async with app.run_test(size=(160, 48)) as pilot:
         await _until(pilot, lambda: len(app.store) == 120 and not app.state.loading, 30)
         assert app.shards == SHARDS
+        assert app.status.source.endswith(f" {STREAM} ({SHARDS} shards)")  # once found
         if recorded:
             assert app.shards_warning is None
             assert not any("shard" in text for text in said)
