@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from collector.files import DEFAULT_FILE_MODE
 from emp_tui.env import env_flag, parse_size, redis_url_from_env, stream_from_env
 from emp_tui.redact import MASK, redact_headers, redact_url
-from emp_tui.topology import MAX_SHARDS
+from emp_tui.topology import MAX_SHARDS, has_redis_scheme
 
 DEFAULT_GROUP: Final = "emp-collector"
 DEFAULT_LOG_PATH: Final = "./logs/telemetry/events.log"
@@ -469,12 +469,8 @@ def _logs_url(base: str, *, append: bool, where: str) -> str:
     return base
 
 
-_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
-
-
 def _check_redis_url(url: str) -> None:
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme.lower() not in _REDIS_SCHEMES:
+    if not has_redis_scheme(url):
         raise ConfigError(
             f"--redis-url / REDIS_URL: {redact_url(url)!r} is not a redis://, rediss://, "
             "unix:// or redis+cluster:// URL"

@@ -72,6 +72,16 @@ SyncClient: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster"
 
 
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+"""The URL schemes of a Redis to read: one server (TCP, TLS, a unix socket) or a cluster."""
+
+
+def has_redis_scheme(url: str) -> bool:
+    """Whether ``url`` is a redis://, rediss://, unix:// or (rediss+)redis+cluster:// URL."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() in REDIS_SCHEMES
+
+
 def is_cluster_url(url: str) -> bool:
     """True for ``redis+cluster://`` and ``rediss+cluster://`` URLs."""
     scheme, sep, _ = url.partition("://")
@@ -106,6 +116,7 @@ def client_for_url(url: str, **kwargs: Any) -> SyncClient:
     for a URL that cannot be read."""
     import redis
 
+    _check_scheme(url)
     if not is_cluster_url(url):
         return redis.Redis.from_url(url, **kwargs)
     from redis.cluster import ClusterNode, RedisCluster
@@ -120,6 +131,7 @@ def async_client_for_url(url: str, **kwargs: Any) -> AsyncClient:
     """:func:`client_for_url` for asyncio code (``redis.asyncio``)."""
     import redis.asyncio
 
+    _check_scheme(url)
     if not is_cluster_url(url):
         return redis.asyncio.Redis.from_url(url, **kwargs)
     from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -128,6 +140,11 @@ def async_client_for_url(url: str, **kwargs: Any) -> AsyncClient:
     kwargs.pop("health_check_interval", None)
     others = [ClusterNode(host, port) for host, port in nodes[1:]]
     return RedisCluster.from_url(first, startup_nodes=others, **kwargs)
+
+
+def _check_scheme(url: str) -> None:
+    if not has_redis_scheme(url):
+        raise ValueError("use a redis://, rediss://, unix:// or redis+cluster:// URL")
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:

@@ -166,6 +166,11 @@ def test_limit_zero_and_a_redis_url_of_another_scheme_are_usage_errors(tmp_path:
         env={**os.environ, "REDIS_URL": "ftp://localhost/0"},
     )
     assert_clean_failure(env_url, 2, "bad Redis URL")
+    # Every scheme a Redis can be read by is named, and the app does not start to retry one
+    # it can never read.
+    for command in (["search", "x"], []):
+        done = run("--redis-url", "bogus://x", *command)
+        assert_clean_failure(done, 2, "use a redis://, rediss://, unix:// or redis+cluster://")
 
 
 def test_search_nothing_matched_exits_1(source: list[str]) -> None:

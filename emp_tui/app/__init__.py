@@ -19,6 +19,7 @@ from emp_tui.config import (
     AppConfig,
     ConfigError,
     load_app_config,
+    redacted_url,
     resolve_redis_url,
     resolve_stream,
 )
@@ -52,7 +53,7 @@ def make_app(
     ``shards``: the stream's shards, else ``EMP_EVENTS_SHARDS`` (ValueError when bad), else
     the count the emitters recorded (found once connected)."""
     from emp_tui.app.app import EmpTuiApp
-    from emp_tui.topology import shards_configured
+    from emp_tui.topology import has_redis_scheme, shards_configured
 
     configured = shards_configured(os.environ) if shards is None else shards
     config = load_app_config() if config is None else config
@@ -60,6 +61,11 @@ def make_app(
     url: str | None = None
     if live and (redis_url or not file_list):
         url = resolve_redis_url(redis_url, config)
+        if not has_redis_scheme(url):  # else the app would retry it for good
+            raise ValueError(
+                f"bad Redis URL {redacted_url(url)}: use a redis://, rediss://, unix:// or "
+                "redis+cluster:// URL"
+            )
         log_dir = Path(config.log_dir).expanduser() if config.log_dir else None
         if not file_list and log_dir is not None and log_dir.is_dir():
             file_list = [log_dir]
