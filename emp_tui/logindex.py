@@ -352,18 +352,54 @@ def _lines_holding(chunk: bytes, size: int, needles: list[bytes]) -> Iterator[by
 
 
 MANY_NEEDLES: Final = 3
-"""From this many needles on, one pass of a regular expression (an alternation of them)
+"""From this many needles on, one pass of a regular expression (the needles as a trie)
 finds the lines, instead of a pass of ``memmem`` per needle: 150 job IDs over 67 MB take
-0.13 s that way against 1.3 s (a Problems finding's "filter its 150 jobs"), one takes
-0.008 s by ``memmem`` against 0.021 s."""
+0.035 s that way against 1.3 s (a Problems finding's "filter its 150 jobs"); one ID takes
+0.008 s by ``memmem`` against 0.021 s, ten 0.026 s either way."""
+TRIE_LONGEST: Final = 256
+"""Needles longer than this are searched for as a plain alternation (the trie's nesting
+grows with the needles' length)."""
 
 
 def _alternation(needles: list[bytes]) -> re.Pattern[bytes] | None:
-    """The needles as one expression (the parser factors out their common prefix, which
-    the search then seeks first), from :data:`MANY_NEEDLES` of them on; else None."""
+    """The needles as one expression, from :data:`MANY_NEEDLES` of them on (else None):
+    shaped as their trie (``job_(?:0(?:1a|77)|c3)``), so that where the needles' common
+    start matches, the rest costs a step per byte, not a try per needle (5,000 job IDs over
+    74 MB: a plain alternation takes 2.2 s)."""
     if len(needles) < MANY_NEEDLES:
         return None
-    return re.compile(b"|".join(re.escape(needle) for needle in sorted(set(needles))))
+    if max(map(len, needles)) > TRIE_LONGEST:
+        return re.compile(b"|".join(re.escape(needle) for needle in sorted(set(needles))))
+    trie: _Trie = {}
+    for needle in sorted(set(needles), key=len):  # the shorter first: they cover the longer
+        node = trie
+        for byte in needle:
+            if _END in node:
+                break  # a shorter needle is at the start of this one: it finds its lines
+            node = node.setdefault(byte, {})
+        else:
+            node.clear()
+            node[_END] = {}
+    return re.compile(_trie_expression(trie))
+
+
+_Trie: TypeAlias = "dict[int, _Trie]"
+_END: Final = -1
+"""The key that ends a needle in a trie node."""
+
+
+def _trie_expression(node: _Trie) -> bytes:
+    branches = []
+    for byte in sorted(node):
+        head, child = bytes([byte]), node[byte]
+        while len(child) == 1 and _END not in child:  # a chain: literals, no group
+            ((byte, child),) = child.items()
+            head += bytes([byte])
+        tail = b"" if _END in child else _trie_expression(child)
+        branches.append(re.escape(head) + tail)
+    if len(branches) == 1:
+        return branches[0]
+    return b"(?:" + b"|".join(branches) + b")"
 
 
 def _line_starts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import mmap
 import os
+import random
 from pathlib import Path
 
 import orjson
@@ -291,3 +292,29 @@ def test_a_touched_file_is_indexed_again(tmp_path: Path) -> None:
     os.utime(path, ns=(1, 1))
     with open_index(path) as index:
         assert not index.reused and index.lines == 5
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_needles_find_the_lines_a_substring_test_finds(tmp_path: Path, seed: int) -> None:
+    """The trie-shaped expression of many needles (shared starts, one the start of another,
+    bytes regular expressions give a meaning to) finds exactly the lines that hold one."""
+    rng = random.Random(seed)
+    alphabet = b"ab.*(|\\_-"
+    needles = [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(40)]
+    needles += [b"job_" + n for n in needles[:10]] + [b"job_"[: rng.randint(1, 4)] + b"zz"]
+    lines = [
+        bytes(rng.choice(alphabet + b"jobz ") for _ in range(rng.randint(0, 30)))
+        for _ in range(400)
+    ]
+    path = tmp_path / "events.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    expected = [line for line in lines if any(needle in line for needle in needles)]
+    assert 0 < len(expected) < len(lines)
+    with open_index(path, keep=False, lines=False) as index:
+        assert list(index.find(needles)) == expected
+    long = [needles[0] * 300, *needles[1:]]  # past TRIE_LONGEST: a plain alternation
+    assert len(long[0]) > logindex.TRIE_LONGEST
+    with open_index(path, keep=False, lines=False) as index:
+        assert list(index.find(long)) == [
+            line for line in lines if any(needle in line for needle in long)
+        ]
