@@ -598,10 +598,7 @@ class EmpTuiApp(App[int]):
             self.problems_pacer.changed()  # the problems are those of the range shown
             self._maybe_find_problems()
         self.stream_list.set_rows(self.state.rows)
-        closed = None
-        if query.until_ms is not None and self.state.detached:
-            closed = f"ends {clock(query.until_ms)[:8]} (until:) · clear it to follow"
-        self.stream_list.set_closed(closed)
+        self._show_range_end()
         bar.accept(text)
         if self.files and self.state.seeks_ids(query):
             # Its events may lie outside what is loaded. The range waits for the search
@@ -616,6 +613,17 @@ class EmpTuiApp(App[int]):
             self._refresh_graph()
         self._refresh_strip()
         return True
+
+    def _show_range_end(self) -> None:
+        """The list's border while the range shown ends in the past (``until:`` in the
+        filter, or ``--until``): where it ends, and how to follow again."""
+        state = self.state
+        why = None
+        if state.detached and state.query.until_ms is not None:
+            why = f"ends {clock(state.query.until_ms)[:8]} (until:) · clear it to follow"
+        elif state.detached and (end := state.base_until_ms()) is not None:
+            why = f"ends {clock(end)[:8]} (--until) · f follows"
+        self.stream_list.set_closed(why)
 
     def _load_filter_range(self) -> None:
         """Load what the filter's range lacks (once the range is decided)."""
@@ -645,6 +653,12 @@ class EmpTuiApp(App[int]):
                     severity="warning",
                 )
                 self.stream_list.follow = False
+            elif state.base_until_ms() is not None and state.base_range is not None:
+                # --until: following drops it, and reads up to the newest.
+                state.base_range = TimeRange(state.base_range.since_ms, None)
+                self.notify("Following: the range runs to the newest events now.", timeout=4)
+                self._load_filter_range()
+                self._show_range_end()
         self._push_status()
 
     @on(JobRequested)
@@ -1609,6 +1623,7 @@ class EmpTuiApp(App[int]):
         except ValueError as error:
             self.notify(inert(str(error), 200), severity="error", markup=False)
             state.base_range = state.resolve_range()
+        self._show_range_end()
         target = state.effective_range()
         if target is None:
             return

@@ -473,6 +473,17 @@ class AppState:
             until = base.until_ms
         return TimeRange(since, until)
 
+    def base_until_ms(self) -> int | None:
+        """Where the base range ends (``--until``) when that is what ends the range shown
+        (no ``until:`` in the filter, no job's span found in the logs); else None."""
+        base = self.base_range
+        found = self.found_span
+        if base is None or self.query.until_ms is not None:
+            return None
+        if found is not None and found[0] == self.query.text:
+            return None
+        return base.until_ms
+
     def seeks_ids(self, query: Query) -> bool:
         """Whether the logs are to be searched for ``query``'s events: it names IDs (the
         log index finds their lines) and no time, and the store does not hold every event
@@ -789,20 +800,23 @@ class AppState:
     def problems_scope(self) -> tuple[TimeRange | None, int]:
         """What the problem finder is held to and when it judges: the range the app shows
         when the events at hand reach beyond it (a filter's ``since:``/``until:``, a job
-        found in the logs), else None; and "now" (:meth:`now_ms`), or while the app looks
-        at the past, the end of what it looks at, so that a job that went on after the
-        range is not taken for stalled for the hours since."""
+        found in the logs) or it lies in the past, else None; and "now" (:meth:`now_ms`),
+        or while the app looks at the past, the end of what it looks at, so that a job that
+        went on after the range is not taken for stalled for the hours since."""
         now = self.now_ms()
         target = self.effective_range()
         store = self.store
         within = None
+        detached = self.detached
         if target is not None and store:
             first, last = event_ms(store[0]), event_ms(store[-1])
-            if (target.since_ms is not None and target.since_ms > first) or (
-                target.until_ms is not None and target.until_ms < last
+            if (
+                detached
+                or (target.since_ms is not None and target.since_ms > first)
+                or (target.until_ms is not None and target.until_ms < last)
             ):
-                within = target
-        if not self.detached:
+                within = target  # and the view names it
+        if not detached:
             return within, now
         if target is not None and target.until_ms is not None:
             return within, min(now, target.until_ms)

@@ -495,3 +495,32 @@ async def test_until_in_the_past_closes_the_list_and_judges_problems_at_the_rang
     request = TriageRequest(now_ms=NOW_MS, gap_ms=5000, within=TimeRange(None, until))
     judged_now = triage(events, request)
     assert [f for f in judged_now.findings if "job-long" in f"{f.title} {f.evidence}"]
+
+
+async def test_until_at_the_start_says_where_the_range_ends_and_f_follows(tmp_path: Path) -> None:
+    """``--until`` in the past: the list's border says where the range ends, the Problems
+    view names that range; f drops the end and reads up to the newest events."""
+    jobs = [job_events(n, START_MS + n * 60_000) for n in range(10)]  # one a minute
+    write_events([e for job in jobs for e in job], tmp_path / "events.log", "jsonl")
+    until = START_MS + 4 * 60_000 + 30_000
+    app = make_app(
+        files=[tmp_path],
+        config=AppConfig(),
+        clock=lambda: FIXED_NOW + 86_400,
+        since=str(START_MS),
+        until=str(until),
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _loaded(pilot, app)
+        assert {e.job_id for e in app.shown_events()} == {f"job-{n:04d}" for n in range(5)}
+        stream = app.stream_list
+        assert not stream.follow
+        assert stream.border_subtitle == f"ends {clock(until)[:8]} (--until) · f follows"
+        await _until(pilot, lambda: (app.problems.triage or MISSING).within is not None)
+        assert (app.problems.triage or MISSING).now_ms == until
+        assert f"-{clock(until)[:8]}" in app.problems.subtitle()
+        await pilot.press("f")
+        await _loaded(pilot, app)
+        await _until(pilot, lambda: len(app.shown_events()) == sum(map(len, jobs)))
+        assert stream.follow and stream.border_subtitle == "following"
+        assert app.state.base_range is not None and app.state.base_range.until_ms is None
