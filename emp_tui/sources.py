@@ -47,6 +47,7 @@ import heapq
 import io
 import mmap
 import re
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -414,6 +415,11 @@ class RedisTail:
             positions = {key: start_id.get(key, "0-0") for key in self.keys}
         self.positions: dict[str, str] = positions
         """The last ID delivered of each shard (``$`` until it is first connected)."""
+        start_ms = stream_id_ms(start_id) if isinstance(start_id, str) else None
+        self._origin_ms = (
+            start_ms if start_ms is not None else int(time.time() * 1000)
+        ) - SHARD_SKEW_MS
+        """Where a shard added while following (:meth:`add_keys`) is read from."""
         self.block_ms = block_ms
         self.count = count
         self.backoff_initial = backoff_initial
@@ -432,6 +438,23 @@ class RedisTail:
         self._state_changed = False
         self._closed = False
         self._failure: Exception | None = None
+
+    def add_keys(self, keys: Iterable[str]) -> list[str]:
+        """Follow ``keys`` too: the shards the emitters moved to while this tail ran (a
+        rolling change of ``EMP_EVENTS_SHARDS``: the keys followed already may still get
+        events, and are kept). Each is read from where this tail began (less
+        ``SHARD_SKEW_MS``), so what was written there before the move was noticed comes too.
+        Returns the keys added."""
+        added = [key for key in dict.fromkeys(keys) if key not in self.positions]
+        if self._closed:
+            return []
+        for key in added:
+            self.keys.append(key)
+            self.positions[key] = f"{max(self._origin_ms, 0)}-0"
+            self._shard_states[key] = ("connecting", None)
+            if self._queue is not None:
+                self._tasks.append(asyncio.create_task(self._follow(key)))
+        return added
 
     @property
     def last_id(self) -> str:

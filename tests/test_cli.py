@@ -568,6 +568,34 @@ def test_stream_follows_and_ctrl_c_exits_cleanly(
     assert "Traceback" not in proc.stderr.read()
 
 
+def test_stream_follows_the_shards_the_emitters_move_to(
+    streaming: tuple[subprocess.Popen[str], redis.Redis], redis_url: str
+) -> None:
+    """Services reconfigured with EMP_EVENTS_SHARDS=4 while `stream` follows the one key:
+    within a few seconds of their record saying so it follows the four keys too, from where
+    it began (what they got before it noticed comes as well)."""
+    from emp_tui.telemetry import EventClient
+
+    proc, _ = streaming
+    assert proc.stdout is not None and proc.stderr is not None
+    said = [proc.stderr.readline() for _ in range(2)]
+    assert "connected" in said[1]
+    emitter = EventClient("worker", redis_url=redis_url, shards=4, enabled=True)
+    try:
+        for n in range(12):
+            emitter.event("job.claimed", job_id=f"job_{n}")
+        assert emitter.flush(10)
+    finally:
+        emitter.close()
+    jobs = {orjson.loads(proc.stdout.readline())["jobId"] for _ in range(12)}
+    assert jobs == {f"job_{n}" for n in range(12)}
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    rest = proc.stderr.read()
+    assert "now write 4 shards: following emp:events:{0}, emp:events:{1}" in rest
+    assert "Traceback" not in rest
+
+
 def test_stream_rejects_file_only_and_bad_query(log_file: Path) -> None:
     assert_clean_failure(run("--file", log_file, "stream"), 2, "stream follows Redis")
     assert_clean_failure(run("stream", "/unclosed"), 2, "unterminated /regex/")

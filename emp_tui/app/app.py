@@ -109,7 +109,7 @@ from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
 from emp_tui.text import clock, inert
-from emp_tui.topology import SHARDS_ENV
+from emp_tui.topology import SHARDS_ENV, shard_keys
 
 if TYPE_CHECKING:
     from emp_tui.app.screens.export import ExportRequest
@@ -286,6 +286,8 @@ class EmpTuiApp(App[int]):
         self._shards_configured = shards_configured
         self.shards_warning: str | None = None
         self._shards_said: int | None = None
+        self._tail: RedisTail | None = None
+        """The live tail, while it runs."""
         """The recorded shard count last said to differ from a given one."""
         """What finding the shard count had to say (shown as a notification)."""
         self.files = list(files)
@@ -1295,11 +1297,13 @@ class EmpTuiApp(App[int]):
             last_id = span.last_id or "0-0"
             self._last_redis_id = self._last_redis_id or last_id
         tail = RedisTail(url, stream, start_id=last_id, on_state=report, shards=self.shards)
+        self._tail = tail
         try:
             async for batch in tail:
                 if batch:
                     self.post_message(EventsReceived(batch, "redis"))
         finally:
+            self._tail = None
             await tail.aclose()
 
     @work(exclusive=True, group="health", exit_on_error=False, name="collector health")
@@ -1316,17 +1320,20 @@ class EmpTuiApp(App[int]):
                 self.post_message(CollectorHealth([], error=str(error)))
             else:
                 self.post_message(CollectorHealth(collectors, stream=state))
-                self._follow_recorded_shards(url, stream, recorded)
+                self._follow_recorded_shards(stream, recorded)
             try:
                 span = await asyncio.to_thread(probe_stream, url, stream, self.shards)
             except SourceError:
                 continue  # the live reader reports Redis being away
             self.post_message(SourceHeld("stream", span))
 
-    def _follow_recorded_shards(self, url: str, stream: str, recorded: int | None) -> None:
-        """The emitters record another shard count than the live tail reads (services
-        reconfigured while the app runs): the tail follows the new count's keys from the
-        last event read, unless a count was given (then the app says so, once per count)."""
+    def _follow_recorded_shards(self, stream: str, recorded: int | None) -> None:
+        """The emitters record another shard count than the app reads (services
+        reconfigured while it runs): the live tail follows the new count's keys too
+        (:meth:`~emp_tui.sources.RedisTail.add_keys`; those it follows are kept, as emitters
+        not yet reconfigured still write there), unless a count was given (then the app says
+        so, once per count)."""
+        tail = self._tail
         if recorded is None or recorded == self.shards or not self.shards_settled:
             return
         if self._shards_configured:
@@ -1340,15 +1347,16 @@ class EmpTuiApp(App[int]):
                     timeout=20,
                 )
             return
+        added = [] if tail is None else tail.add_keys(shard_keys(stream, recorded))
+        if not added:
+            return
         self.notify(
-            f"The emitters of {stream} now write {recorded} shards (were {self.shards}): "
-            "following them.",
+            f"The emitters of {stream} now write {recorded} shards: following "
+            f"{', '.join(added)} too.",
             markup=False,
             timeout=10,
         )
-        self.shards = recorded
-        resume = self._last_redis_id or "$"
-        self.live_reader(url, stream, resume)  # the tail of the old count's keys is cancelled
+        self.shards = recorded  # what is read of the past from now on
         self._push_status(source=self._source_label())
 
     def _maybe_find_problems(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from emp_tui.cli.common import (
     EXIT_FOUND,
@@ -19,6 +20,9 @@ from emp_tui.cli.common import (
     say,
 )
 from emp_tui.cli.output import Output, event_line
+
+if TYPE_CHECKING:
+    from emp_tui.sources import RedisTail
 
 
 def run_search(args: argparse.Namespace, settings: Settings, out: Output) -> int:
@@ -40,6 +44,36 @@ def run_search(args: argparse.Namespace, settings: Settings, out: Output) -> int
     return EXIT_FOUND
 
 
+RECORD_SECONDS = 5.0
+"""How often ``stream`` reads the shard count the emitters record."""
+
+
+async def _follow_recorded_shards(tail: RedisTail, url: str) -> None:
+    """Every few seconds, the shard count the emitters record: the keys of a new count are
+    followed too (services reconfigured while ``stream`` runs; see
+    :meth:`~emp_tui.sources.RedisTail.add_keys`), and said on stderr."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from emp_tui.topology import async_client_for_url, recorded_shards, shard_keys, trim_policy_key
+
+    client = async_client_for_url(url, socket_connect_timeout=3)
+    try:
+        while True:
+            await asyncio.sleep(RECORD_SECONDS)
+            try:
+                value = await client.hget(trim_policy_key(tail.stream), "shards")
+            except (RedisError, OSError):
+                continue  # the tail says when Redis is away
+            count = recorded_shards(value)
+            added = tail.add_keys(shard_keys(tail.stream, count)) if count else []
+            if added:
+                say(f"the emitters now write {count} shards: following {', '.join(added)} too")
+    finally:
+        await client.aclose()
+
+
 def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     import asyncio
 
@@ -58,6 +92,9 @@ def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int
         tail = RedisTail(
             settings.redis_url, settings.stream, on_state=state, shards=settings.shards
         )
+        watch = None
+        if not settings.shards_configured:
+            watch = asyncio.create_task(_follow_recorded_shards(tail, settings.redis_url))
         try:
             async for batch in tail:
                 for event in batch:
@@ -68,6 +105,8 @@ def run_stream(args: argparse.Namespace, settings: Settings, out: Output) -> int
                             event_line(out, event)
                 out.flush()
         finally:
+            if watch is not None:
+                watch.cancel()
             await tail.aclose()
 
     shards = f" ({settings.shards} shards)" if settings.shards > 1 else ""

@@ -17,6 +17,7 @@ from emp_tui.app.app import EmpTuiApp
 from emp_tui.config import AppConfig
 from emp_tui.events import TelemetryEvent
 from emp_tui.export import write_events
+from emp_tui.topology import trim_policy_key
 
 from .conftest import FIXED_NOW
 
@@ -178,7 +179,8 @@ async def test_the_tail_follows_the_shards_the_emitters_move_to(
     rclient: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Services reconfigured with EMP_EVENTS_SHARDS=4 while the app tails the one key: their
-    record says so, and the tail follows the four shard keys from the last event it read."""
+    record says so, and the tail follows the four shard keys too, from where it began (what
+    was written there before it noticed comes as well)."""
     import emp_tui.app.app as app_module
     from emp_tui.telemetry import EventClient
 
@@ -206,3 +208,10 @@ async def test_the_tail_follows_the_shards_the_emitters_move_to(
             [e for e in app.store if e.event_id]
         )  # none twice
         assert app.status.source.endswith(" emp:events (4 shards)")  # the status bar's
+        # A rolling change: a service not yet reconfigured still writes the one key, and
+        # records its count again. The tail keeps that key, and stays on the four.
+        rclient.hset(trim_policy_key("emp:events"), "shards", "1")
+        _xadd(rclient, events[5:8])
+        await _until(pilot, lambda: len(app.store) == 5 + 24 + 3)
+        await pilot.pause(0.5)
+        assert app.shards == 4
