@@ -288,6 +288,8 @@ class EmpTuiApp(App[int]):
         self._shards_said: int | None = None
         self._tail: RedisTail | None = None
         """The live tail, while it runs."""
+        self._tail_keys: list[str] = []
+        """Every key the tail followed once the emitters' shards moved (kept by a new tail)."""
         """The recorded shard count last said to differ from a given one."""
         """What finding the shard count had to say (shown as a notification)."""
         self.files = list(files)
@@ -1297,6 +1299,7 @@ class EmpTuiApp(App[int]):
             last_id = span.last_id or "0-0"
             self._last_redis_id = self._last_redis_id or last_id
         tail = RedisTail(url, stream, start_id=last_id, on_state=report, shards=self.shards)
+        tail.add_keys(self._tail_keys)  # a tail started again keeps the keys a move added
         self._tail = tail
         try:
             async for batch in tail:
@@ -1348,8 +1351,9 @@ class EmpTuiApp(App[int]):
                 )
             return
         added = [] if tail is None else tail.add_keys(shard_keys(stream, recorded))
-        if not added:
+        if not added or tail is None:
             return
+        self._tail_keys = list(tail.keys)
         self.notify(
             f"The emitters of {stream} now write {recorded} shards: following "
             f"{', '.join(added)} too.",

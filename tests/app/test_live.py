@@ -215,3 +215,11 @@ async def test_the_tail_follows_the_shards_the_emitters_move_to(
         await _until(pilot, lambda: len(app.store) == 5 + 24 + 3)
         await pilot.pause(0.5)
         assert app.shards == 4
+        # A tail started again (as after a failure) follows the same five keys.
+        old = app._tail
+        app.live_reader(redis_url, "emp:events", app._last_redis_id)
+        await _until(pilot, lambda: app._tail not in (None, old))
+        assert app._tail is not None and len(app._tail.keys) == 5
+        _xadd(rclient, events[8:10])
+        _xadd(rclient, events[10:11], stream="emp:events:{2}")
+        await _until(pilot, lambda: len(app.store) == 5 + 24 + 3 + 3)
