@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -587,8 +588,14 @@ def test_stream_follows_the_shards_the_emitters_move_to(
         assert emitter.flush(10)
     finally:
         emitter.close()
-    jobs = {orjson.loads(proc.stdout.readline())["jobId"] for _ in range(12)}
-    assert jobs == {f"job_{n}" for n in range(12)}
+    watchdog = threading.Timer(60, proc.kill)  # a tail that never follows: EOF, not a hang
+    watchdog.start()
+    try:
+        lines = [proc.stdout.readline() for _ in range(12)]
+    finally:
+        watchdog.cancel()
+    assert all(lines), "the events on the new shards never came"
+    assert {orjson.loads(line)["jobId"] for line in lines} == {f"job_{n}" for n in range(12)}
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     rest = proc.stderr.read()
