@@ -65,10 +65,23 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel's range of ports for outgoing connections begins (Linux's default
+    elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def _free_ports(count: int) -> list[int]:
-    """``count`` consecutive ports whose cluster bus ports (port + 10000) are free too."""
+    """``count`` consecutive ports whose cluster bus ports (port + 10000) are free too, all
+    below the range of ports for outgoing connections: a node killed and started again
+    must find its ports free, and a client's connection may take any port of that range
+    meanwhile (one took a bus port once: "Address already in use", the node aborted)."""
+    high = min(30_000, _ephemeral_low() - 10_000) - count
     for _ in range(200):
-        base = random.randrange(20_000, 30_000 - count)
+        base = random.randrange(10_000, max(high, 10_001))
         ports = list(range(base, base + count))
         if all(_port_free(p) and _port_free(p + 10_000) for p in ports):
             return ports
