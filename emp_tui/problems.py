@@ -44,7 +44,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Final, Literal
@@ -563,6 +563,8 @@ class Facts:
         self._index()
         newest = max(map(_by_time, self.events), default=None)
         self.now_ms: int = now_ms if now_ms is not None else (newest or 0)
+        self.newest_ms: int = self.now_ms if newest is None else min(newest, self.now_ms)
+        """The newest event's time: past it nothing is known (not even that no job came)."""
         self.start_ms: int = min(map(_by_time, self.events), default=self.now_ms)
         self.workers: dict[str, WorkerFacts] = {}
         self.machines: dict[str, MachineFacts] = {}
@@ -797,7 +799,10 @@ class Facts:
 
     @cached_property
     def bursts(self) -> list[_Burst]:
-        return _arrival_bursts(sorted(e.timestamp for e in self.created.values()), self.now_ms)
+        # Up to the newest event, not to now: a silence of every service is no news of
+        # arrivals, and counted as none it would make all that came before a burst.
+        created = sorted(e.timestamp for e in self.created.values())
+        return _arrival_bursts(created, self.newest_ms)
 
     @cached_property
     def episodes(self) -> list[_Episode]:
@@ -1117,7 +1122,7 @@ def _bursts_of(
             runs[-1].append(item)
         else:
             runs.append([item])
-    span = max(facts.now_ms - facts.start_ms, gap)
+    span = max(facts.newest_ms - facts.start_ms, gap)
     bursts: list[list[_Failure]] = []
     steady: list[_Failure] = []
     for run in runs:
@@ -1212,7 +1217,7 @@ def _cluster_finding(
             else "error"
         )
         usually = (
-            f"; otherwise {background} in {_d(facts.now_ms - facts.start_ms)}"
+            f"; otherwise {background} in {_d(facts.newest_ms - facts.start_ms)}"
             if background
             else "; none otherwise"
         )
@@ -1841,7 +1846,7 @@ def collector_problems(
     found: list[Finding] = []
     maxlen = stream.maxlen if stream is not None else DEFAULT_MAXLEN
     key = stream.key if stream is not None else "the stream"
-    span_s = (facts.now_ms - facts.start_ms) / 1000
+    span_s = (facts.newest_ms - facts.start_ms) / 1000
     rate = (len(facts.events) - 1) / span_s if span_s > 0 else 0.0
     window = f", about {_d(maxlen / rate * 1000)} at {rate:.0f} events/s" if rate else ""
 
@@ -1965,4 +1970,44 @@ def find_problems(
     for detector in DETECTORS:
         found.extend(detector(facts))
     found.extend(collector_problems(facts, collectors, stream))
-    return _sorted(found)
+    return _sorted(_in_flight_when_all_went_silent(found, facts.thresholds))
+
+
+def _in_flight_when_all_went_silent(found: list[Finding], limits: Thresholds) -> list[Finding]:
+    """Every service went silent at once (the platform stopped, or its telemetry did): the
+    jobs running then are not each stalled, they are part of that silence, which names them
+    and is critical for it (nothing running is known to move on; a warning otherwise). A
+    job already quiet past its stall threshold when the last event came was stalled before:
+    it stays a finding of its own."""
+    silence = next((f for f in found if f.kind == "silent-service" and f.service is None), None)
+    if silence is None:
+        return found
+    in_flight = [
+        finding
+        for finding in found
+        if finding.kind == "stalled"
+        and silence.first_ms - finding.first_ms <= _stall_threshold_ms(finding, limits)
+    ]
+    if not in_flight:
+        return found
+    jobs = tuple(f.job_id for f in in_flight if f.job_id)
+    types = Counter(f.connector or "?" for f in in_flight)
+    merged = replace(
+        silence,
+        severity="critical",
+        title=f"{silence.title}; {_plural(len(jobs), 'job')} "
+        + ("was" if len(jobs) == 1 else "were")
+        + " running then ("
+        + ", ".join(f"{count} {name}" for name, count in types.most_common())
+        + ")",
+        jobs=jobs,
+        evidence=_jobs_filter(jobs, None),
+        data={**silence.data, "inFlight": list(jobs)},
+    )
+    return [merged if f is silence else f for f in found if not any(f is g for g in in_flight)]
+
+
+def _stall_threshold_ms(finding: Finding, limits: Thresholds) -> float:
+    """The quiet over which the job of a ``stalled`` finding was taken for stalled."""
+    usual = finding.data.get("usualP95Ms")
+    return max(limits.stall_ms, SLOW_FACTOR * usual if isinstance(usual, int | float) else 0)

@@ -579,6 +579,40 @@ def test_a_regular_service_that_stops_is_silent() -> None:
     assert all_quiet.service is None
 
 
+def test_jobs_running_when_everything_went_silent_are_that_silence_not_each_stalled() -> None:
+    """The platform (or its telemetry) stops at once: one finding, critical, names the jobs
+    that were running then, instead of one "stalled" per job. A job already stalled before
+    stays a finding of its own."""
+    stuck = job("stuck", 5_000, worker="gpu-07-w0", steps=(1000,), end=None)  # quiet from ~6 s
+    running = [
+        job(f"run_{n}", 200_000 + n * 300, worker=f"gpu-2{n}-w0", steps=(1000, 1000), end=None)
+        for n in range(5)
+    ]
+    events = [
+        *fleet("gpu-01-w0"),
+        *usual_jobs(6),
+        *stuck,
+        *heartbeats("monitor", 0, 203_000, 5_000),
+        *(ev for one in running for ev in one),
+    ]
+    events.sort(key=lambda ev: ev.timestamp)
+    last = max(ev.timestamp for ev in events)
+    found = find_problems(events, now_ms=last + 600_000)
+    assert kinds(found)[:2] == [("silent-service", None), ("stalled", "stuck")]
+    silence = found[0]
+    assert silence.severity == "critical"
+    assert silence.jobs == tuple(f"run_{n}" for n in range(5))
+    assert silence.title.endswith("; 5 jobs were running then (5 comfyui)")
+    assert evidence_jobs(silence, events) == {f"run_{n}" for n in range(5)}
+    assert not any(f.kind == "stalled" and f.job_id != "stuck" for f in found)
+    # While the services still speak, each quiet job is its own finding.
+    before = find_problems([*events, *heartbeats("monitor", 205_000, 260_000, 5_000)],
+                           now_ms=T0 + 260_000)  # fmt: skip
+    assert {f.job_id for f in before if f.kind == "stalled"} == {"stuck", *(
+        f"run_{n}" for n in range(5))}  # fmt: skip
+    assert not any(f.kind == "silent-service" for f in before)
+
+
 def test_clock_skew_against_the_other_services_not_the_stream() -> None:
     # webhook-service stamps its events 120 s ahead of the time the stream gives them.
     events = []
