@@ -613,6 +613,17 @@ def test_jobs_running_when_everything_went_silent_are_that_silence_not_each_stal
     assert not any(f.kind == "silent-service" for f in before)
 
 
+def test_a_silence_of_everything_makes_no_burst_of_what_came_before() -> None:
+    """Jobs arriving steadily, then nothing from anyone: the arrivals are not a burst
+    against the silence (after the newest event nothing is known, not even "no jobs")."""
+    events = [
+        e(n * 1000, "api-server", "job.created", f"steady_{n}", data={"jobType": "comfyui"})
+        for n in range(180)
+    ]
+    assert traffic_bursts(Facts(events, now_ms=T0 + 180_000)) == []
+    assert traffic_bursts(Facts(events, now_ms=T0 + 180_000 + 20 * 60_000)) == []
+
+
 def test_clock_skew_against_the_other_services_not_the_stream() -> None:
     # webhook-service stamps its events 120 s ahead of the time the stream gives them.
     events = []
