@@ -1367,7 +1367,8 @@ class EmpTuiApp(App[int]):
         """Look for problems again when it is time (see :class:`Pacer`), in a thread."""
         pacer = self.problems_pacer
         now = time.monotonic()
-        ages = self.state.live and not self.state.detached  # a silence grows with the clock
+        # A silence grows with the clock (not while the stream does not answer).
+        ages = self.state.live and not self.state.detached and self.state.blind_since_ms is None
         if not self.store or not pacer.due(now, ages=ages):
             return
         pacer.start(now)
@@ -1759,6 +1760,12 @@ class EmpTuiApp(App[int]):
 
     @on(ConnectionChanged)
     def _on_connection_changed(self, message: ConnectionChanged) -> None:
+        state = self.state
+        if message.state == "connected":
+            state.blind_since_ms = None
+        elif message.state == "reconnecting" and state.blind_since_ms is None:
+            state.blind_since_ms = state.now_ms()  # what is judged stays as of then
+            self.problems_pacer.changed()
         if message.state == "reconnecting" and not self._stream_failed:
             self._stream_failed = True
             self._start_range()  # the logs need not wait for Redis

@@ -253,6 +253,9 @@ class AppState:
         at a time from the top of the stream (plan_before), up to the capacity."""
         self.clock = clock
         self.live = live
+        self.blind_since_ms: int | None = None
+        """When the live stream stopped answering (None while it answers): "now" stays there,
+        so that its silence is not taken for the services' (stalled jobs, a silent platform)."""
         self.sources: tuple[Source, ...] = sources
         """What the app reads: the stream, the logs, both, or neither (events are given)."""
         self.window_ms = window_ms
@@ -790,12 +793,15 @@ class AppState:
 
     def now_ms(self) -> int:
         """The one rule (:func:`emp_tui.history.now_ms`): the wall clock while reading a live
-        stream; otherwise the newest event the sources hold (the newest at hand when they
-        have not said), so that a recording's jobs are silent (or stalled) relative to the
-        rest of it."""
+        stream (the moment it stopped answering, while it does not); otherwise the newest
+        event the sources hold (the newest at hand when they have not said), so that a
+        recording's jobs are silent (or stalled) relative to the rest of it."""
         if not self.live and self.holdings.newest_ms is None and self.store:
             return self.store[-1].timestamp
-        return history_now_ms(live=self.live, holdings=self.holdings, clock=self.clock)
+        now = history_now_ms(live=self.live, holdings=self.holdings, clock=self.clock)
+        if self.live and self.blind_since_ms is not None:
+            return min(now, self.blind_since_ms)
+        return now
 
     def problems_scope(self) -> tuple[TimeRange | None, int]:
         """What the problem finder is held to and when it judges: the range the app shows
@@ -910,7 +916,9 @@ class AppState:
     def timeline_ages(self) -> bool:
         """Whether the open timeline changes with the clock alone (a live job's silence)."""
         timeline = self.timeline
-        return self.live and timeline is not None and timeline.silent_ms is not None
+        if not self.live or self.blind_since_ms is not None:
+            return False
+        return timeline is not None and timeline.silent_ms is not None
 
     # -- the graph ------------------------------------------------------------------------
 

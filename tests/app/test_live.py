@@ -223,3 +223,40 @@ async def test_the_tail_follows_the_shards_the_emitters_move_to(
         _xadd(rclient, events[8:10])
         _xadd(rclient, events[10:11], stream="emp:events:{2}")
         await _until(pilot, lambda: len(app.store) == 5 + 24 + 3 + 3)
+
+
+async def test_while_redis_does_not_answer_now_stays_where_it_stopped(
+    redis_proc: RedisProcess,
+) -> None:
+    """Redis away for ten minutes on the app's clock: a job running when it went away is
+    not stalled for those ten minutes, nor is the platform silent; "now" moves on again
+    when Redis answers."""
+    from samples import fleet_job
+
+    redis_proc.start()
+    client = redis_proc.client()
+    clock = [FIXED_NOW]
+    start = int(FIXED_NOW * 1000) - 5_000
+    running = fleet_job(1, start)[:5]  # claimed and working, not finished
+    _xadd(client, running)
+    app = make_app(redis_url=redis_proc.url, clock=lambda: clock[0], config=AppConfig(log_dir=""))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.status.state == "connected" and len(app.store) == 5)
+        client.close()
+        redis_proc.stop()
+        await _until(pilot, lambda: app.status.state == "reconnecting")
+        blind = app.state.blind_since_ms
+        assert blind is not None and blind <= int(clock[0] * 1000)
+        clock[0] += 600.0
+        assert app.state.now_ms() == blind
+        app.problems_pacer.changed()
+        await _until(
+            pilot, lambda: app.problems.triage is not None and app.problems.triage.now_ms == blind
+        )
+        found = app.problems.triage
+        assert found is not None
+        assert not [f for f in found.findings if f.kind in ("stalled", "silent-service")]
+        redis_proc.start()
+        await _until(pilot, lambda: app.status.state == "connected", timeout=30)
+        assert app.state.blind_since_ms is None
+        assert app.state.now_ms() == int(clock[0] * 1000)
