@@ -285,13 +285,13 @@ class EmpTuiApp(App[int]):
         count the emitters recorded, or ``shards`` checked against it)."""
         self._shards_configured = shards_configured
         self.shards_warning: str | None = None
+        """What finding the shard count had to say (shown as a notification)."""
         self._shards_said: int | None = None
+        """The recorded shard count last said to differ from a given one."""
         self._tail: RedisTail | None = None
         """The live tail, while it runs."""
         self._tail_keys: list[str] = []
         """Every key the tail followed once the emitters' shards moved (kept by a new tail)."""
-        """The recorded shard count last said to differ from a given one."""
-        """What finding the shard count had to say (shown as a notification)."""
         self.files = list(files)
         self.start_job = job_id
         self.start_query = query or ""
