@@ -1040,7 +1040,7 @@ def stalled_jobs(facts: Facts) -> list[Finding]:
             )
             continue
         usual = facts.usual_steps(job.type).after(last.event_type) if job.type else None
-        threshold = max(facts.thresholds.stall_ms, SLOW_FACTOR * usual.p95_ms if usual else 0)
+        threshold = _stall_limit_ms(facts.thresholds, usual.p95_ms if usual else None)
         if quiet <= threshold:
             continue
         progress = last.data.get("progress")
@@ -1986,10 +1986,12 @@ def _in_flight_when_all_went_silent(found: list[Finding], limits: Thresholds) ->
         finding
         for finding in found
         if finding.kind == "stalled"
-        and silence.first_ms - finding.first_ms <= _stall_threshold_ms(finding, limits)
+        and silence.first_ms - finding.first_ms
+        <= _stall_limit_ms(limits, finding.data.get("usualP95Ms"))
     ]
     if not in_flight:
         return found
+    folded = set(map(id, in_flight))
     jobs = tuple(f.job_id for f in in_flight if f.job_id)
     types = Counter(f.connector or "?" for f in in_flight)
     merged = replace(
@@ -2004,10 +2006,10 @@ def _in_flight_when_all_went_silent(found: list[Finding], limits: Thresholds) ->
         evidence=_jobs_filter(jobs, None),
         data={**silence.data, "inFlight": list(jobs)},
     )
-    return [merged if f is silence else f for f in found if not any(f is g for g in in_flight)]
+    return [merged if f is silence else f for f in found if id(f) not in folded]
 
 
-def _stall_threshold_ms(finding: Finding, limits: Thresholds) -> float:
-    """The quiet over which the job of a ``stalled`` finding was taken for stalled."""
-    usual = finding.data.get("usualP95Ms")
-    return max(limits.stall_ms, SLOW_FACTOR * usual if isinstance(usual, int | float) else 0)
+def _stall_limit_ms(limits: Thresholds, usual_p95_ms: float | None) -> float:
+    """How long an open job may be quiet before it is stalled: ``stall_ms``, or SLOW_FACTOR
+    x the usual time of its next step (its p95), when longer."""
+    return max(limits.stall_ms, SLOW_FACTOR * usual_p95_ms if usual_p95_ms else 0)
