@@ -323,6 +323,8 @@ def parse_time_ms(text: str, now_ms: int) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+TIME_FORMS: Final = "10m, 2h, 1d, 16:42, an ISO-8601 date, or now"
+"""The forms of a point in time, for the messages that refuse one."""
 _TIME_OF_DAY: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?")
 TIME_OF_DAY_AHEAD_MS: Final = 3_600_000
 """A time of day is taken on the day of "now", or on the day before when that would put it
@@ -568,7 +570,7 @@ def parse_query(text: str, *, now_ms: int | None = None) -> Query:
                 moment = parse_time_ms(_unquote(value, value_start), now_ms)
                 if moment is None:
                     raise QueryError(
-                        f"bad time for {name}: (use 10m, 2h, 1d, 16:42, an ISO-8601 date, or now)",
+                        f"bad time for {name}: (use {TIME_FORMS})",
                         value_start,
                         value,
                     )

@@ -105,7 +105,7 @@ from emp_tui.history import (
 from emp_tui.lint import Linter
 from emp_tui.logindex import read_indexed
 from emp_tui.problems import StreamState
-from emp_tui.query import Query, QueryError, parse_duration_ms, parse_time_ms
+from emp_tui.query import TIME_FORMS, Query, QueryError, parse_duration_ms, parse_time_ms
 from emp_tui.sources import ConnectionState, RedisTail, SourceError, connect, find_shards_at
 from emp_tui.store import EventStore
 from emp_tui.text import clock, inert
@@ -430,9 +430,7 @@ class EmpTuiApp(App[int]):
         now = int(self.clock() * 1000)
         for name, value in (("--since", self.since), ("--until", self.until)):
             if value and parse_time_ms(value, now) is None:
-                raise ValueError(
-                    f"bad {name} {value!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
-                )
+                raise ValueError(f"bad {name} {value!r}: use {TIME_FORMS}")
 
     # -- the stream ---------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from emp_tui.analysis import (
 from emp_tui.events import TelemetryEvent
 from emp_tui.history import Holdings, JobHistory, Span, TimeRange, event_ms
 from emp_tui.history import now_ms as history_now_ms
-from emp_tui.query import Query, parse_duration_ms, parse_query, parse_time_ms
+from emp_tui.query import TIME_FORMS, Query, parse_duration_ms, parse_query, parse_time_ms
 from emp_tui.sources import merge
 from emp_tui.store import EventStore
 
@@ -441,15 +441,11 @@ class AppState:
         if until:
             until_ms = parse_time_ms(until, now)
             if until_ms is None:
-                raise ValueError(
-                    f"bad --until {until!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
-                )
+                raise ValueError(f"bad --until {until!r}: use {TIME_FORMS}")
         if since:
             since_ms = parse_time_ms(since, now)
             if since_ms is None:
-                raise ValueError(
-                    f"bad --since {since!r}: use 10m, 2h, 16:42, an ISO-8601 date or now"
-                )
+                raise ValueError(f"bad --since {since!r}: use {TIME_FORMS}")
         else:
             anchor = until_ms if until_ms is not None else self.holdings.last_ms
             since_ms = (now if anchor is None else anchor) - window_ms
