@@ -399,17 +399,17 @@ class Collector:
         added = [key for key in shard_keys(self.settings.stream, count) if key not in held]
         if not added:
             return
+        lanes = len(self.lanes) + len(added)
         log.warning(
             "the emitters of %s now record %d shards: reading %s too (%d lanes)%s",
             self.settings.stream,
             count,
             ", ".join(added),
-            len(self.lanes) + len(added),
+            lanes,
             f"; EMP_EVENTS_SHARDS={self.settings.shards} is out of date"
             if self.settings.shards_given
             else "",
         )
-        lanes = len(self.lanes) + len(added)
         for lane in self.lanes:
             lane.reader.read_count = _lane_read(self.settings, lanes)
         for key in added:

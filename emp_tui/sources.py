@@ -445,9 +445,9 @@ class RedisTail:
         events, and are kept). Each is read from where this tail began (less
         ``SHARD_SKEW_MS``), so what was written there before the move was noticed comes too.
         Returns the keys added."""
-        added = [key for key in dict.fromkeys(keys) if key not in self.positions]
         if self._closed:
             return []
+        added = [key for key in dict.fromkeys(keys) if key not in self.positions]
         for key in added:
             self.keys.append(key)
             self.positions[key] = f"{max(self._origin_ms, 0)}-0"

@@ -1348,8 +1348,8 @@ class EmpTuiApp(App[int]):
                     timeout=20,
                 )
             return
-        added = [] if tail is None else tail.add_keys(shard_keys(stream, recorded))
-        if not added or tail is None:
+        added = tail.add_keys(shard_keys(stream, recorded)) if tail is not None else []
+        if tail is None or not added:
             return
         self._tail_keys = list(tail.keys)
         self.notify(

@@ -459,9 +459,9 @@ class AppState:
         else the base range (None: not decided yet)."""
         query = self.query if query is None else query
         base = self.base_range
-        found = self.found_span
-        if found is not None and found[0] == query.text:
-            return found[1]
+        found = self._found_for(query)
+        if found is not None:
+            return found
         if base is None and query.since_ms is None and query.until_ms is None:
             return None
         since = query.since_ms
@@ -476,12 +476,14 @@ class AppState:
         """Where the base range ends (``--until``) when that is what ends the range shown
         (no ``until:`` in the filter, no job's span found in the logs); else None."""
         base = self.base_range
-        found = self.found_span
-        if base is None or self.query.until_ms is not None:
-            return None
-        if found is not None and found[0] == self.query.text:
+        if base is None or self.query.until_ms is not None or self._found_for(self.query):
             return None
         return base.until_ms
+
+    def _found_for(self, query: Query) -> TimeRange | None:
+        """The span the logs' search found for ``query``'s IDs, while it is the filter's."""
+        found = self.found_span
+        return found[1] if found is not None and found[0] == query.text else None
 
     def seeks_ids(self, query: Query) -> bool:
         """Whether the logs are to be searched for ``query``'s events: it names IDs (the

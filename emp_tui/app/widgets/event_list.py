@@ -334,8 +334,8 @@ class EventList(ScrollView, can_focus=True):
 
     def set_closed(self, why: str | None) -> None:
         """The shown range ends in the past (``why`` says where, and how to follow again): the
-        list stops following, and its subtitle says so; None: it may follow again (and does
-        when it did before the range was closed)."""
+        list stops following, and its subtitle says so; None: a list that was closed follows
+        again."""
         was, self._range_closed = self._range_closed, why
         if why is not None:
             self.follow = False
