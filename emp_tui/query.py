@@ -325,7 +325,7 @@ def parse_time_ms(text: str, now_ms: int) -> int | None:
 
 TIME_FORMS: Final = "10m, 2h, 1d, 16:42, an ISO-8601 date, or now"
 """The forms of a point in time, for the messages that refuse one."""
-_TIME_OF_DAY: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?")
+_TIME_OF_DAY: Final = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?", re.ASCII)
 TIME_OF_DAY_AHEAD_MS: Final = 3_600_000
 """A time of day is taken on the day of "now", or on the day before when that would put it
 more than this far after "now" (``until:16:50`` at 16:45 is today's; ``since:23:00`` at

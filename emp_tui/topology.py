@@ -243,8 +243,10 @@ def recorded_shards(value: object) -> int | None:
     count."""
     if value is None:
         return None
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_SHARDS else None
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        return None
+    return int(text) if 1 <= int(text) <= MAX_SHARDS else None
 
 
 def _found_shards(client: SyncClient, stream: str) -> list[int]:

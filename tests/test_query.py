@@ -421,7 +421,10 @@ def test_a_time_of_day_is_the_latest_one_in_utc(text: str, now: str, expected: s
     assert query.since_ms == ms(expected)
 
 
-@pytest.mark.parametrize("text", ["24:00", "16:60", "16:42:61", "1642", "16:4", "16:42:05.1234"])
+@pytest.mark.parametrize(
+    "text",
+    ["24:00", "16:60", "16:42:61", "1642", "16:4", "16:42:05.1234", "\u0661\u0666:\u0664\u0662"],
+)
 def test_what_is_not_a_time_of_day_is_refused_by_name(text: str) -> None:
     assert parse_time_ms(text, 1_796_000_000_000) is None
     with pytest.raises(QueryError, match=r"bad time for until:.*16:42"):

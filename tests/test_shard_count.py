@@ -17,7 +17,13 @@ from collector_helpers import CollectorProcess, base_env, read_lines, wait_until
 from redisproc import RedisProcess
 
 from emp_tui.telemetry import EventClient
-from emp_tui.topology import client_for_url, find_shards, shard_keys, trim_policy_key
+from emp_tui.topology import (
+    client_for_url,
+    find_shards,
+    recorded_shards,
+    shard_keys,
+    trim_policy_key,
+)
 
 STREAM = "emp:events"
 JOBS = [f"job_{n}" for n in range(24)]
@@ -215,3 +221,23 @@ def test_a_running_collector_reads_the_shards_the_emitters_move_to(
     finally:
         admin.close()
     assert sorted(jobs_written()) == sorted(JOBS * 2)  # each event once
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [
+        (b"4", 4),
+        ("16", 16),
+        (None, None),
+        (b"\xff\xfe", None),  # not UTF-8
+        (b"0", None),
+        (b"-3", None),
+        (b"1e3", None),
+        (b"\xd9\xa4", None),  # an Arabic-Indic 4: a digit, not a count
+        (b"9" * 5000, None),  # past the limit int() puts on digits
+        (str(10**6).encode(), None),  # past MAX_SHARDS
+    ],
+)
+def test_a_recorded_count_is_read_only_when_it_is_one(value: object, count: int | None) -> None:
+    """What an emitter (or anyone) left in the record: a count, or nothing to follow."""
+    assert recorded_shards(value) == count
